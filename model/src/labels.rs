@@ -129,10 +129,13 @@ pub fn attribute_to_label_name(name: &str) -> String {
     if name.starts_with(|c: char| c.is_ascii_digit()) {
         out.push('_');
     }
-    out.extend(
-        name.chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' }),
-    );
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' {
+            c
+        } else {
+            '_'
+        }
+    }));
     out
 }
 
@@ -174,7 +177,10 @@ pub fn index_labels_from_resource(resource: &[(String, String)]) -> Labels {
         .filter(|(k, _)| INDEXED_RESOURCE_ATTRIBUTES.contains(&k.as_str()))
         .map(|(k, v)| (attribute_to_label_name(k), v.clone()))
         .collect();
-    if !pairs.iter().any(|(k, v)| k == "service_name" && !v.is_empty()) {
+    if !pairs
+        .iter()
+        .any(|(k, v)| k == "service_name" && !v.is_empty())
+    {
         pairs.push(("service_name".into(), UNKNOWN_SERVICE.into()));
     }
     Labels::from_pairs(pairs)
@@ -205,7 +211,10 @@ mod tests {
         assert_eq!(l.get("service_name"), Some("checkout"));
         assert_eq!(l.get("k8s_pod_name"), Some("checkout-7d9"));
         assert_eq!(l.get("process_pid"), None);
-        assert_eq!(index_labels_from_resource(&[]).get("service_name"), Some(UNKNOWN_SERVICE));
+        assert_eq!(
+            index_labels_from_resource(&[]).get("service_name"),
+            Some(UNKNOWN_SERVICE)
+        );
     }
 
     #[test]

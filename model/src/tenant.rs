@@ -22,8 +22,14 @@ pub enum TenantError {
     Empty,
     #[error("tenant id is {len} bytes long, the limit is {MAX_TENANT_LEN}")]
     TooLong { len: usize },
-    #[error("tenant id {id:?} has the illegal character {ch:?} at byte {position}; allowed are letters, digits and -_.")]
-    IllegalCharacter { id: String, ch: char, position: usize },
+    #[error(
+        "tenant id {id:?} has the illegal character {ch:?} at byte {position}; allowed are letters, digits and -_."
+    )]
+    IllegalCharacter {
+        id: String,
+        ch: char,
+        position: usize,
+    },
     #[error("tenant id {0:?} is reserved")]
     Reserved(String),
 }
@@ -107,9 +113,16 @@ mod tests {
         assert!(matches!(TenantId::new(".."), Err(TenantError::Reserved(_))));
         assert!(matches!(
             TenantId::new("a/b"),
-            Err(TenantError::IllegalCharacter { ch: '/', position: 1, .. })
+            Err(TenantError::IllegalCharacter {
+                ch: '/',
+                position: 1,
+                ..
+            })
         ));
-        assert!(matches!(TenantId::new("x y"), Err(TenantError::IllegalCharacter { .. })));
+        assert!(matches!(
+            TenantId::new("x y"),
+            Err(TenantError::IllegalCharacter { .. })
+        ));
         assert!(matches!(
             TenantId::new("a".repeat(151)),
             Err(TenantError::TooLong { len: 151 })

@@ -227,7 +227,10 @@ fn create_segment(dir: &Path, first_seq: u64) -> Result<(SegmentInfo, BufWriter<
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io_err(dir))?;
-    Ok((SegmentInfo { first_seq, path }, BufWriter::with_capacity(1 << 20, f)))
+    Ok((
+        SegmentInfo { first_seq, path },
+        BufWriter::with_capacity(1 << 20, f),
+    ))
 }
 
 fn list_segments(dir: &Path) -> Result<Vec<SegmentInfo>, WalError> {
@@ -273,7 +276,10 @@ fn read_segment(
         };
     }
     if &data[..SEGMENT_MAGIC.len()] != SEGMENT_MAGIC {
-        return Err(corrupt(0, "bad magic (not a sightline wal v1 segment)".into()));
+        return Err(corrupt(
+            0,
+            "bad magic (not a sightline wal v1 segment)".into(),
+        ));
     }
     let mut pos = SEGMENT_MAGIC.len();
     while pos < data.len() {
@@ -347,8 +353,16 @@ mod tests {
         assert_eq!(
             seen,
             vec![
-                WalRecord { seq: 1, kind: 1, payload: b"one".to_vec() },
-                WalRecord { seq: 2, kind: 2, payload: vec![] },
+                WalRecord {
+                    seq: 1,
+                    kind: 1,
+                    payload: b"one".to_vec()
+                },
+                WalRecord {
+                    seq: 2,
+                    kind: 2,
+                    payload: vec![]
+                },
             ]
         );
         assert_eq!(wal.append(1, b"three").unwrap(), 3);
@@ -364,7 +378,12 @@ mod tests {
         drop(wal);
         let path = segment_path(dir.path(), 1);
         let len = fs::metadata(&path).unwrap().len();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(len - 3).unwrap();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
         let (mut wal, seen) = reopen(dir.path());
         assert_eq!(seen.len(), 1);
         assert_eq!(seen[0].payload, b"kept");
@@ -390,7 +409,10 @@ mod tests {
         fs::write(&first, bytes).unwrap();
         let err = Wal::open(dir.path(), WalOptions::default(), |_| {}).unwrap_err();
         assert!(err.to_string().contains("checksum mismatch"), "{err}");
-        assert!(err.to_string().contains("00000000000000000001.wal"), "{err}");
+        assert!(
+            err.to_string().contains("00000000000000000001.wal"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -429,11 +451,22 @@ mod tests {
         if !golden.exists() {
             fs::write(&golden, &written).unwrap();
         }
-        assert_eq!(written, fs::read(&golden).unwrap(), "segment format changed");
+        assert_eq!(
+            written,
+            fs::read(&golden).unwrap(),
+            "segment format changed"
+        );
         fs::copy(&golden, segment_path(dir.path(), 1)).unwrap();
         drop(wal);
         let mut seen = Vec::new();
         Wal::open(dir.path(), WalOptions::default(), |r| seen.push(r)).unwrap();
-        assert_eq!(seen[1], WalRecord { seq: 2, kind: 7, payload: vec![0, 1, 2, 255] });
+        assert_eq!(
+            seen[1],
+            WalRecord {
+                seq: 2,
+                kind: 7,
+                payload: vec![0, 1, 2, 255]
+            }
+        );
     }
 }
