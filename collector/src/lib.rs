@@ -1,0 +1,17 @@
+//! Receivers: turn what clients send (OTLP, Loki push, syslog) into [`sightline_model`]
+//! batches and hand them to the ingest path.
+//!
+//! One module per source, each with its decoder, its receiver (HTTP routes, gRPC service or
+//! socket listener) and its tests. A receiver answers a client only after
+//! [`IngestHandle::ingest`] returned, i.e. after the batch is in the write-ahead log. This
+//! crate never touches storage itself: it knows only the [`IngestHandle`] channel.
+
+pub mod ingest;
+pub mod loki_push;
+pub mod metrics;
+pub mod otlp;
+pub mod syslog;
+pub mod tenant;
+
+pub use ingest::{IngestError, IngestHandle, IngestRequest};
+pub use metrics::CollectorMetrics;
