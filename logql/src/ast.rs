@@ -1,0 +1,498 @@
+//! The syntax tree of the supported LogQL subset.
+//!
+//! Regexes are compiled once, when the tree is built, so that evaluation never fails on them
+//! and never recompiles per entry. Equality of nodes compares the query text's meaning (names,
+//! operators, values), not the compiled regexes.
+
+use regex::Regex;
+use sightline_model::Labels;
+
+/// A whole query: either a log query (returns lines) or a metric query (returns numbers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// Returns log lines, grouped into streams.
+    Log(LogExpr),
+    /// Returns numbers over time.
+    Metric(MetricExpr),
+}
+
+/// A stream selector followed by pipeline stages: `{app="api"} |= "error" | json`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogExpr {
+    /// The selector's matchers; at least one of them does not match the empty value.
+    pub matchers: Vec<Matcher>,
+    /// The pipeline, applied in order to every selected entry.
+    pub stages: Vec<Stage>,
+}
+
+impl LogExpr {
+    /// The line filters a store may use as a prefilter: those before the first other stage.
+    /// Later ones may apply to a line rewritten by `line_format`, so they stay in the engine.
+    pub fn pushdown_line_filters(&self) -> Vec<LineFilter> {
+        self.stages
+            .iter()
+            .map_while(|stage| match stage {
+                Stage::LineFilter(filter) => Some(filter.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether every stage is a line filter (so the pipeline never changes labels or lines).
+    pub fn has_only_line_filters(&self) -> bool {
+        self.stages
+            .iter()
+            .all(|stage| matches!(stage, Stage::LineFilter(_)))
+    }
+
+    /// Whether a stream's labels satisfy every matcher of the selector.
+    pub fn matches_stream(&self, labels: &Labels) -> bool {
+        self.matchers.iter().all(|m| m.matches_labels(labels))
+    }
+}
+
+/// A label matcher operator, as in a stream selector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchOp {
+    /// `=`
+    Eq,
+    /// `!=`
+    Neq,
+    /// `=~`
+    Re,
+    /// `!~`
+    Nre,
+}
+
+impl MatchOp {
+    /// The operator as written in a query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Eq => "=",
+            MatchOp::Neq => "!=",
+            MatchOp::Re => "=~",
+            MatchOp::Nre => "!~",
+        }
+    }
+}
+
+/// `name op "value"`; used in selectors and as a string label filter.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    /// The label name.
+    pub name: String,
+    pub op: MatchOp,
+    /// The value or, for `=~`/`!~`, the regex as written.
+    pub value: String,
+    /// Compiled for `=~`/`!~`, fully anchored (`^(?s:value)$`) like Prometheus and Loki.
+    regex: Option<Regex>,
+}
+
+impl Matcher {
+    /// Builds a matcher, compiling the regex of `=~`/`!~`.
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, regex::Error> {
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Re | MatchOp::Nre => Some(Regex::new(&format!("^(?s:{value})$"))?),
+            MatchOp::Eq | MatchOp::Neq => None,
+        };
+        Ok(Self {
+            name: name.into(),
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// Whether a label value satisfies the matcher; pass `""` for an absent label.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Eq => value == self.value,
+            MatchOp::Neq => value != self.value,
+            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::Nre => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Whether the label named by the matcher satisfies it (absent counts as empty).
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+impl PartialEq for Matcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+/// A line filter operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFilterOp {
+    /// `|=`: the line contains the value (case-sensitive).
+    Contains,
+    /// `!=`: the line does not contain the value.
+    NotContains,
+    /// `|~`: the regex matches somewhere in the line.
+    Regex,
+    /// `!~`: the regex matches nowhere in the line.
+    NotRegex,
+}
+
+impl LineFilterOp {
+    /// The operator as written in a query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LineFilterOp::Contains => "|=",
+            LineFilterOp::NotContains => "!=",
+            LineFilterOp::Regex => "|~",
+            LineFilterOp::NotRegex => "!~",
+        }
+    }
+}
+
+/// `|= "text"`, `!= "text"`, `|~ "re"`, `!~ "re"`.
+#[derive(Debug, Clone)]
+pub struct LineFilter {
+    pub op: LineFilterOp,
+    /// The substring or, for `|~`/`!~`, the regex as written.
+    pub value: String,
+    /// Compiled for the regex operators, unanchored as in Loki.
+    regex: Option<Regex>,
+}
+
+impl LineFilter {
+    /// Builds a line filter, compiling the regex of `|~`/`!~`.
+    pub fn new(op: LineFilterOp, value: impl Into<String>) -> Result<Self, regex::Error> {
+        let value = value.into();
+        let regex = match op {
+            LineFilterOp::Regex | LineFilterOp::NotRegex => Some(Regex::new(&value)?),
+            LineFilterOp::Contains | LineFilterOp::NotContains => None,
+        };
+        Ok(Self { op, value, regex })
+    }
+
+    /// Whether the line passes the filter.
+    pub fn matches(&self, line: &str) -> bool {
+        match self.op {
+            LineFilterOp::Contains => line.contains(self.value.as_str()),
+            LineFilterOp::NotContains => !line.contains(self.value.as_str()),
+            LineFilterOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(line)),
+            LineFilterOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(line)),
+        }
+    }
+}
+
+impl PartialEq for LineFilter {
+    fn eq(&self, other: &Self) -> bool {
+        self.op == other.op && self.value == other.value
+    }
+}
+
+/// One stage of a log pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stage {
+    /// `|= "x"` and friends.
+    LineFilter(LineFilter),
+    /// `| json`: extract every scalar field, nested objects flattened with `_`.
+    Json,
+    /// `| logfmt`: extract `key=value` pairs.
+    Logfmt,
+    /// `| label filter expression`.
+    LabelFilter(LabelFilter),
+    /// `| line_format "…"`.
+    LineFormat(LineTemplate),
+}
+
+/// A comparison for numeric and duration label filters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumericOp {
+    /// `=` or `==`
+    Eq,
+    /// `!=`
+    Neq,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+}
+
+impl NumericOp {
+    /// Applies the comparison `left op right`.
+    pub fn compare(self, left: f64, right: f64) -> bool {
+        match self {
+            NumericOp::Eq => left == right,
+            NumericOp::Neq => left != right,
+            NumericOp::Gt => left > right,
+            NumericOp::Ge => left >= right,
+            NumericOp::Lt => left < right,
+            NumericOp::Le => left <= right,
+        }
+    }
+}
+
+/// A label filter expression: `| status >= 500 and method = "GET"`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelFilter {
+    /// Both hold (`and`, `,` or juxtaposition); binds tighter than `or`.
+    And(Box<LabelFilter>, Box<LabelFilter>),
+    /// Either holds.
+    Or(Box<LabelFilter>, Box<LabelFilter>),
+    /// `name =|!=|=~|!~ "value"`: an absent label counts as empty.
+    String(Matcher),
+    /// `name op 42.5`: the label value is parsed as a float.
+    Number {
+        /// The label compared.
+        name: String,
+        op: NumericOp,
+        value: f64,
+    },
+    /// `name op 250ms`: the label value is parsed as a duration; compared in seconds.
+    Duration {
+        /// The label compared.
+        name: String,
+        op: NumericOp,
+        seconds: f64,
+    },
+}
+
+/// A `line_format` template. Only `{{.name}}` / `{{ .name }}` substitutions are supported,
+/// not Go's full template language (no functions, pipelines, conditionals or `__line__`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineTemplate {
+    /// The template as written in the query.
+    pub source: String,
+    parts: Vec<TemplatePart>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum TemplatePart {
+    Text(String),
+    Label(String),
+}
+
+impl LineTemplate {
+    /// Parses a template; the error names the unsupported action.
+    pub fn parse(source: &str) -> Result<Self, String> {
+        let mut parts = Vec::new();
+        let mut rest = source;
+        while let Some(open) = rest.find("{{") {
+            if open > 0 {
+                parts.push(TemplatePart::Text(rest[..open].to_string()));
+            }
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| "line_format template has an unclosed action {{".to_string())?;
+            let action = after[..close].trim();
+            let name = action
+                .strip_prefix('.')
+                .filter(|name| sightline_model::is_valid_label_name(name))
+                .ok_or_else(|| {
+                    format!(
+                        "line_format action {{{{{}}}}} is not supported; only {{{{.label}}}} substitution is",
+                        &after[..close]
+                    )
+                })?;
+            parts.push(TemplatePart::Label(name.to_string()));
+            rest = &after[close + 2..];
+        }
+        if !rest.is_empty() {
+            parts.push(TemplatePart::Text(rest.to_string()));
+        }
+        Ok(Self {
+            source: source.to_string(),
+            parts,
+        })
+    }
+
+    /// Renders the template; a label `lookup` does not find renders as the empty string.
+    pub fn render<'a>(&self, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+        let mut out = String::with_capacity(self.source.len() + 32);
+        for part in &self.parts {
+            match part {
+                TemplatePart::Text(text) => out.push_str(text),
+                TemplatePart::Label(name) => out.push_str(lookup(name).unwrap_or("")),
+            }
+        }
+        out
+    }
+}
+
+/// A metric query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MetricExpr {
+    /// A function over log entries in a sliding window.
+    Range(RangeAggregation),
+    /// An aggregation across the series of an inner metric expression.
+    Vector(VectorAggregation),
+}
+
+/// A function over a range of log entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeOp {
+    /// `count_over_time`: entries in the window.
+    CountOverTime,
+    /// `rate`: entries in the window per second.
+    Rate,
+    /// `bytes_over_time`: line bytes in the window.
+    BytesOverTime,
+    /// `bytes_rate`: line bytes in the window per second.
+    BytesRate,
+}
+
+impl RangeOp {
+    /// The function name as written in a query.
+    pub fn name(self) -> &'static str {
+        match self {
+            RangeOp::CountOverTime => "count_over_time",
+            RangeOp::Rate => "rate",
+            RangeOp::BytesOverTime => "bytes_over_time",
+            RangeOp::BytesRate => "bytes_rate",
+        }
+    }
+
+    /// Whether the function needs the lines (their sizes), not just the timestamps.
+    pub fn needs_lines(self) -> bool {
+        matches!(self, RangeOp::BytesOverTime | RangeOp::BytesRate)
+    }
+}
+
+/// `count_over_time({app="api"} |= "error" [5m] offset 1h)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RangeAggregation {
+    pub op: RangeOp,
+    /// The log query whose entries are counted.
+    pub log: LogExpr,
+    /// The window length, > 0.
+    pub range_ns: i64,
+    /// How far the window is shifted into the past (0 without `offset`).
+    pub offset_ns: i64,
+}
+
+/// An aggregation across series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorOp {
+    /// Sum, avg, min, max and count of the group's values at each step.
+    Sum,
+    Avg,
+    Min,
+    Max,
+    Count,
+    /// `topk(k, …)`: the k largest series of each group, at each step.
+    Topk(usize),
+    /// `bottomk(k, …)`: the k smallest series of each group, at each step.
+    Bottomk(usize),
+}
+
+/// `by (a, b)` or `without (a, b)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grouping {
+    /// True for `without`: group by every label except the listed ones.
+    pub without: bool,
+    /// The label names listed.
+    pub labels: Vec<String>,
+}
+
+impl Grouping {
+    /// The group a series with `labels` belongs to.
+    pub fn group_labels(&self, labels: &Labels) -> Labels {
+        Labels::from_pairs(
+            labels
+                .iter()
+                .filter(|(name, _)| self.labels.iter().any(|l| l == name) != self.without),
+        )
+    }
+}
+
+/// `sum by (service_name) (rate(…))`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorAggregation {
+    pub op: VectorOp,
+    /// `None` aggregates everything into one group (for topk/bottomk: one ranking).
+    pub grouping: Option<Grouping>,
+    /// The expression aggregated.
+    pub inner: Box<MetricExpr>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matchers_are_fully_anchored_and_treat_absent_as_empty() {
+        let re = Matcher::new("app", MatchOp::Re, "api|web").unwrap();
+        assert!(re.matches("api"));
+        assert!(!re.matches("api2"));
+        assert!(!re.matches("my-api"));
+        let nre = Matcher::new("app", MatchOp::Nre, "a.*").unwrap();
+        assert!(nre.matches("b"));
+        assert!(!nre.matches("abc"));
+        let neq = Matcher::new("env", MatchOp::Neq, "prod").unwrap();
+        assert!(neq.matches_labels(&Labels::default()));
+        let eq_empty = Matcher::new("env", MatchOp::Eq, "").unwrap();
+        assert!(eq_empty.matches_labels(&Labels::from_pairs([("app", "x")])));
+    }
+
+    #[test]
+    fn line_filters_are_case_sensitive_and_unanchored() {
+        let contains = LineFilter::new(LineFilterOp::Contains, "Error").unwrap();
+        assert!(contains.matches("an Error here"));
+        assert!(!contains.matches("an error here"));
+        let re = LineFilter::new(LineFilterOp::Regex, "err(or)?").unwrap();
+        assert!(re.matches("some error"));
+        let nre = LineFilter::new(LineFilterOp::NotRegex, "^debug").unwrap();
+        assert!(nre.matches("info: debug"));
+        assert!(!nre.matches("debug: x"));
+        assert!(
+            LineFilter::new(LineFilterOp::NotContains, "x")
+                .unwrap()
+                .matches("abc")
+        );
+    }
+
+    #[test]
+    fn templates_substitute_labels_only() {
+        let t = LineTemplate::parse("{{.level}}: {{ .msg }} ({{.missing}})").unwrap();
+        let labels = Labels::from_pairs([("level", "warn"), ("msg", "disk full")]);
+        assert_eq!(t.render(|n| labels.get(n)), "warn: disk full ()");
+        assert!(LineTemplate::parse("{{ .a | upper }}").is_err());
+        assert!(LineTemplate::parse("{{if .a}}x{{end}}").is_err());
+        assert!(LineTemplate::parse("oops {{.a").is_err());
+        assert_eq!(
+            LineTemplate::parse("plain }} text")
+                .unwrap()
+                .render(|_| None),
+            "plain }} text"
+        );
+    }
+
+    #[test]
+    fn grouping_keeps_or_drops_the_listed_labels() {
+        let labels = Labels::from_pairs([("a", "1"), ("b", "2"), ("c", "3")]);
+        let by = Grouping {
+            without: false,
+            labels: vec!["a".into(), "c".into()],
+        };
+        assert_eq!(
+            by.group_labels(&labels),
+            Labels::from_pairs([("a", "1"), ("c", "3")])
+        );
+        let without = Grouping {
+            without: true,
+            labels: vec!["a".into()],
+        };
+        assert_eq!(
+            without.group_labels(&labels),
+            Labels::from_pairs([("b", "2"), ("c", "3")])
+        );
+    }
+}

@@ -1,0 +1,1219 @@
+//! Evaluates parsed queries against a [`LogSource`].
+//!
+//! - Log queries select `[start, end)`, run the pipeline and keep the first `limit` entries in
+//!   the requested direction, grouped into streams by their result labels.
+//! - Metric queries evaluate at steps `start, start + step, …` up to and including `end`. At
+//!   step `t` a range function sees the window `(t - range - offset, t - offset]`. The whole
+//!   span is selected once; each series' timestamps are sorted and swept with two pointers, so
+//!   overlapping windows (range > step) cost no rescans. A series with no entries in a window
+//!   has no point at that step, as in Loki.
+//! - Vector aggregations group per step by `by`/`without` labels; `topk`/`bottomk` keep the k
+//!   extreme series per group and step, with their own labels (Prometheus semantics).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use sightline_model::{Labels, TenantId};
+
+use crate::ast::{
+    Expr, LogExpr, MetricExpr, RangeAggregation, RangeOp, VectorAggregation, VectorOp,
+};
+use crate::pipeline::Pipeline;
+use crate::source::{Direction, Entry, LogSource, SelectRequest, SourceError};
+
+/// Default cap on the series (or streams) one query may build.
+pub const DEFAULT_MAX_SERIES: usize = 10_000;
+/// Most steps a range query may have, as in Prometheus.
+pub const MAX_STEPS: i64 = 11_000;
+
+/// The answer to a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryResult {
+    /// A log query's streams, sorted by labels.
+    Streams(Vec<Stream>),
+    /// A metric range query's series, sorted by labels.
+    Matrix(Vec<Series>),
+    /// A metric instant query's samples, sorted by labels.
+    Vector(Vec<Sample>),
+}
+
+/// Log entries sharing one set of result labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stream {
+    /// Stream labels plus labels extracted by the pipeline.
+    pub labels: Labels,
+    /// `(timestamp_ns, line)`, ordered by the query's direction.
+    pub entries: Vec<(i64, String)>,
+}
+
+/// One series of a range query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// The series' labels after the pipeline and any aggregation.
+    pub labels: Labels,
+    /// `(timestamp_ns, value)`, ascending; steps without data are absent.
+    pub points: Vec<(i64, f64)>,
+}
+
+/// One sample of an instant query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// The series' labels after the pipeline and any aggregation.
+    pub labels: Labels,
+    /// The evaluation time.
+    pub timestamp_ns: i64,
+    /// The value at that time.
+    pub value: f64,
+}
+
+/// Why a query could not be evaluated.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    #[error("log store error: {0}")]
+    /// The store failed.
+    Source(#[from] SourceError),
+    #[error(
+        "maximum number of series ({limit}) reached for a single query; narrow the selector or aggregate, e.g. sum by (service_name) (...)"
+    )]
+    /// More series or streams than [`Engine::max_series`].
+    TooManySeries {
+        /// The limit in force.
+        limit: usize,
+    },
+    #[error(
+        "zero or negative query resolution step widths are not accepted; try a positive integer"
+    )]
+    /// `step <= 0` for a metric range query.
+    NonPositiveStep,
+    #[error("end timestamp must not be before start time")]
+    /// `end < start`.
+    EndBeforeStart,
+    #[error(
+        "exceeded maximum resolution of {MAX_STEPS} points per timeseries ({steps} requested); try increasing the step"
+    )]
+    /// More than [`MAX_STEPS`] steps.
+    TooManySteps {
+        /// The number of steps asked for.
+        steps: i128,
+    },
+    #[error("limit must be a positive value")]
+    /// `limit == 0` for a log query.
+    NonPositiveLimit,
+    #[error("log queries are not supported as an instant query; use query_range")]
+    /// A log query run as an instant query.
+    InstantLogQuery,
+}
+
+/// The evaluator, with its resource limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Engine {
+    /// Most series (metric queries, before aggregation) or streams (log queries) one query
+    /// may build.
+    pub max_series: usize,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self {
+            max_series: DEFAULT_MAX_SERIES,
+        }
+    }
+}
+
+/// [`Engine::query_range`] with the default limits.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "mirrors Loki's query_range parameters"
+)]
+pub fn query_range(
+    source: &dyn LogSource,
+    tenant: &TenantId,
+    expr: &Expr,
+    start_ns: i64,
+    end_ns: i64,
+    step_ns: i64,
+    limit: usize,
+    direction: Direction,
+) -> Result<QueryResult, EvalError> {
+    Engine::default().query_range(
+        source, tenant, expr, start_ns, end_ns, step_ns, limit, direction,
+    )
+}
+
+/// [`Engine::query_instant`] with the default limits.
+pub fn query_instant(
+    source: &dyn LogSource,
+    tenant: &TenantId,
+    expr: &Expr,
+    time_ns: i64,
+    limit: usize,
+    direction: Direction,
+) -> Result<QueryResult, EvalError> {
+    Engine::default().query_instant(source, tenant, expr, time_ns, limit, direction)
+}
+
+/// The evaluation steps of a metric query: `start + i * step` for `i < count`.
+#[derive(Debug, Clone, Copy)]
+struct Steps {
+    start: i64,
+    step: i64,
+    count: usize,
+}
+
+impl Steps {
+    fn at(&self, index: usize) -> i64 {
+        // Computed wide: `index * step` alone may overflow although the sum is within
+        // `[start, end]`, which bounds the result to i64.
+        (i128::from(self.start) + index as i128 * i128::from(self.step)) as i64
+    }
+}
+
+/// A series during evaluation: points keyed by step index, ascending.
+#[derive(Debug, Clone)]
+struct StepSeries {
+    labels: Labels,
+    points: Vec<(usize, f64)>,
+}
+
+impl Engine {
+    /// An engine allowing at most `max_series` series or streams per query.
+    pub fn new(max_series: usize) -> Self {
+        Self { max_series }
+    }
+
+    /// Evaluates a query over `[start_ns, end_ns]`: a log query returns streams (from
+    /// `[start, end)`, at most `limit` entries, `step_ns` unused), a metric query a matrix
+    /// (`limit` and `direction` unused).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "mirrors Loki's query_range parameters"
+    )]
+    pub fn query_range(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        expr: &Expr,
+        start_ns: i64,
+        end_ns: i64,
+        step_ns: i64,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<QueryResult, EvalError> {
+        if end_ns < start_ns {
+            return Err(EvalError::EndBeforeStart);
+        }
+        match expr {
+            Expr::Log(log) => {
+                if limit == 0 {
+                    return Err(EvalError::NonPositiveLimit);
+                }
+                let streams =
+                    self.select_logs(source, tenant, log, start_ns, end_ns, limit, direction)?;
+                Ok(QueryResult::Streams(streams))
+            }
+            Expr::Metric(metric) => {
+                if step_ns <= 0 {
+                    return Err(EvalError::NonPositiveStep);
+                }
+                let steps = (i128::from(end_ns) - i128::from(start_ns)) / i128::from(step_ns) + 1;
+                if steps > i128::from(MAX_STEPS) {
+                    return Err(EvalError::TooManySteps { steps });
+                }
+                let steps = Steps {
+                    start: start_ns,
+                    step: step_ns,
+                    // At most MAX_STEPS here.
+                    count: steps as usize,
+                };
+                let mut matrix: Vec<Series> = self
+                    .eval_metric(source, tenant, metric, steps)?
+                    .into_iter()
+                    .filter(|s| !s.points.is_empty())
+                    .map(|s| Series {
+                        labels: s.labels,
+                        points: s
+                            .points
+                            .into_iter()
+                            .map(|(i, v)| (steps.at(i), v))
+                            .collect(),
+                    })
+                    .collect();
+                matrix.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Ok(QueryResult::Matrix(matrix))
+            }
+        }
+    }
+
+    /// Evaluates a metric query at one instant. Log queries are rejected, as in modern Loki.
+    pub fn query_instant(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        expr: &Expr,
+        time_ns: i64,
+        _limit: usize,
+        _direction: Direction,
+    ) -> Result<QueryResult, EvalError> {
+        let Expr::Metric(metric) = expr else {
+            return Err(EvalError::InstantLogQuery);
+        };
+        let steps = Steps {
+            start: time_ns,
+            step: 1,
+            count: 1,
+        };
+        let mut vector: Vec<Sample> = self
+            .eval_metric(source, tenant, metric, steps)?
+            .into_iter()
+            .filter_map(|s| {
+                let (_, value) = s.points.first().copied()?;
+                Some(Sample {
+                    labels: s.labels,
+                    timestamp_ns: time_ns,
+                    value,
+                })
+            })
+            .collect();
+        vector.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(QueryResult::Vector(vector))
+    }
+
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one query's parameters, passed through"
+    )]
+    fn select_logs(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        log: &LogExpr,
+        start_ns: i64,
+        end_ns: i64,
+        limit: usize,
+        direction: Direction,
+    ) -> Result<Vec<Stream>, EvalError> {
+        let line_filters = log.pushdown_line_filters();
+        let request = SelectRequest {
+            tenant,
+            matchers: &log.matchers,
+            line_filters: &line_filters,
+            start_ns,
+            end_ns,
+            direction,
+            needs_line: true,
+        };
+        let pipeline = Pipeline::new(&log.stages);
+        let mut table: SeriesTable<(i64, String)> = SeriesTable::new(self.max_series);
+        let mut selector = StreamCheck::default();
+        let mut accepted = 0;
+        for entry in source.select(&request)? {
+            let entry = entry?;
+            if entry.timestamp_ns < start_ns
+                || entry.timestamp_ns >= end_ns
+                || !selector.matches(log, &entry)
+            {
+                continue;
+            }
+            let Some(processed) = pipeline.process(&entry.line, &entry.labels, &entry.metadata)
+            else {
+                continue;
+            };
+            table
+                .slot(&entry.labels, processed.labels)?
+                .push((entry.timestamp_ns, processed.line.into_owned()));
+            accepted += 1;
+            if accepted == limit {
+                break;
+            }
+        }
+        let mut streams: Vec<Stream> = table
+            .into_series()
+            .map(|(labels, mut entries)| {
+                // Stable: entries with equal timestamps keep the store's order.
+                match direction {
+                    Direction::Forward => entries.sort_by_key(|e| e.0),
+                    Direction::Backward => entries.sort_by_key(|e| std::cmp::Reverse(e.0)),
+                }
+                Stream { labels, entries }
+            })
+            .collect();
+        streams.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(streams)
+    }
+
+    fn eval_metric(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        expr: &MetricExpr,
+        steps: Steps,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        match expr {
+            MetricExpr::Range(agg) => self.eval_range(source, tenant, agg, steps),
+            MetricExpr::Vector(agg) => {
+                let inner = self.eval_metric(source, tenant, &agg.inner, steps)?;
+                Ok(aggregate(agg, inner, steps.count))
+            }
+        }
+    }
+
+    fn eval_range(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        agg: &RangeAggregation,
+        steps: Steps,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        let log = &agg.log;
+        let last_step = steps.at(steps.count.saturating_sub(1));
+        // The union of all windows (t - range - offset, t - offset] as a half-open interval.
+        let start_ns = steps
+            .start
+            .saturating_sub(agg.range_ns)
+            .saturating_sub(agg.offset_ns)
+            .saturating_add(1);
+        let end_ns = last_step.saturating_sub(agg.offset_ns).saturating_add(1);
+        let line_filters = log.pushdown_line_filters();
+        // Without lines the store applies the pushed-down line filters exactly, so a pipeline
+        // of line filters only may then be skipped; bytes need the lines.
+        let needs_line = agg.op.needs_lines() || !log.has_only_line_filters();
+        let request = SelectRequest {
+            tenant,
+            matchers: &log.matchers,
+            line_filters: &line_filters,
+            start_ns,
+            end_ns,
+            direction: Direction::Forward,
+            needs_line,
+        };
+        let pipeline = Pipeline::new(&log.stages);
+        let mut table: SeriesTable<(i64, u64)> = SeriesTable::new(self.max_series);
+        let mut selector = StreamCheck::default();
+        for entry in source.select(&request)? {
+            let entry = entry?;
+            if entry.timestamp_ns < start_ns
+                || entry.timestamp_ns >= end_ns
+                || !selector.matches(log, &entry)
+            {
+                continue;
+            }
+            let (labels, bytes) = if needs_line {
+                let Some(processed) = pipeline.process(&entry.line, &entry.labels, &entry.metadata)
+                else {
+                    continue;
+                };
+                (processed.labels, processed.line.len() as u64)
+            } else {
+                (None, 0)
+            };
+            table
+                .slot(&entry.labels, labels)?
+                .push((entry.timestamp_ns, bytes));
+        }
+        let range_seconds = agg.range_ns as f64 / 1e9;
+        Ok(table
+            .into_series()
+            .map(|(labels, mut samples)| {
+                samples.sort_unstable_by_key(|s| s.0);
+                StepSeries {
+                    labels,
+                    points: sweep_windows(&samples, agg, range_seconds, steps),
+                }
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect())
+    }
+}
+
+/// Computes a range function at every step over `samples` (sorted by timestamp) with two
+/// pointers: `lo..hi` is the window, and both only move forward as `t` grows.
+fn sweep_windows(
+    samples: &[(i64, u64)],
+    agg: &RangeAggregation,
+    range_seconds: f64,
+    steps: Steps,
+) -> Vec<(usize, f64)> {
+    let mut points = Vec::new();
+    let (mut lo, mut hi) = (0, 0);
+    let mut bytes_in_window: u64 = 0;
+    for index in 0..steps.count {
+        let window_end = steps.at(index).saturating_sub(agg.offset_ns);
+        let window_start = window_end.saturating_sub(agg.range_ns);
+        while hi < samples.len() && samples[hi].0 <= window_end {
+            bytes_in_window += samples[hi].1;
+            hi += 1;
+        }
+        while lo < hi && samples[lo].0 <= window_start {
+            bytes_in_window -= samples[lo].1;
+            lo += 1;
+        }
+        let count = hi - lo;
+        if count == 0 {
+            continue;
+        }
+        let value = match agg.op {
+            RangeOp::CountOverTime => count as f64,
+            RangeOp::Rate => count as f64 / range_seconds,
+            RangeOp::BytesOverTime => bytes_in_window as f64,
+            RangeOp::BytesRate => bytes_in_window as f64 / range_seconds,
+        };
+        points.push((index, value));
+    }
+    points
+}
+
+/// Applies a vector aggregation step by step.
+fn aggregate(
+    agg: &VectorAggregation,
+    inner: Vec<StepSeries>,
+    step_count: usize,
+) -> Vec<StepSeries> {
+    let group_of = |labels: &Labels| match &agg.grouping {
+        Some(grouping) => grouping.group_labels(labels),
+        None => Labels::default(),
+    };
+    match agg.op {
+        VectorOp::Topk(k) => select_k(inner, k, true, step_count, group_of),
+        VectorOp::Bottomk(k) => select_k(inner, k, false, step_count, group_of),
+        op => {
+            #[derive(Clone, Copy)]
+            struct Acc {
+                sum: f64,
+                count: usize,
+                min: f64,
+                max: f64,
+            }
+            let mut groups: HashMap<Labels, BTreeMap<usize, Acc>> = HashMap::new();
+            for series in inner {
+                let by_step = groups.entry(group_of(&series.labels)).or_default();
+                for (index, value) in series.points {
+                    by_step
+                        .entry(index)
+                        .and_modify(|acc| {
+                            acc.sum += value;
+                            acc.count += 1;
+                            acc.min = acc.min.min(value);
+                            acc.max = acc.max.max(value);
+                        })
+                        .or_insert(Acc {
+                            sum: value,
+                            count: 1,
+                            min: value,
+                            max: value,
+                        });
+                }
+            }
+            groups
+                .into_iter()
+                .map(|(labels, by_step)| StepSeries {
+                    labels,
+                    points: by_step
+                        .into_iter()
+                        .map(|(index, acc)| {
+                            let value = match op {
+                                VectorOp::Sum => acc.sum,
+                                VectorOp::Avg => acc.sum / acc.count as f64,
+                                VectorOp::Min => acc.min,
+                                VectorOp::Max => acc.max,
+                                _ => acc.count as f64,
+                            };
+                            (index, value)
+                        })
+                        .collect(),
+                })
+                .collect()
+        }
+    }
+}
+
+/// `topk`/`bottomk`: at each step, the `k` largest (or smallest) series of each group keep
+/// their point; ties go to the smaller labels so results are deterministic.
+fn select_k(
+    inner: Vec<StepSeries>,
+    k: usize,
+    largest: bool,
+    step_count: usize,
+    group_of: impl Fn(&Labels) -> Labels,
+) -> Vec<StepSeries> {
+    let mut group_ids: HashMap<Labels, usize> = HashMap::new();
+    let groups: Vec<usize> = inner
+        .iter()
+        .map(|s| {
+            let next = group_ids.len();
+            *group_ids.entry(group_of(&s.labels)).or_insert(next)
+        })
+        .collect();
+    let mut by_step: Vec<Vec<(usize, f64)>> = vec![Vec::new(); step_count];
+    for (series, s) in inner.iter().enumerate() {
+        for &(index, value) in &s.points {
+            if let Some(bucket) = by_step.get_mut(index) {
+                bucket.push((series, value));
+            }
+        }
+    }
+    let mut out: Vec<StepSeries> = inner
+        .into_iter()
+        .map(|s| StepSeries {
+            labels: s.labels,
+            points: Vec::new(),
+        })
+        .collect();
+    for (index, mut bucket) in by_step.into_iter().enumerate() {
+        bucket.sort_by(|a, b| {
+            let by_value = if largest {
+                b.1.total_cmp(&a.1)
+            } else {
+                a.1.total_cmp(&b.1)
+            };
+            groups[a.0]
+                .cmp(&groups[b.0])
+                .then(by_value)
+                .then_with(|| out[a.0].labels.cmp(&out[b.0].labels))
+        });
+        let mut taken_in_group = 0;
+        let mut current_group = None;
+        for (series, value) in bucket {
+            if current_group != Some(groups[series]) {
+                current_group = Some(groups[series]);
+                taken_in_group = 0;
+            }
+            if taken_in_group < k {
+                out[series].points.push((index, value));
+                taken_in_group += 1;
+            }
+        }
+    }
+    out.retain(|s| !s.points.is_empty());
+    out
+}
+
+/// Caches the selector check per stream: consecutive entries usually share a stream.
+#[derive(Default)]
+struct StreamCheck {
+    last: Option<(Arc<Labels>, bool)>,
+}
+
+impl StreamCheck {
+    fn matches(&mut self, log: &LogExpr, entry: &Entry) -> bool {
+        if let Some((labels, ok)) = &self.last
+            && Arc::ptr_eq(labels, &entry.labels)
+        {
+            return *ok;
+        }
+        let ok = log.matches_stream(&entry.labels);
+        self.last = Some((Arc::clone(&entry.labels), ok));
+        ok
+    }
+}
+
+/// Groups items by result labels, enforcing the series limit. Entries whose result labels
+/// are the stream's own are looked up by the stream's `Arc` first, without hashing.
+struct SeriesTable<T> {
+    index: HashMap<Labels, usize>,
+    series: Vec<(Labels, Vec<T>)>,
+    last_stream: Option<(Arc<Labels>, usize)>,
+    max_series: usize,
+}
+
+impl<T> SeriesTable<T> {
+    fn new(max_series: usize) -> Self {
+        Self {
+            index: HashMap::new(),
+            series: Vec::new(),
+            last_stream: None,
+            max_series,
+        }
+    }
+
+    /// The item list for an entry of `stream` whose pipeline produced `labels`
+    /// (`None`: the stream labels).
+    fn slot(
+        &mut self,
+        stream: &Arc<Labels>,
+        labels: Option<Labels>,
+    ) -> Result<&mut Vec<T>, EvalError> {
+        let index = match labels {
+            Some(labels) => match self.index.get(&labels) {
+                Some(&index) => index,
+                None => self.insert(labels)?,
+            },
+            None => match &self.last_stream {
+                Some((last, index)) if Arc::ptr_eq(last, stream) => *index,
+                _ => {
+                    let index = match self.index.get(stream.as_ref()) {
+                        Some(&index) => index,
+                        None => self.insert(stream.as_ref().clone())?,
+                    };
+                    self.last_stream = Some((Arc::clone(stream), index));
+                    index
+                }
+            },
+        };
+        Ok(&mut self.series[index].1)
+    }
+
+    fn insert(&mut self, labels: Labels) -> Result<usize, EvalError> {
+        if self.series.len() >= self.max_series {
+            return Err(EvalError::TooManySeries {
+                limit: self.max_series,
+            });
+        }
+        let index = self.series.len();
+        self.index.insert(labels.clone(), index);
+        self.series.push((labels, Vec::new()));
+        Ok(index)
+    }
+
+    fn into_series(self) -> impl Iterator<Item = (Labels, Vec<T>)> {
+        self.series.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::parser::parse;
+    use crate::source::EntryIter;
+
+    const S: i64 = 1_000_000_000;
+
+    /// What a test store records of each request: start, end, direction, needs_line and the
+    /// number of pushed-down line filters.
+    type RequestSummary = (i64, i64, Direction, bool, usize);
+
+    /// A store in memory that honours the contract: time range, matchers, pushed-down line
+    /// filters (always exactly here), direction, and empty lines when `needs_line` is false.
+    #[derive(Default)]
+    struct MemorySource {
+        entries: Vec<Entry>,
+        /// The requests seen, to check what the engine asked for.
+        requests: RefCell<Vec<RequestSummary>>,
+    }
+
+    impl MemorySource {
+        fn push(&mut self, labels: &Arc<Labels>, seconds: i64, line: &str) {
+            self.push_ns(labels, seconds * S, line, &[]);
+        }
+
+        fn push_ns(
+            &mut self,
+            labels: &Arc<Labels>,
+            ts: i64,
+            line: &str,
+            metadata: &[(&str, &str)],
+        ) {
+            self.entries.push(Entry {
+                timestamp_ns: ts,
+                labels: Arc::clone(labels),
+                line: line.to_string(),
+                metadata: metadata
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            });
+        }
+    }
+
+    impl LogSource for MemorySource {
+        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+            self.requests.borrow_mut().push((
+                request.start_ns,
+                request.end_ns,
+                request.direction,
+                request.needs_line,
+                request.line_filters.len(),
+            ));
+            let mut selected: Vec<Entry> = self
+                .entries
+                .iter()
+                .filter(|e| e.timestamp_ns >= request.start_ns && e.timestamp_ns < request.end_ns)
+                .filter(|e| request.matchers.iter().all(|m| m.matches_labels(&e.labels)))
+                .filter(|e| request.line_filters.iter().all(|f| f.matches(&e.line)))
+                .cloned()
+                .map(|mut e| {
+                    if !request.needs_line {
+                        e.line.clear();
+                        e.metadata.clear();
+                    }
+                    e
+                })
+                .collect();
+            selected.sort_by_key(|e| e.timestamp_ns);
+            if request.direction == Direction::Backward {
+                selected.reverse();
+            }
+            Ok(Box::new(selected.into_iter().map(Ok)))
+        }
+    }
+
+    struct FailingSource;
+
+    impl LogSource for FailingSource {
+        fn select(&self, _: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+            Ok(Box::new(std::iter::once(Err(SourceError(
+                "disk on fire".into(),
+            )))))
+        }
+    }
+
+    fn stream(pairs: &[(&str, &str)]) -> Arc<Labels> {
+        Arc::new(Labels::from_pairs(pairs.iter().copied()))
+    }
+
+    fn tenant() -> TenantId {
+        TenantId::default()
+    }
+
+    fn range_query(
+        source: &dyn LogSource,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Vec<Series> {
+        let expr = parse(query).unwrap();
+        match query_range(
+            source,
+            &tenant(),
+            &expr,
+            start * S,
+            end * S,
+            step * S,
+            100,
+            Direction::Backward,
+        ) {
+            Ok(QueryResult::Matrix(m)) => m,
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    fn log_query(
+        source: &dyn LogSource,
+        query: &str,
+        limit: usize,
+        direction: Direction,
+    ) -> Vec<Stream> {
+        let expr = parse(query).unwrap();
+        match query_range(source, &tenant(), &expr, 0, 100 * S, S, limit, direction) {
+            Ok(QueryResult::Streams(s)) => s,
+            other => panic!("{query}: {other:?}"),
+        }
+    }
+
+    fn points(series: &Series) -> Vec<(i64, f64)> {
+        series.points.iter().map(|&(t, v)| (t / S, v)).collect()
+    }
+
+    /// app=api: entries at 1..=10 s ("line N", "error" on even seconds); app=web at 5 and 15.
+    fn sample_source() -> MemorySource {
+        let mut source = MemorySource::default();
+        let api = stream(&[("app", "api"), ("env", "prod")]);
+        let web = stream(&[("app", "web"), ("env", "prod")]);
+        for s in 1..=10 {
+            let line = if s % 2 == 0 {
+                format!("error {s}")
+            } else {
+                format!("ok {s}")
+            };
+            source.push(&api, s, &line);
+        }
+        source.push(&web, 5, "hello");
+        source.push(&web, 15, "hello again");
+        source
+    }
+
+    #[test]
+    fn count_over_time_windows_exclude_the_start_and_include_the_end() {
+        let source = sample_source();
+        // Window at t is (t - 5s, t]: at t=5 it holds 1..=5, at t=10 6..=10, at t=15 none.
+        let m = range_query(&source, r#"count_over_time({app="api"}[5s])"#, 0, 15, 5);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m[0].labels,
+            Labels::from_pairs([("app", "api"), ("env", "prod")])
+        );
+        assert_eq!(points(&m[0]), vec![(5, 5.0), (10, 5.0)]);
+        // Overlapping windows (range > step) and a step grid that does not divide the range.
+        let m = range_query(&source, r#"count_over_time({app="api"}[3s])"#, 0, 12, 2);
+        assert_eq!(
+            points(&m[0]),
+            vec![(2, 2.0), (4, 3.0), (6, 3.0), (8, 3.0), (10, 3.0), (12, 1.0)]
+        );
+        // The request covers the union of windows exactly, and skips lines when it can.
+        let requests = source.requests.borrow();
+        assert_eq!(
+            requests[0],
+            (-5 * S + 1, 15 * S + 1, Direction::Forward, false, 0)
+        );
+    }
+
+    #[test]
+    fn entries_exactly_on_window_edges() {
+        let mut source = MemorySource::default();
+        let s = stream(&[("app", "x")]);
+        source.push_ns(&s, 10 * S - 60 * S, "at t - range", &[]);
+        source.push_ns(&s, 10 * S - 60 * S + 1, "just inside", &[]);
+        source.push_ns(&s, 10 * S, "at t", &[]);
+        source.push_ns(&s, 10 * S + 1, "after t", &[]);
+        let m = range_query(&source, r#"count_over_time({app="x"}[1m])"#, 10, 10, 1);
+        assert_eq!(points(&m[0]), vec![(10, 2.0)]);
+    }
+
+    #[test]
+    fn rate_and_bytes_use_the_range_in_seconds() {
+        let source = sample_source();
+        let m = range_query(&source, r#"rate({app="api"} |= "error" [5s])"#, 10, 10, 1);
+        // 6, 8, 10 are errors in (5, 10].
+        assert_eq!(points(&m[0]), vec![(10, 3.0 / 5.0)]);
+        let m = range_query(&source, r#"bytes_over_time({app="web"}[10s])"#, 10, 20, 10);
+        assert_eq!(points(&m[0]), vec![(10, 5.0), (20, 11.0)]);
+        let m = range_query(&source, r#"bytes_rate({app="web"}[10s])"#, 20, 20, 1);
+        assert_eq!(points(&m[0]), vec![(20, 1.1)]);
+        let requests = source.requests.borrow();
+        // Line filters alone are pushed down and exact without lines; bytes need lines.
+        assert_eq!((requests[0].3, requests[0].4), (false, 1));
+        assert!(requests[1].3);
+    }
+
+    #[test]
+    fn offset_shifts_the_window_into_the_past() {
+        let source = sample_source();
+        let m = range_query(
+            &source,
+            r#"count_over_time({app="api"}[5s] offset 5s)"#,
+            15,
+            15,
+            1,
+        );
+        assert_eq!(points(&m[0]), vec![(15, 5.0)]);
+    }
+
+    #[test]
+    fn series_follow_pipeline_labels_including_errors() {
+        let mut source = MemorySource::default();
+        let s = stream(&[("app", "x")]);
+        source.push(&s, 1, "level=info");
+        source.push(&s, 2, "level=error");
+        source.push(&s, 3, "level=error");
+        source.push(&s, 4, "level=\"broken");
+        let m = range_query(
+            &source,
+            r#"count_over_time({app="x"} | logfmt [10s])"#,
+            10,
+            10,
+            1,
+        );
+        let summary: Vec<_> = m
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.get("level"),
+                    s.labels.get("__error__"),
+                    s.points[0].1,
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (None, Some("LogfmtParserErr"), 1.0),
+                (Some("error"), None, 2.0),
+                (Some("info"), None, 1.0),
+            ]
+        );
+    }
+
+    #[test]
+    fn sum_by_and_other_aggregations() {
+        let mut source = MemorySource::default();
+        let a1 = stream(&[("service_name", "a"), ("pod", "1")]);
+        let a2 = stream(&[("service_name", "a"), ("pod", "2")]);
+        let b1 = stream(&[("service_name", "b"), ("pod", "1")]);
+        for s in 1..=4 {
+            source.push(&a1, s, "x");
+        }
+        source.push(&a2, 2, "x");
+        source.push(&b1, 3, "x");
+        source.push(&b1, 4, "x");
+        let q = |agg: &str| format!(r#"{agg}(count_over_time({{pod=~".+"}}[10s]))"#);
+        let m = range_query(
+            &source,
+            r#"sum by (service_name) (count_over_time({pod=~".+"}[10s]))"#,
+            10,
+            10,
+            1,
+        );
+        let got: Vec<_> = m
+            .iter()
+            .map(|s| (s.labels.get("service_name"), s.points[0].1))
+            .collect();
+        assert_eq!(got, vec![(Some("a"), 5.0), (Some("b"), 2.0)]);
+        let m = range_query(
+            &source,
+            r#"sum(count_over_time({pod=~".+"}[10s])) without (pod)"#,
+            10,
+            10,
+            1,
+        );
+        assert_eq!(m.len(), 2);
+        for (agg, expected) in [
+            ("sum", 7.0),
+            ("avg", 7.0 / 3.0),
+            ("min", 1.0),
+            ("max", 4.0),
+            ("count", 3.0),
+        ] {
+            let m = range_query(&source, &q(agg), 10, 10, 1);
+            assert_eq!(m.len(), 1, "{agg}");
+            assert_eq!(m[0].labels, Labels::default());
+            assert_eq!(points(&m[0]), vec![(10, expected)], "{agg}");
+        }
+    }
+
+    #[test]
+    fn topk_and_bottomk_pick_per_step_and_group() {
+        let mut source = MemorySource::default();
+        let a1 = stream(&[("service_name", "a"), ("pod", "1")]);
+        let a2 = stream(&[("service_name", "a"), ("pod", "2")]);
+        let b1 = stream(&[("service_name", "b"), ("pod", "1")]);
+        // Step 10: a1=3, a2=1, b1=2. Step 20: a1=1, a2=4, b1=0 (absent).
+        for s in [1, 2, 3, 11] {
+            source.push(&a1, s, "x");
+        }
+        for s in [4, 12, 13, 14, 15] {
+            source.push(&a2, s, "x");
+        }
+        for s in [5, 6] {
+            source.push(&b1, s, "x");
+        }
+        let m = range_query(
+            &source,
+            r#"topk(1, count_over_time({pod=~".+"}[10s]))"#,
+            10,
+            20,
+            10,
+        );
+        let got: Vec<_> = m
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.get("pod").zip(s.labels.get("service_name")),
+                    points(s),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some(("1", "a")), vec![(10, 3.0)]),
+                (Some(("2", "a")), vec![(20, 4.0)])
+            ]
+        );
+        let m = range_query(
+            &source,
+            r#"topk(1, count_over_time({pod=~".+"}[10s])) by (service_name)"#,
+            10,
+            10,
+            1,
+        );
+        let got: Vec<_> = m
+            .iter()
+            .map(|s| (s.labels.clone(), s.points[0].1))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    Labels::from_pairs([("pod", "1"), ("service_name", "a")]),
+                    3.0
+                ),
+                (
+                    Labels::from_pairs([("pod", "1"), ("service_name", "b")]),
+                    2.0
+                ),
+            ]
+        );
+        let m = range_query(
+            &source,
+            r#"bottomk(2, count_over_time({pod=~".+"}[10s]))"#,
+            10,
+            10,
+            1,
+        );
+        let got: Vec<_> = m.iter().map(|s| s.points[0].1).collect();
+        // b1 {pod="1", service_name="b"} sorts before a2 {pod="2", service_name="a"}.
+        assert_eq!(got, vec![2.0, 1.0]);
+        let nested = range_query(
+            &source,
+            r#"topk(1, sum by (service_name) (rate({pod=~".+"}[10s])))"#,
+            10,
+            10,
+            1,
+        );
+        assert_eq!(nested.len(), 1);
+        assert_eq!(
+            nested[0].labels,
+            Labels::from_pairs([("service_name", "a")])
+        );
+        assert_eq!(points(&nested[0]), vec![(10, 0.4)]);
+    }
+
+    #[test]
+    fn log_queries_honour_limit_and_direction() {
+        let source = sample_source();
+        let backward = log_query(&source, r#"{env="prod"}"#, 3, Direction::Backward);
+        // Newest three overall: web@15, api@10, api@9.
+        assert_eq!(backward.len(), 2);
+        assert_eq!(
+            backward[0].entries,
+            vec![
+                (10 * S, "error 10".to_string()),
+                (9 * S, "ok 9".to_string())
+            ]
+        );
+        assert_eq!(
+            backward[1].entries,
+            vec![(15 * S, "hello again".to_string())]
+        );
+        let forward = log_query(&source, r#"{app="api"} |= "error""#, 2, Direction::Forward);
+        assert_eq!(forward.len(), 1);
+        assert_eq!(
+            forward[0].entries,
+            vec![
+                (2 * S, "error 2".to_string()),
+                (4 * S, "error 4".to_string())
+            ]
+        );
+        let requests = source.requests.borrow();
+        assert_eq!(requests[0], (0, 100 * S, Direction::Backward, true, 0));
+        assert_eq!(requests[1].4, 1);
+    }
+
+    #[test]
+    fn log_queries_group_by_result_labels_and_format_lines() {
+        let mut source = MemorySource::default();
+        let s = stream(&[("app", "x")]);
+        source.push_ns(
+            &s,
+            S,
+            r#"{"level":"info","msg":"a"}"#,
+            &[("trace_id", "t1")],
+        );
+        source.push_ns(
+            &s,
+            2 * S,
+            r#"{"level":"error","msg":"b"}"#,
+            &[("trace_id", "t2")],
+        );
+        source.push_ns(
+            &s,
+            3 * S,
+            r#"{"level":"error","msg":"c"}"#,
+            &[("trace_id", "t3")],
+        );
+        let streams = log_query(
+            &source,
+            r#"{app="x"} | json | trace_id!="t3" | line_format "{{.msg}} {{.trace_id}}""#,
+            10,
+            Direction::Forward,
+        );
+        let got: Vec<_> = streams
+            .iter()
+            .map(|s| (s.labels.get("level"), s.entries.clone()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Some("error"), vec![(2 * S, "b t2".to_string())]),
+                (Some("info"), vec![(S, "a t1".to_string())]),
+            ]
+        );
+    }
+
+    #[test]
+    fn instant_queries_evaluate_one_step() {
+        let source = sample_source();
+        let expr = parse(r#"sum by (app) (count_over_time({env="prod"}[10s]))"#).unwrap();
+        let result =
+            query_instant(&source, &tenant(), &expr, 10 * S, 100, Direction::Backward).unwrap();
+        assert_eq!(
+            result,
+            QueryResult::Vector(vec![
+                Sample {
+                    labels: Labels::from_pairs([("app", "api")]),
+                    timestamp_ns: 10 * S,
+                    value: 10.0
+                },
+                Sample {
+                    labels: Labels::from_pairs([("app", "web")]),
+                    timestamp_ns: 10 * S,
+                    value: 1.0
+                },
+            ])
+        );
+        let log = parse(r#"{env="prod"}"#).unwrap();
+        assert_eq!(
+            query_instant(&source, &tenant(), &log, 10 * S, 100, Direction::Backward),
+            Err(EvalError::InstantLogQuery)
+        );
+    }
+
+    #[test]
+    fn validates_parameters_and_limits() {
+        let source = sample_source();
+        let metric = parse(r#"rate({env="prod"}[1m])"#).unwrap();
+        let log = parse(r#"{env="prod"}"#).unwrap();
+        let run = |expr: &Expr, start: i64, end: i64, step: i64, limit: usize| {
+            query_range(
+                &source,
+                &tenant(),
+                expr,
+                start,
+                end,
+                step,
+                limit,
+                Direction::Forward,
+            )
+        };
+        assert_eq!(run(&metric, 0, 10, 0, 1), Err(EvalError::NonPositiveStep));
+        assert_eq!(run(&metric, 10, 0, 1, 1), Err(EvalError::EndBeforeStart));
+        assert_eq!(
+            run(&metric, 0, 11_000, 1, 1),
+            Err(EvalError::TooManySteps { steps: 11_001 })
+        );
+        assert!(run(&metric, 0, 10_999, 1, 1).is_ok());
+        assert_eq!(run(&log, 0, 10, 1, 0), Err(EvalError::NonPositiveLimit));
+        assert!(run(&metric, i64::MIN, i64::MAX, i64::MAX, 1).is_ok());
+
+        let engine = Engine::new(1);
+        let err = engine
+            .query_range(
+                &source,
+                &tenant(),
+                &metric,
+                0,
+                20 * S,
+                S,
+                1,
+                Direction::Forward,
+            )
+            .unwrap_err();
+        assert_eq!(err, EvalError::TooManySeries { limit: 1 });
+        assert!(err.to_string().contains("maximum number of series (1)"));
+
+        let err = query_range(
+            &FailingSource,
+            &tenant(),
+            &metric,
+            0,
+            S,
+            S,
+            1,
+            Direction::Forward,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "log store error: disk on fire");
+    }
+}
