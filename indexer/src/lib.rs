@@ -1,0 +1,14 @@
+//! The log store: Tantivy indexes split by tenant and time window, written from the WAL and
+//! searched by the LogQL engine through [`sightline_logql::LogSource`].
+//!
+//! Tantivy types never leave this crate. The store is written by one thread (the server's
+//! indexing loop: [`LogStore::add_batch`] then [`LogStore::commit`]) and read by any number of
+//! query threads. Each split's commit carries the highest WAL sequence number it contains, so
+//! a WAL replay after a crash adds each record to each split exactly once.
+
+mod pushdown;
+mod schema;
+mod split;
+mod store;
+
+pub use store::{IndexerError, LogStore, LogStoreConfig, StoreStats};

@@ -1,0 +1,135 @@
+//! Turning LogQL line filters into Tantivy term queries that select a *superset* of the
+//! matching lines.
+//!
+//! `|= "needle"` is a case-sensitive substring test, while the index holds lower-cased
+//! alphanumeric tokens. A token of the needle that has a separator on both sides inside the
+//! needle must appear as a whole token in every matching line: an exact term. The needle's
+//! first token may be the tail of a longer token in the line (a suffix), its last token the
+//! head of one (a prefix), and a needle that is a single bare token may sit anywhere inside a
+//! token. Exact terms are cheap, a prefix walks a slice of the term dictionary, a suffix or
+//! infix walks all of it; so the cheapest sound clauses are used and the engine verifies
+//! every candidate line.
+
+use tantivy::Term;
+use tantivy::query::{Query, RegexQuery, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption};
+use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream};
+
+use crate::schema::MAX_TOKEN_LEN;
+
+/// How a needle token must appear among a line's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TokenMatch {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Infix(String),
+}
+
+fn needle_tokens(needle: &str) -> Vec<TokenMatch> {
+    let mut analyzer = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(LowerCaser)
+        .build();
+    let mut stream = analyzer.token_stream(needle);
+    let mut spans = Vec::new();
+    while stream.advance() {
+        let t = stream.token();
+        spans.push((t.offset_from, t.offset_to, t.text.clone()));
+    }
+    spans
+        .into_iter()
+        .filter(|(_, _, text)| text.len() <= MAX_TOKEN_LEN)
+        .map(|(from, to, text)| {
+            let open_left = from == 0;
+            let open_right = to == needle.len();
+            match (open_left, open_right) {
+                (false, false) => TokenMatch::Exact(text),
+                (false, true) => TokenMatch::Prefix(text),
+                (true, false) => TokenMatch::Suffix(text),
+                (true, true) => TokenMatch::Infix(text),
+            }
+        })
+        .collect()
+}
+
+/// Clauses (all required) that every line containing `needle` satisfies; empty when the
+/// needle offers no sound clause (then only verification filters).
+pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
+    let tokens = needle_tokens(needle);
+    let exact: Vec<&String> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            TokenMatch::Exact(s) => Some(s),
+            _ => None,
+        })
+        .collect();
+    // Exact terms alone narrow the candidates enough; dictionary walks would only add cost.
+    if !exact.is_empty() {
+        return exact
+            .into_iter()
+            .map(|s| {
+                Box::new(TermQuery::new(
+                    Term::from_field_text(field, s),
+                    IndexRecordOption::Basic,
+                )) as Box<dyn Query>
+            })
+            .collect();
+    }
+    let cheapest = tokens
+        .iter()
+        .min_by_key(|t| match t {
+            TokenMatch::Exact(_) => 0,
+            TokenMatch::Prefix(_) => 1,
+            TokenMatch::Suffix(_) => 2,
+            TokenMatch::Infix(_) => 3,
+        })
+        .cloned();
+    let pattern = match cheapest {
+        None | Some(TokenMatch::Exact(_)) => return Vec::new(),
+        Some(TokenMatch::Prefix(s)) => format!("{}.*", regex_escape(&s)),
+        Some(TokenMatch::Suffix(s)) => format!(".*{}", regex_escape(&s)),
+        Some(TokenMatch::Infix(s)) => format!(".*{}.*", regex_escape(&s)),
+    };
+    match RegexQuery::from_pattern(&pattern, field) {
+        Ok(q) => vec![Box::new(q)],
+        // An unbuildable automaton only loses the pushdown, never results.
+        Err(_) => Vec::new(),
+    }
+}
+
+fn regex_escape(token: &str) -> String {
+    let mut out = String::with_capacity(token.len());
+    for c in token.chars() {
+        if c.is_ascii_alphanumeric() || !c.is_ascii() {
+            out.push(c);
+        } else {
+            out.push('\\');
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn needle_tokens_know_which_ends_are_open() {
+        use TokenMatch::*;
+        assert_eq!(needle_tokens("error"), vec![Infix("error".into())]);
+        assert_eq!(needle_tokens(" Error "), vec![Exact("error".into())]);
+        assert_eq!(
+            needle_tokens("connection refused by db-1"),
+            vec![
+                Suffix("connection".into()),
+                Exact("refused".into()),
+                Exact("by".into()),
+                Exact("db".into()),
+                Prefix("1".into()),
+            ]
+        );
+        assert_eq!(needle_tokens("user="), vec![Suffix("user".into())]);
+        assert!(needle_tokens("=:").is_empty());
+    }
+}

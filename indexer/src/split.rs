@@ -1,0 +1,123 @@
+//! One split: the Tantivy index of one tenant's logs for one time window.
+//!
+//! On disk at `<root>/<tenant>/<window start, Unix s>_<window length, s>/`. The split's
+//! commit payload is the highest WAL sequence number whose documents it holds.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use sightline_model::{Labels, TenantId};
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher};
+
+use crate::schema::{BODY_TOKENIZER, LogSchema, body_analyzer};
+use crate::store::IndexerError;
+
+/// Writer-side state, touched only by the indexing thread.
+pub(crate) struct WriterState {
+    pub writer: Option<IndexWriter>,
+    /// Highest WAL sequence number durably committed in this split.
+    pub committed_seq: u64,
+    /// Highest WAL sequence number added since the last commit (0 when clean).
+    pub pending_seq: u64,
+    pub last_write: Instant,
+}
+
+pub(crate) struct Split {
+    pub tenant: TenantId,
+    pub window_start_ns: i64,
+    pub window_end_ns: i64,
+    pub dir: PathBuf,
+    pub index: Index,
+    pub reader: IndexReader,
+    pub writer: Mutex<WriterState>,
+    /// Canonical stream key → parsed labels, shared by every query on this split.
+    label_cache: Mutex<HashMap<String, Arc<Labels>>>,
+}
+
+impl Split {
+    pub fn dir_name(window_start_ns: i64, window_ns: i64) -> String {
+        format!(
+            "{}_{}",
+            window_start_ns / 1_000_000_000,
+            window_ns / 1_000_000_000
+        )
+    }
+
+    /// Parses a split directory name into (window start, window end) in ns.
+    pub fn parse_dir_name(name: &str) -> Option<(i64, i64)> {
+        let (start, len) = name.split_once('_')?;
+        let start: i64 = start.parse().ok()?;
+        let len: i64 = len.parse().ok()?;
+        (len > 0).then(|| (start * 1_000_000_000, (start + len) * 1_000_000_000))
+    }
+
+    pub fn open(
+        schema: &LogSchema,
+        tenant: TenantId,
+        dir: &Path,
+        window_start_ns: i64,
+        window_end_ns: i64,
+    ) -> Result<Self, IndexerError> {
+        let tantivy_err = |source| IndexerError::Tantivy {
+            path: dir.to_path_buf(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(|source| IndexerError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let directory = MmapDirectory::open(dir).map_err(|e| tantivy_err(e.into()))?;
+        let index = Index::open_or_create(directory, schema.schema.clone()).map_err(tantivy_err)?;
+        index.tokenizers().register(BODY_TOKENIZER, body_analyzer());
+        let committed_seq = index
+            .load_metas()
+            .map_err(tantivy_err)?
+            .payload
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tantivy_err)?;
+        Ok(Self {
+            tenant,
+            window_start_ns,
+            window_end_ns,
+            dir: dir.to_path_buf(),
+            index,
+            reader,
+            writer: Mutex::new(WriterState {
+                writer: None,
+                committed_seq,
+                pending_seq: 0,
+                last_write: Instant::now(),
+            }),
+            label_cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn overlaps(&self, start_ns: i64, end_ns: i64) -> bool {
+        self.window_start_ns < end_ns && start_ns < self.window_end_ns
+    }
+
+    pub fn searcher(&self) -> Searcher {
+        self.reader.searcher()
+    }
+
+    /// Parsed labels of a canonical stream key, cached.
+    pub fn labels_of(&self, key: &str) -> Arc<Labels> {
+        let mut cache = self.label_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(l) = cache.get(key) {
+            return l.clone();
+        }
+        // Keys are written by `Labels::to_canonical`; a key that does not parse (impossible
+        // unless the index was edited by hand) reads as an empty label set.
+        let labels = Arc::new(Labels::parse_canonical(key).unwrap_or_default());
+        cache.insert(key.to_string(), labels.clone());
+        labels
+    }
+}
