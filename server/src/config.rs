@@ -1,0 +1,271 @@
+//! Configuration: defaults, then a TOML file, then `SIGHTLINE_*` environment variables, then
+//! command-line flags (each layer overrides the one before).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+
+/// The whole configuration. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub wal: WalConfig,
+    pub indexer: IndexerConfig,
+    pub limits: LimitsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub http_addr: SocketAddr,
+    pub otlp_grpc_addr: SocketAddr,
+    pub otlp_http_addr: SocketAddr,
+    /// Syslog over TCP and UDP on the same address.
+    pub syslog_addr: SocketAddr,
+    /// Tenant of everything received over syslog (which has no tenant header).
+    pub syslog_tenant: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// Longest time a write waits for others to share its fsync (group commit).
+    #[serde(with = "humantime_serde_compat")]
+    pub group_commit_delay: Duration,
+    pub segment_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexerConfig {
+    /// How often new documents are committed (and become searchable).
+    #[serde(with = "humantime_serde_compat")]
+    pub commit_interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub split_window: Duration,
+    /// Indexing memory per open split writer.
+    pub writer_memory_bytes: usize,
+    pub max_open_writers: usize,
+    pub writer_threads: usize,
+    /// Delete splits older than this; absent keeps logs forever.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub retention: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Batches waiting for the WAL at most; beyond it clients get 429/RESOURCE_EXHAUSTED.
+    pub ingest_queue_batches: usize,
+    /// Largest request body accepted by the HTTP receivers, after decompression.
+    pub max_request_bytes: usize,
+    /// Largest syslog message.
+    pub max_syslog_message_bytes: usize,
+    /// Most series a metric query may return.
+    pub max_query_series: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./sightline-data"),
+            server: ServerConfig::default(),
+            wal: WalConfig::default(),
+            indexer: IndexerConfig::default(),
+            limits: LimitsConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            http_addr: ([127, 0, 0, 1], 7070).into(),
+            otlp_grpc_addr: ([127, 0, 0, 1], 4317).into(),
+            otlp_http_addr: ([127, 0, 0, 1], 4318).into(),
+            syslog_addr: ([127, 0, 0, 1], 5514).into(),
+            syslog_tenant: "default".into(),
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            group_commit_delay: Duration::from_millis(2),
+            segment_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            commit_interval: Duration::from_millis(500),
+            split_window: Duration::from_secs(3600),
+            writer_memory_bytes: 64 << 20,
+            max_open_writers: 4,
+            writer_threads: 1,
+            retention: None,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            ingest_queue_batches: 256,
+            max_request_bytes: 64 << 20,
+            max_syslog_message_bytes: 64 << 10,
+            max_query_series: 10_000,
+        }
+    }
+}
+
+/// Command-line and environment overrides of the most used settings.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Overrides {
+    /// Configuration file (TOML).
+    #[arg(long, short = 'c', env = "SIGHTLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Where all data lives.
+    #[arg(long, env = "SIGHTLINE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Main HTTP address (query APIs, Loki push, /metrics).
+    #[arg(long, env = "SIGHTLINE_HTTP_ADDR")]
+    pub http_addr: Option<SocketAddr>,
+    /// OTLP over gRPC.
+    #[arg(long, env = "SIGHTLINE_OTLP_GRPC_ADDR")]
+    pub otlp_grpc_addr: Option<SocketAddr>,
+    /// OTLP over HTTP.
+    #[arg(long, env = "SIGHTLINE_OTLP_HTTP_ADDR")]
+    pub otlp_http_addr: Option<SocketAddr>,
+    /// Syslog over TCP and UDP.
+    #[arg(long, env = "SIGHTLINE_SYSLOG_ADDR")]
+    pub syslog_addr: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Parses and validates a TOML file.
+    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let config: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Defaults or the file, then environment and flags (clap merges those two, flags first).
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Self> {
+        let mut config = match &overrides.config {
+            Some(path) => Self::from_file(path)?,
+            None => Self::default(),
+        };
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = overrides.http_addr {
+            config.server.http_addr = v;
+        }
+        if let Some(v) = overrides.otlp_grpc_addr {
+            config.server.otlp_grpc_addr = v;
+        }
+        if let Some(v) = overrides.otlp_http_addr {
+            config.server.otlp_http_addr = v;
+        }
+        if let Some(v) = overrides.syslog_addr {
+            config.server.syslog_addr = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> anyhow::Result<()> {
+        sightline_model::TenantId::new(self.server.syslog_tenant.clone())
+            .context("server.syslog_tenant")?;
+        if self.indexer.commit_interval.is_zero() {
+            bail!("indexer.commit_interval must be greater than zero");
+        }
+        if self.indexer.split_window < Duration::from_secs(60) {
+            bail!("indexer.split_window must be at least 1m");
+        }
+        if self.indexer.writer_memory_bytes < 15_000_000 {
+            bail!("indexer.writer_memory_bytes must be at least 15000000 (Tantivy's minimum)");
+        }
+        if self.limits.ingest_queue_batches == 0 {
+            bail!("limits.ingest_queue_batches must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// `Duration` fields written as humantime strings (`"500ms"`, `"7d"`).
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(serde::de::Error::custom)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            let s = String::deserialize(d)?;
+            humantime::parse_duration(&s)
+                .map(Some)
+                .map_err(serde::de::Error::custom)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_override_defaults_and_flags_override_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "data_dir = \"/tmp/x\"\n[server]\nhttp_addr = \"127.0.0.1:0\"\n[indexer]\ncommit_interval = \"250ms\"\nretention = \"7d\"\n",
+        )
+        .unwrap();
+        let mut o = Overrides {
+            config: Some(path),
+            ..Default::default()
+        };
+        let c = Config::load(&o).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+        assert_eq!(c.indexer.commit_interval, Duration::from_millis(250));
+        assert_eq!(c.indexer.retention, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(c.server.otlp_http_addr.port(), 4318);
+        o.http_addr = Some("127.0.0.1:9999".parse().unwrap());
+        assert_eq!(Config::load(&o).unwrap().server.http_addr.port(), 9999);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "[server]\nhttp_adr = \"x\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("http_adr"), "{err}");
+        std::fs::write(&path, "[indexer]\ncommit_interval = \"soon\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("commit_interval") || err.contains("soon"),
+            "{err}"
+        );
+    }
+}
