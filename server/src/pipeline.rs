@@ -28,8 +28,10 @@ use crate::metrics::ServerMetrics;
 /// WAL record kind of a postcard-encoded [`LogBatch`].
 pub const RECORD_KIND_LOG_BATCH: u8 = 1;
 /// Batches handed from the WAL writer to the indexer at most; beyond it the WAL writer waits,
-/// the ingest queue fills and clients are told to retry.
-const INDEXER_QUEUE: usize = 64;
+/// the ingest queue fills and clients are told to retry. Acknowledged batches wait here, so
+/// its depth bounds freshness under overload: kept short, the backlog stays in front of the
+/// WAL (unacknowledged, retryable) instead of behind it.
+const INDEXER_QUEUE: usize = 8;
 /// Stop gathering a group once it holds this many batches.
 const MAX_GROUP: usize = 512;
 
@@ -195,7 +197,13 @@ pub fn run_indexer(
     let mut added_seq = watermarks.durable_seq.load(Ordering::Acquire);
     let mut dirty = false;
     loop {
-        let timeout = commit_interval.saturating_sub(last_commit.elapsed());
+        // With nothing to commit there is no deadline: wait for work (waking now and then
+        // for retention) instead of spinning on a zero timeout.
+        let timeout = if dirty {
+            commit_interval.saturating_sub(last_commit.elapsed())
+        } else {
+            Duration::from_secs(1)
+        };
         let closed = match rx.recv_timeout(timeout) {
             Ok((seq, batch)) => {
                 match store.add_batch(seq, &batch) {
