@@ -2,7 +2,7 @@
 //!
 //! | field      | type                     | why                                              |
 //! |------------|--------------------------|--------------------------------------------------|
-//! | `ts`       | i64, indexed + fast      | time range filters and time ordering             |
+//! | `ts`       | i64, fast                | time range filters and time ordering             |
 //! | `stream`   | raw string, indexed+fast | canonical stream labels: selector pushdown, grouping |
 //! | `body`     | text (no positions), stored | line filter pushdown; the log line itself     |
 //! | `meta`     | stored string            | structured metadata for label filters            |
@@ -10,12 +10,14 @@
 //! | `trace_id` | raw string, indexed      | jump from a trace to its logs                    |
 //!
 //! The body is indexed without positions (docs only): phrase and substring semantics come
-//! from verifying candidate lines, so positions would only cost space.
+//! from verifying candidate lines, so positions would only cost space. `ts` is a fast field
+//! only: Tantivy answers range queries on fast fields from the column, and an inverted index
+//! of (nearly unique) timestamps would cost more than the whole body's postings.
 
 use sightline_model::{Labels, LogRecord, LogStream, attribute_to_label_name};
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field, INDEXED, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 
@@ -39,7 +41,7 @@ pub struct LogSchema {
 impl LogSchema {
     pub fn new() -> Self {
         let mut b = Schema::builder();
-        let ts = b.add_i64_field("ts", INDEXED | FAST);
+        let ts = b.add_i64_field("ts", FAST);
         let stream = b.add_text_field("stream", STRING | FAST);
         let body_options = TextOptions::default().set_stored().set_indexing_options(
             TextFieldIndexing::default()

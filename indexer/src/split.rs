@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use sightline_model::{Labels, TenantId};
 use tantivy::directory::MmapDirectory;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher};
+use tantivy::store::{Compressor, ZstdCompressor};
+use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher};
 
 use crate::schema::{BODY_TOKENIZER, LogSchema, body_analyzer};
 use crate::store::IndexerError;
@@ -35,6 +36,22 @@ pub(crate) struct Split {
     pub writer: Mutex<WriterState>,
     /// Canonical stream key → parsed labels, shared by every query on this split.
     label_cache: Mutex<HashMap<String, Arc<Labels>>>,
+}
+
+/// Doc store settings of new splits (existing splits keep theirs, recorded in `meta.json`).
+///
+/// Log lines compress several times better with zstd over large blocks than with lz4 over
+/// Tantivy's default 16 KiB; a lookup decompresses one block (about 0.1 ms at 128 KiB), which
+/// is small next to a query and amortised over neighbouring lines, which come from the same
+/// block. Level 3 keeps compression (on Tantivy's dedicated thread) cheap beside indexing.
+fn index_settings() -> IndexSettings {
+    IndexSettings {
+        docstore_compression: Compressor::Zstd(ZstdCompressor {
+            compression_level: Some(3),
+        }),
+        docstore_blocksize: 128 * 1024,
+        ..IndexSettings::default()
+    }
 }
 
 impl Split {
@@ -70,7 +87,11 @@ impl Split {
             source,
         })?;
         let directory = MmapDirectory::open(dir).map_err(|e| tantivy_err(e.into()))?;
-        let index = Index::open_or_create(directory, schema.schema.clone()).map_err(tantivy_err)?;
+        let index = Index::builder()
+            .schema(schema.schema.clone())
+            .settings(index_settings())
+            .open_or_create(directory)
+            .map_err(tantivy_err)?;
         index.tokenizers().register(BODY_TOKENIZER, body_analyzer());
         let committed_seq = index
             .load_metas()

@@ -1,7 +1,7 @@
 //! [`LogStore`]: the set of splits, the write path (add, commit, retention) and the read path
 //! (the LogQL [`LogSource`]).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -498,6 +498,9 @@ struct SplitCursor {
     searcher: Searcher,
     hits: std::vec::IntoIter<(i64, DocAddress)>,
     stream_columns: Vec<Option<StrColumn>>,
+    /// Per segment: stream-column term ordinal → labels. Resolving an ordinal reads (and
+    /// decompresses) a dictionary block, so each is resolved once per query, not per entry.
+    stream_labels: Vec<HashMap<u64, Arc<Labels>>>,
     key_buf: String,
 }
 
@@ -517,7 +520,7 @@ impl EntryCursor<'_> {
             needs_line: self.needs_line,
         };
         let hits = self.store.split_hits(&split, &searcher, &request)?;
-        let stream_columns = searcher
+        let stream_columns: Vec<Option<StrColumn>> = searcher
             .segment_readers()
             .iter()
             .map(|s| s.fast_fields().str("stream").ok().flatten())
@@ -526,6 +529,7 @@ impl EntryCursor<'_> {
             split,
             searcher,
             hits: hits.into_iter(),
+            stream_labels: vec![HashMap::new(); stream_columns.len()],
             stream_columns,
             key_buf: String::new(),
         });
@@ -539,17 +543,28 @@ impl EntryCursor<'_> {
             path: cur.split.dir.clone(),
             source,
         };
-        cur.key_buf.clear();
-        if let Some(col) = &cur.stream_columns[addr.segment_ord as usize]
-            && let Some(ord) = col.term_ords(addr.doc_id).next()
-        {
-            col.ord_to_str(ord, &mut cur.key_buf)
-                .map_err(|source| IndexerError::Io {
-                    path: cur.split.dir.clone(),
-                    source,
-                })?;
-        }
-        let labels = cur.split.labels_of(&cur.key_buf);
+        let segment = addr.segment_ord as usize;
+        let ord = cur.stream_columns[segment]
+            .as_ref()
+            .and_then(|col| col.term_ords(addr.doc_id).next());
+        let labels = match ord.and_then(|o| cur.stream_labels[segment].get(&o)) {
+            Some(labels) => labels.clone(),
+            None => {
+                cur.key_buf.clear();
+                if let (Some(col), Some(ord)) = (&cur.stream_columns[segment], ord) {
+                    col.ord_to_str(ord, &mut cur.key_buf)
+                        .map_err(|source| IndexerError::Io {
+                            path: cur.split.dir.clone(),
+                            source,
+                        })?;
+                }
+                let labels = cur.split.labels_of(&cur.key_buf);
+                if let Some(ord) = ord {
+                    cur.stream_labels[segment].insert(ord, labels.clone());
+                }
+                labels
+            }
+        };
         if !self.needs_line && self.line_filters.is_empty() {
             return Ok(Some(Entry {
                 timestamp_ns: ts,
