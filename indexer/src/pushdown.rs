@@ -10,8 +10,10 @@
 //! infix walks all of it; so the cheapest sound clauses are used and the engine verifies
 //! every candidate line.
 
+use std::ops::Bound;
 use tantivy::Term;
-use tantivy::query::{Query, RegexQuery, TermQuery};
+
+use tantivy::query::{Query, RangeQuery, RegexQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::{LowerCaser, SimpleTokenizer, TextAnalyzer, TokenStream};
 
@@ -86,7 +88,8 @@ pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
         .cloned();
     let pattern = match cheapest {
         None | Some(TokenMatch::Exact(_)) => return Vec::new(),
-        Some(TokenMatch::Prefix(s)) => format!("{}.*", regex_escape(&s)),
+        // A prefix is a key range of the sorted term dictionary: a seek, no automaton.
+        Some(TokenMatch::Prefix(s)) => return vec![prefix_range(field, &s)],
         Some(TokenMatch::Suffix(s)) => format!(".*{}", regex_escape(&s)),
         Some(TokenMatch::Infix(s)) => format!(".*{}.*", regex_escape(&s)),
     };
@@ -95,6 +98,28 @@ pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
         // An unbuildable automaton only loses the pushdown, never results.
         Err(_) => Vec::new(),
     }
+}
+
+/// Terms of `field` that start with `prefix`: `[prefix, successor)`, where the successor is
+/// the smallest byte string greater than every extension of the prefix.
+fn prefix_range(field: Field, prefix: &str) -> Box<dyn Query> {
+    let mut upper = prefix.as_bytes().to_vec();
+    while upper.last() == Some(&0xff) {
+        upper.pop();
+    }
+    let upper_bound = match upper.last_mut() {
+        Some(last) => {
+            *last += 1;
+            let mut term = Term::from_field_text(field, "");
+            term.append_bytes(&upper);
+            Bound::Excluded(term)
+        }
+        None => Bound::Unbounded,
+    };
+    Box::new(RangeQuery::new(
+        Bound::Included(Term::from_field_text(field, prefix)),
+        upper_bound,
+    ))
 }
 
 fn regex_escape(token: &str) -> String {

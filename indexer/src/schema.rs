@@ -17,7 +17,7 @@
 use sightline_model::{Labels, LogRecord, LogStream, attribute_to_label_name};
 use tantivy::TantivyDocument;
 use tantivy::schema::{
-    FAST, Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions,
+    FAST, Field, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 
@@ -42,16 +42,30 @@ impl LogSchema {
     pub fn new() -> Self {
         let mut b = Schema::builder();
         let ts = b.add_i64_field("ts", FAST);
-        let stream = b.add_text_field("stream", STRING | FAST);
+        // No field norms anywhere: they serve BM25 scoring, and log queries never score.
+        let raw_term = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false);
+        let stream = b.add_text_field(
+            "stream",
+            TextOptions::default()
+                .set_indexing_options(raw_term.clone())
+                .set_fast("raw"),
+        );
         let body_options = TextOptions::default().set_stored().set_indexing_options(
             TextFieldIndexing::default()
                 .set_tokenizer(BODY_TOKENIZER)
-                .set_index_option(IndexRecordOption::Basic),
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
         );
         let body = b.add_text_field("body", body_options);
         let meta = b.add_text_field("meta", STORED);
         let severity = b.add_u64_field("severity", FAST);
-        let trace_id = b.add_text_field("trace_id", STRING);
+        let trace_id = b.add_text_field(
+            "trace_id",
+            TextOptions::default().set_indexing_options(raw_term),
+        );
         Self {
             schema: b.build(),
             ts,

@@ -3,13 +3,15 @@
 //! On disk at `<root>/<tenant>/<window start, Unix s>_<window length, s>/`. The split's
 //! commit payload is the highest WAL sequence number whose documents it holds.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sightline_model::{Labels, TenantId};
 use tantivy::directory::MmapDirectory;
+use tantivy::index::SegmentId;
+use tantivy::schema::Field;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher};
 
@@ -36,7 +38,14 @@ pub(crate) struct Split {
     pub writer: Mutex<WriterState>,
     /// Canonical stream key → parsed labels, shared by every query on this split.
     label_cache: Mutex<HashMap<String, Arc<Labels>>>,
+    /// The streams of the segments last searched, keyed by their segment ids: segments are
+    /// immutable, so the catalogue is read from the term dictionary once per commit, not
+    /// once per query.
+    catalogue: Mutex<Option<(Vec<SegmentId>, StreamCatalogue)>>,
 }
+
+/// A split's distinct streams: canonical key and parsed labels, sorted by key.
+pub(crate) type StreamCatalogue = Arc<Vec<(String, Arc<Labels>)>>;
 
 /// Doc store settings of new splits (existing splits keep theirs, recorded in `meta.json`).
 ///
@@ -87,11 +96,31 @@ impl Split {
             source,
         })?;
         let directory = MmapDirectory::open(dir).map_err(|e| tantivy_err(e.into()))?;
-        let index = Index::builder()
-            .schema(schema.schema.clone())
-            .settings(index_settings())
-            .open_or_create(directory)
-            .map_err(tantivy_err)?;
+        let exists = Index::exists(&directory).map_err(|e| tantivy_err(e.into()))?;
+        let index = if exists {
+            // A split written by an earlier version keeps its own field options (norms,
+            // indexing, doc store settings); what must match is the fields, in order, since
+            // documents and queries address them by position.
+            let index = Index::open(directory).map_err(tantivy_err)?;
+            let names = |s: &tantivy::schema::Schema| -> Vec<String> {
+                s.fields().map(|(_, e)| e.name().to_string()).collect()
+            };
+            let (found, expected) = (names(&index.schema()), names(&schema.schema));
+            if found != expected {
+                return Err(IndexerError::IncompatibleSchema {
+                    path: dir.to_path_buf(),
+                    found,
+                    expected,
+                });
+            }
+            index
+        } else {
+            Index::builder()
+                .schema(schema.schema.clone())
+                .settings(index_settings())
+                .open_or_create(directory)
+                .map_err(tantivy_err)?
+        };
         index.tokenizers().register(BODY_TOKENIZER, body_analyzer());
         let committed_seq = index
             .load_metas()
@@ -118,6 +147,7 @@ impl Split {
                 last_write: Instant::now(),
             }),
             label_cache: Mutex::new(HashMap::new()),
+            catalogue: Mutex::new(None),
         })
     }
 
@@ -127,6 +157,60 @@ impl Split {
 
     pub fn searcher(&self) -> Searcher {
         self.reader.searcher()
+    }
+
+    /// The distinct streams in the segments of `searcher`, from the term dictionary of the
+    /// `stream` field.
+    pub fn stream_catalogue(
+        &self,
+        searcher: &Searcher,
+        stream_field: Field,
+    ) -> Result<StreamCatalogue, IndexerError> {
+        let segment_ids: Vec<SegmentId> = searcher
+            .segment_readers()
+            .iter()
+            .map(|s| s.segment_id())
+            .collect();
+        if let Some((ids, catalogue)) = &*self.catalogue.lock().unwrap_or_else(|p| p.into_inner())
+            && *ids == segment_ids
+        {
+            return Ok(catalogue.clone());
+        }
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        for segment in searcher.segment_readers() {
+            let inverted =
+                segment
+                    .inverted_index(stream_field)
+                    .map_err(|source| IndexerError::Tantivy {
+                        path: self.dir.clone(),
+                        source,
+                    })?;
+            let mut terms = inverted
+                .terms()
+                .stream()
+                .map_err(|source| IndexerError::Io {
+                    path: self.dir.clone(),
+                    source,
+                })?;
+            while terms.advance() {
+                if let Ok(key) = std::str::from_utf8(terms.key())
+                    && !keys.contains(key)
+                {
+                    keys.insert(key.to_string());
+                }
+            }
+        }
+        let catalogue: StreamCatalogue = Arc::new(
+            keys.into_iter()
+                .map(|k| {
+                    let labels = self.labels_of(&k);
+                    (k, labels)
+                })
+                .collect(),
+        );
+        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((segment_ids, catalogue.clone()));
+        Ok(catalogue)
     }
 
     /// Parsed labels of a canonical stream key, cached.

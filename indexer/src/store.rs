@@ -33,6 +33,12 @@ pub enum IndexerError {
         #[source]
         source: std::io::Error,
     },
+    #[error("index at {path} has fields {found:?}, this version expects {expected:?}")]
+    IncompatibleSchema {
+        path: PathBuf,
+        found: Vec<String>,
+        expected: Vec<String>,
+    },
     #[error("index error on {path}: {source}")]
     Tantivy {
         path: PathBuf,
@@ -358,49 +364,24 @@ impl LogStore {
         Ok(out)
     }
 
-    /// The stream keys of a split that satisfy `matchers`, from the term dictionary of the
-    /// `stream` field: the split's own catalogue of streams.
+    /// The stream keys of a split that satisfy `matchers` (sorted), from the split's
+    /// catalogue of streams.
     fn matching_streams(
         &self,
         split: &Split,
         searcher: &Searcher,
         matchers: &[Matcher],
     ) -> Result<Vec<(String, Arc<Labels>)>, IndexerError> {
-        let err = |source: std::io::Error| IndexerError::Io {
-            path: split.dir.clone(),
-            source,
-        };
-        let mut keys: HashSet<String> = HashSet::new();
-        for segment in searcher.segment_readers() {
-            let inverted = segment
-                .inverted_index(self.schema.stream)
-                .map_err(|source| IndexerError::Tantivy {
-                    path: split.dir.clone(),
-                    source,
-                })?;
-            let mut terms = inverted.terms().stream().map_err(err)?;
-            while terms.advance() {
-                if let Ok(key) = std::str::from_utf8(terms.key())
-                    && !keys.contains(key)
-                {
-                    keys.insert(key.to_string());
-                }
-            }
-        }
-        let mut out: Vec<(String, Arc<Labels>)> = keys
-            .into_iter()
-            .map(|k| {
-                let labels = split.labels_of(&k);
-                (k, labels)
-            })
+        Ok(split
+            .stream_catalogue(searcher, self.schema.stream)?
+            .iter()
             .filter(|(_, labels)| {
                 matchers
                     .iter()
                     .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
             })
-            .collect();
-        out.sort();
-        Ok(out)
+            .cloned()
+            .collect())
     }
 
     /// Candidate documents of one split for a request, ordered by time in its direction.
@@ -410,7 +391,7 @@ impl LogStore {
         searcher: &Searcher,
         request: &SelectRequest<'_>,
     ) -> Result<Vec<(i64, DocAddress)>, IndexerError> {
-        let all_streams = self.matching_streams(split, searcher, &[])?.len();
+        let all_streams = split.stream_catalogue(searcher, self.schema.stream)?.len();
         let streams = self.matching_streams(split, searcher, request.matchers)?;
         if streams.is_empty() {
             return Ok(Vec::new());
@@ -840,6 +821,12 @@ mod tests {
             .len(),
             2
         );
+        // A needle's last token may be the head of a longer token: a term-range prefix.
+        for (needle, expected) in [("GET /ord", 1), ("/users 2", 1), ("GET /", 2), (" 5", 1)] {
+            let query = format!(r#"{{env="prod"}} |= "{needle}""#);
+            let found = select(&store, "t1", &query, Direction::Forward, false).len();
+            assert_eq!(found, expected, "{needle:?}");
+        }
         // Without lines the store must be exact: "error" is not in "Error: ...".
         assert_eq!(
             select(
