@@ -1,7 +1,7 @@
 //! [`LogStore`]: the set of splits, the write path (add, commit, retention) and the read path
 //! (the LogQL [`LogSource`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -430,9 +430,10 @@ impl LogStore {
                 path: split.dir.clone(),
                 source,
             })?;
-        match request.direction {
-            Direction::Forward => hits.sort_unstable(),
-            Direction::Backward => hits.sort_unstable_by(|a, b| b.cmp(a)),
+        match (request.ordered, request.direction) {
+            (false, _) => {}
+            (true, Direction::Forward) => hits.sort_unstable(),
+            (true, Direction::Backward) => hits.sort_unstable_by(|a, b| b.cmp(a)),
         }
         Ok(hits)
     }
@@ -452,6 +453,7 @@ impl LogSource for LogStore {
             start_ns: request.start_ns,
             end_ns: request.end_ns,
             direction: request.direction,
+            ordered: request.ordered,
             needs_line: request.needs_line,
             pending: splits.into(),
             current: None,
@@ -469,6 +471,7 @@ struct EntryCursor<'a> {
     start_ns: i64,
     end_ns: i64,
     direction: Direction,
+    ordered: bool,
     needs_line: bool,
     pending: VecDeque<Arc<Split>>,
     current: Option<SplitCursor>,
@@ -481,7 +484,7 @@ struct SplitCursor {
     stream_columns: Vec<Option<StrColumn>>,
     /// Per segment: stream-column term ordinal → labels. Resolving an ordinal reads (and
     /// decompresses) a dictionary block, so each is resolved once per query, not per entry.
-    stream_labels: Vec<HashMap<u64, Arc<Labels>>>,
+    stream_labels: Vec<Vec<Option<Arc<Labels>>>>,
     key_buf: String,
 }
 
@@ -498,6 +501,7 @@ impl EntryCursor<'_> {
             start_ns: self.start_ns,
             end_ns: self.end_ns,
             direction: self.direction,
+            ordered: self.ordered,
             needs_line: self.needs_line,
         };
         let hits = self.store.split_hits(&split, &searcher, &request)?;
@@ -510,7 +514,7 @@ impl EntryCursor<'_> {
             split,
             searcher,
             hits: hits.into_iter(),
-            stream_labels: vec![HashMap::new(); stream_columns.len()],
+            stream_labels: vec![Vec::new(); stream_columns.len()],
             stream_columns,
             key_buf: String::new(),
         });
@@ -528,7 +532,8 @@ impl EntryCursor<'_> {
         let ord = cur.stream_columns[segment]
             .as_ref()
             .and_then(|col| col.term_ords(addr.doc_id).next());
-        let labels = match ord.and_then(|o| cur.stream_labels[segment].get(&o)) {
+        let known = ord.and_then(|o| cur.stream_labels[segment].get(o as usize)?.as_ref());
+        let labels = match known {
             Some(labels) => labels.clone(),
             None => {
                 cur.key_buf.clear();
@@ -541,7 +546,11 @@ impl EntryCursor<'_> {
                 }
                 let labels = cur.split.labels_of(&cur.key_buf);
                 if let Some(ord) = ord {
-                    cur.stream_labels[segment].insert(ord, labels.clone());
+                    let slots = &mut cur.stream_labels[segment];
+                    if slots.len() <= ord as usize {
+                        slots.resize(ord as usize + 1, None);
+                    }
+                    slots[ord as usize] = Some(labels.clone());
                 }
                 labels
             }
@@ -718,6 +727,7 @@ mod tests {
             start_ns: 0,
             end_ns: i64::MAX,
             direction: dir,
+            ordered: true,
             needs_line,
         };
         store.select(&req).unwrap().map(Result::unwrap).collect()

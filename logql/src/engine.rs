@@ -300,6 +300,7 @@ impl Engine {
             start_ns,
             end_ns,
             direction,
+            ordered: true,
             needs_line: true,
         };
         let pipeline = Pipeline::new(&log.stages);
@@ -384,6 +385,7 @@ impl Engine {
             start_ns,
             end_ns,
             direction: Direction::Forward,
+            ordered: false,
             needs_line,
         };
         let pipeline = Pipeline::new(&log.stages);
@@ -587,31 +589,98 @@ fn select_k(
     out
 }
 
-/// Caches the selector check per stream: consecutive entries usually share a stream.
+fn insert_series<T>(
+    index: &mut HashMap<Labels, usize>,
+    series: &mut Vec<(Labels, Vec<T>)>,
+    max_series: usize,
+    labels: Labels,
+) -> Result<usize, EvalError> {
+    if series.len() >= max_series {
+        return Err(EvalError::TooManySeries { limit: max_series });
+    }
+    let i = series.len();
+    index.insert(labels.clone(), i);
+    series.push((labels, Vec::new()));
+    Ok(i)
+}
+
+/// Hashes a stream's identity: the address of its shared labels (one multiply).
 #[derive(Default)]
+struct StreamKeyHasher(u64);
+
+impl std::hash::Hasher for StreamKeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Per-stream memo keyed by the address of the stream's shared labels. Stores hand out one
+/// `Arc` per stream, and entries of many streams interleave in time order, so this replaces
+/// hashing (and regex-matching) whole label sets per entry. The memo holds its own `Arc`, so
+/// an address cannot be reused by another stream while the memo lives.
+struct StreamMemo<T> {
+    map: HashMap<usize, (Arc<Labels>, T), std::hash::BuildHasherDefault<StreamKeyHasher>>,
+}
+
+impl<T: Copy> StreamMemo<T> {
+    fn new() -> Self {
+        Self {
+            map: HashMap::default(),
+        }
+    }
+
+    fn get_or_try_insert<E>(
+        &mut self,
+        stream: &Arc<Labels>,
+        compute: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let key = Arc::as_ptr(stream) as usize;
+        if let Some((_, value)) = self.map.get(&key) {
+            return Ok(*value);
+        }
+        let value = compute()?;
+        self.map.insert(key, (Arc::clone(stream), value));
+        Ok(value)
+    }
+}
+
+/// Caches the selector check per stream.
 struct StreamCheck {
-    last: Option<(Arc<Labels>, bool)>,
+    memo: StreamMemo<bool>,
+}
+
+impl Default for StreamCheck {
+    fn default() -> Self {
+        Self {
+            memo: StreamMemo::new(),
+        }
+    }
 }
 
 impl StreamCheck {
     fn matches(&mut self, log: &LogExpr, entry: &Entry) -> bool {
-        if let Some((labels, ok)) = &self.last
-            && Arc::ptr_eq(labels, &entry.labels)
-        {
-            return *ok;
-        }
-        let ok = log.matches_stream(&entry.labels);
-        self.last = Some((Arc::clone(&entry.labels), ok));
-        ok
+        self.memo
+            .get_or_try_insert(&entry.labels, || {
+                Ok::<_, std::convert::Infallible>(log.matches_stream(&entry.labels))
+            })
+            .unwrap_or_else(|never| match never {})
     }
 }
 
 /// Groups items by result labels, enforcing the series limit. Entries whose result labels
-/// are the stream's own are looked up by the stream's `Arc` first, without hashing.
+/// are the stream's own are looked up by the stream's `Arc` first, without hashing labels.
 struct SeriesTable<T> {
     index: HashMap<Labels, usize>,
     series: Vec<(Labels, Vec<T>)>,
-    last_stream: Option<(Arc<Labels>, usize)>,
+    by_stream: StreamMemo<usize>,
     max_series: usize,
 }
 
@@ -620,7 +689,7 @@ impl<T> SeriesTable<T> {
         Self {
             index: HashMap::new(),
             series: Vec::new(),
-            last_stream: None,
+            by_stream: StreamMemo::new(),
             max_series,
         }
     }
@@ -637,31 +706,20 @@ impl<T> SeriesTable<T> {
                 Some(&index) => index,
                 None => self.insert(labels)?,
             },
-            None => match &self.last_stream {
-                Some((last, index)) if Arc::ptr_eq(last, stream) => *index,
-                _ => {
-                    let index = match self.index.get(stream.as_ref()) {
-                        Some(&index) => index,
-                        None => self.insert(stream.as_ref().clone())?,
-                    };
-                    self.last_stream = Some((Arc::clone(stream), index));
-                    index
-                }
-            },
+            None => {
+                let (index, series, max) = (&mut self.index, &mut self.series, self.max_series);
+                self.by_stream
+                    .get_or_try_insert(stream, || match index.get(stream.as_ref()) {
+                        Some(&i) => Ok(i),
+                        None => insert_series(index, series, max, stream.as_ref().clone()),
+                    })?
+            }
         };
         Ok(&mut self.series[index].1)
     }
 
     fn insert(&mut self, labels: Labels) -> Result<usize, EvalError> {
-        if self.series.len() >= self.max_series {
-            return Err(EvalError::TooManySeries {
-                limit: self.max_series,
-            });
-        }
-        let index = self.series.len();
-        self.index.insert(labels.clone(), index);
-        self.series.push((labels, Vec::new()));
-        Ok(index)
+        insert_series(&mut self.index, &mut self.series, self.max_series, labels)
     }
 
     fn into_series(self) -> impl Iterator<Item = (Labels, Vec<T>)> {

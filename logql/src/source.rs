@@ -33,6 +33,9 @@ pub struct SelectRequest<'a> {
     /// Exclusive end, Unix nanoseconds.
     pub end_ns: i64,
     pub direction: Direction,
+    /// False when the engine does not need entries in time order (metric queries sort the
+    /// samples of each series themselves): the store may then skip ordering all its hits.
+    pub ordered: bool,
     /// False when the engine needs only timestamps and stream labels (e.g. `count_over_time`
     /// with an empty pipeline): the store may then skip loading lines and metadata, and must
     /// then return only entries that satisfy the line filters exactly.
