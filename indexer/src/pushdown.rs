@@ -9,7 +9,13 @@
 //! token. Exact terms are cheap, a prefix walks a slice of the term dictionary, a suffix or
 //! infix walks all of it; so the cheapest sound clauses are used and the engine verifies
 //! every candidate line.
+//!
+//! `|~ "regex"` pushes down through the literal runs every match must contain (the literal
+//! pieces of the pattern's top-level concatenation): each is a substring of every matching
+//! line, so its exact terms and prefix ranges are sound clauses. Dictionary walks are not
+//! spent on them; verification does the rest.
 
+use regex_syntax::hir::{Hir, HirKind};
 use std::ops::Bound;
 use tantivy::Term;
 
@@ -52,6 +58,75 @@ fn needle_tokens(needle: &str) -> Vec<TokenMatch> {
             }
         })
         .collect()
+}
+
+/// Cheap clauses (exact terms, prefix ranges; no dictionary walks) that every line matching
+/// the regex `pattern` satisfies; empty when the pattern has no usable literal.
+pub fn regex_clauses(field: Field, pattern: &str) -> Vec<Box<dyn Query>> {
+    let Ok(hir) = regex_syntax::Parser::new().parse(pattern) else {
+        return Vec::new();
+    };
+    let mut literals = Vec::new();
+    required_literals(&hir, &mut literals);
+    literals
+        .iter()
+        .flat_map(|literal| {
+            let tokens = needle_tokens(literal);
+            let exact: Vec<Box<dyn Query>> = tokens
+                .iter()
+                .filter_map(|t| match t {
+                    TokenMatch::Exact(s) => Some(Box::new(TermQuery::new(
+                        Term::from_field_text(field, s),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>),
+                    _ => None,
+                })
+                .collect();
+            if !exact.is_empty() {
+                return exact;
+            }
+            tokens
+                .iter()
+                .find_map(|t| match t {
+                    TokenMatch::Prefix(s) => Some(vec![prefix_range(field, s)]),
+                    _ => None,
+                })
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Collects literal strings that every match of `hir` contains.
+fn required_literals(hir: &Hir, out: &mut Vec<String>) {
+    match hir.kind() {
+        HirKind::Literal(lit) => push_literal(&lit.0, out),
+        HirKind::Capture(capture) => required_literals(&capture.sub, out),
+        HirKind::Repetition(rep) if rep.min >= 1 => required_literals(&rep.sub, out),
+        HirKind::Concat(parts) => {
+            // Adjacent literals form one contiguous run; anything else ends the run (its
+            // own required literals still count, as every part of a concatenation matches).
+            let mut run: Vec<u8> = Vec::new();
+            for part in parts {
+                if let HirKind::Literal(lit) = part.kind() {
+                    run.extend_from_slice(&lit.0);
+                } else {
+                    push_literal(&run, out);
+                    run.clear();
+                    required_literals(part, out);
+                }
+            }
+            push_literal(&run, out);
+        }
+        _ => {}
+    }
+}
+
+fn push_literal(bytes: &[u8], out: &mut Vec<String>) {
+    if let Ok(s) = std::str::from_utf8(bytes)
+        && !s.is_empty()
+    {
+        out.push(s.to_string());
+    }
 }
 
 /// Clauses (all required) that every line containing `needle` satisfies; empty when the
@@ -138,6 +213,26 @@ fn regex_escape(token: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regex_literals_are_the_required_runs() {
+        let lits = |p: &str| {
+            let mut out = Vec::new();
+            required_literals(&regex_syntax::Parser::new().parse(p).unwrap(), &mut out);
+            out
+        };
+        assert_eq!(
+            lits("timeout after [0-9]{4,}ms"),
+            vec!["timeout after ", "ms"]
+        );
+        assert_eq!(lits("(GET|POST) /api/(v1)+/x"), vec![" /api/", "v1", "/x"]);
+        assert!(lits("error|warn").is_empty());
+        assert!(
+            lits("(?i)error").is_empty(),
+            "case-folded classes are not literals"
+        );
+        assert_eq!(lits("^status=5[0-9]{2}$"), vec!["status=5"]);
+    }
 
     #[test]
     fn needle_tokens_know_which_ends_are_open() {

@@ -20,7 +20,7 @@ use tantivy::{
     DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
-use crate::pushdown::contains_clauses;
+use crate::pushdown::{contains_clauses, regex_clauses};
 use crate::schema::LogSchema;
 use crate::split::{Split, WriterState};
 
@@ -413,11 +413,12 @@ impl LogStore {
             ));
         }
         for filter in request.line_filters {
-            if filter.op == LineFilterOp::Contains {
-                for q in contains_clauses(self.schema.body, &filter.value) {
-                    clauses.push((Occur::Must, q));
-                }
-            }
+            let filter_clauses = match filter.op {
+                LineFilterOp::Contains => contains_clauses(self.schema.body, &filter.value),
+                LineFilterOp::Regex => regex_clauses(self.schema.body, &filter.value),
+                LineFilterOp::NotContains | LineFilterOp::NotRegex => Vec::new(),
+            };
+            clauses.extend(filter_clauses.into_iter().map(|q| (Occur::Must, q)));
         }
         let query: Box<dyn Query> = if clauses.is_empty() {
             Box::new(AllQuery)
@@ -836,6 +837,17 @@ mod tests {
             let query = format!(r#"{{env="prod"}} |= "{needle}""#);
             let found = select(&store, "t1", &query, Direction::Forward, false).len();
             assert_eq!(found, expected, "{needle:?}");
+        }
+        // Regex filters push down their literal runs and are verified exactly.
+        for (regex, expected) in [
+            ("GET /(users|orders) [0-9]+", 2),
+            ("GET /[a-z]+ 5[0-9]{2}", 1),
+            ("(?i)error: conn", 1),
+            ("refused$", 1),
+        ] {
+            let query = format!(r#"{{env="prod"}} |~ "{regex}""#);
+            let found = select(&store, "t1", &query, Direction::Forward, false).len();
+            assert_eq!(found, expected, "{regex:?}");
         }
         // Without lines the store must be exact: "error" is not in "Error: ...".
         assert_eq!(
