@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use sightline_model::{Labels, TenantId};
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
 use tantivy::index::SegmentId;
-use tantivy::schema::Field;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher};
 
@@ -38,14 +38,22 @@ pub(crate) struct Split {
     pub writer: Mutex<WriterState>,
     /// Canonical stream key → parsed labels, shared by every query on this split.
     label_cache: Mutex<HashMap<String, Arc<Labels>>>,
-    /// The streams of the segments last searched, keyed by their segment ids: segments are
-    /// immutable, so the catalogue is read from the term dictionary once per commit, not
-    /// once per query.
-    catalogue: Mutex<Option<(Vec<SegmentId>, StreamCatalogue)>>,
+    /// What queries need of the segments last searched, keyed by their segment ids:
+    /// segments are immutable, so it is read once per commit, not once per query.
+    segment_view: Mutex<Option<(Vec<SegmentId>, Arc<SegmentView>)>>,
 }
 
-/// A split's distinct streams: canonical key and parsed labels, sorted by key.
-pub(crate) type StreamCatalogue = Arc<Vec<(String, Arc<Labels>)>>;
+/// What every query reads of a split's current segments before it starts: opening a column
+/// parses its block metadata and listing streams reads (and decompresses) the term
+/// dictionary, both costs that would otherwise recur per segment per query.
+pub(crate) struct SegmentView {
+    /// The split's distinct streams: canonical key and parsed labels, sorted by key.
+    pub catalogue: Vec<(String, Arc<Labels>)>,
+    /// Per segment, in searcher order: the `ts` column.
+    pub ts_columns: Vec<Column<i64>>,
+    /// Per segment, in searcher order: the `stream` column (absent in an empty segment).
+    pub stream_columns: Vec<Option<StrColumn>>,
+}
 
 /// Doc store settings of new splits (existing splits keep theirs, recorded in `meta.json`).
 ///
@@ -147,7 +155,7 @@ impl Split {
                 last_write: Instant::now(),
             }),
             label_cache: Mutex::new(HashMap::new()),
-            catalogue: Mutex::new(None),
+            segment_view: Mutex::new(None),
         })
     }
 
@@ -159,32 +167,31 @@ impl Split {
         self.reader.searcher()
     }
 
-    /// The distinct streams in the segments of `searcher`, from the term dictionary of the
-    /// `stream` field.
-    pub fn stream_catalogue(
+    /// The [`SegmentView`] of the segments of `searcher`.
+    pub fn segment_view(
         &self,
         searcher: &Searcher,
-        stream_field: Field,
-    ) -> Result<StreamCatalogue, IndexerError> {
+        schema: &LogSchema,
+    ) -> Result<Arc<SegmentView>, IndexerError> {
         let segment_ids: Vec<SegmentId> = searcher
             .segment_readers()
             .iter()
             .map(|s| s.segment_id())
             .collect();
-        if let Some((ids, catalogue)) = &*self.catalogue.lock().unwrap_or_else(|p| p.into_inner())
+        if let Some((ids, view)) = &*self.segment_view.lock().unwrap_or_else(|p| p.into_inner())
             && *ids == segment_ids
         {
-            return Ok(catalogue.clone());
+            return Ok(view.clone());
         }
+        let tantivy_err = |source| IndexerError::Tantivy {
+            path: self.dir.clone(),
+            source,
+        };
         let mut keys: BTreeSet<String> = BTreeSet::new();
+        let mut ts_columns = Vec::new();
+        let mut stream_columns = Vec::new();
         for segment in searcher.segment_readers() {
-            let inverted =
-                segment
-                    .inverted_index(stream_field)
-                    .map_err(|source| IndexerError::Tantivy {
-                        path: self.dir.clone(),
-                        source,
-                    })?;
+            let inverted = segment.inverted_index(schema.stream).map_err(tantivy_err)?;
             let mut terms = inverted
                 .terms()
                 .stream()
@@ -199,18 +206,23 @@ impl Split {
                     keys.insert(key.to_string());
                 }
             }
+            ts_columns.push(segment.fast_fields().i64("ts").map_err(tantivy_err)?);
+            stream_columns.push(segment.fast_fields().str("stream").ok().flatten());
         }
-        let catalogue: StreamCatalogue = Arc::new(
-            keys.into_iter()
+        let view = Arc::new(SegmentView {
+            catalogue: keys
+                .into_iter()
                 .map(|k| {
                     let labels = self.labels_of(&k);
                     (k, labels)
                 })
                 .collect(),
-        );
-        *self.catalogue.lock().unwrap_or_else(|p| p.into_inner()) =
-            Some((segment_ids, catalogue.clone()));
-        Ok(catalogue)
+            ts_columns,
+            stream_columns,
+        });
+        *self.segment_view.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((segment_ids, view.clone()));
+        Ok(view)
     }
 
     /// Parsed labels of a canonical stream key, cached.

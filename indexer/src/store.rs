@@ -13,7 +13,7 @@ use sightline_logql::{
 };
 use sightline_model::{Labels, LogBatch, TenantId};
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::Column;
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
 use tantivy::schema::Value;
 use tantivy::{
@@ -22,7 +22,7 @@ use tantivy::{
 
 use crate::pushdown::{contains_clauses, regex_clauses};
 use crate::schema::LogSchema;
-use crate::split::{Split, WriterState};
+use crate::split::{SegmentView, Split, WriterState};
 
 /// Indexer failures, with the split path they concern.
 #[derive(Debug, thiserror::Error)]
@@ -355,33 +355,14 @@ impl LogStore {
     ) -> Result<Vec<Arc<Labels>>, IndexerError> {
         let mut seen: HashSet<Arc<Labels>> = HashSet::new();
         for split in self.splits_in(tenant, start_ns, end_ns) {
-            for (_, labels) in self.matching_streams(&split, &split.searcher(), matchers)? {
-                seen.insert(labels);
+            let view = split.segment_view(&split.searcher(), &self.schema)?;
+            for i in matching_streams(&view, matchers) {
+                seen.insert(view.catalogue[i].1.clone());
             }
         }
         let mut out: Vec<Arc<Labels>> = seen.into_iter().collect();
         out.sort();
         Ok(out)
-    }
-
-    /// The stream keys of a split that satisfy `matchers` (sorted), from the split's
-    /// catalogue of streams.
-    fn matching_streams(
-        &self,
-        split: &Split,
-        searcher: &Searcher,
-        matchers: &[Matcher],
-    ) -> Result<Vec<(String, Arc<Labels>)>, IndexerError> {
-        Ok(split
-            .stream_catalogue(searcher, self.schema.stream)?
-            .iter()
-            .filter(|(_, labels)| {
-                matchers
-                    .iter()
-                    .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-            })
-            .cloned()
-            .collect())
     }
 
     /// Candidate documents of one split for a request, ordered by time in its direction.
@@ -390,17 +371,17 @@ impl LogStore {
         split: &Split,
         searcher: &Searcher,
         request: &SelectRequest<'_>,
+        view: &Arc<SegmentView>,
     ) -> Result<Vec<(i64, DocAddress)>, IndexerError> {
-        let all_streams = split.stream_catalogue(searcher, self.schema.stream)?.len();
-        let streams = self.matching_streams(split, searcher, request.matchers)?;
+        let streams = matching_streams(view, request.matchers);
         if streams.is_empty() {
             return Ok(Vec::new());
         }
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if streams.len() < all_streams {
+        if streams.len() < view.catalogue.len() {
             let terms = streams
                 .iter()
-                .map(|(k, _)| Term::from_field_text(self.schema.stream, k));
+                .map(|&i| Term::from_field_text(self.schema.stream, &view.catalogue[i].0));
             clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
         }
         if request.start_ns > split.window_start_ns || request.end_ns < split.window_end_ns {
@@ -426,7 +407,12 @@ impl LogStore {
             Box::new(BooleanQuery::new(clauses))
         };
         let mut hits = searcher
-            .search(query.as_ref(), &TimestampCollector)
+            .search(
+                query.as_ref(),
+                &TimestampCollector {
+                    view: Arc::clone(view),
+                },
+            )
             .map_err(|source| IndexerError::Tantivy {
                 path: split.dir.clone(),
                 source,
@@ -482,7 +468,7 @@ struct SplitCursor {
     split: Arc<Split>,
     searcher: Searcher,
     hits: std::vec::IntoIter<(i64, DocAddress)>,
-    stream_columns: Vec<Option<StrColumn>>,
+    view: Arc<SegmentView>,
     /// Per segment: stream-column term ordinal → labels. Resolving an ordinal reads (and
     /// decompresses) a dictionary block, so each is resolved once per query, not per entry.
     stream_labels: Vec<Vec<Option<Arc<Labels>>>>,
@@ -505,18 +491,14 @@ impl EntryCursor<'_> {
             ordered: self.ordered,
             needs_line: self.needs_line,
         };
-        let hits = self.store.split_hits(&split, &searcher, &request)?;
-        let stream_columns: Vec<Option<StrColumn>> = searcher
-            .segment_readers()
-            .iter()
-            .map(|s| s.fast_fields().str("stream").ok().flatten())
-            .collect();
+        let view = split.segment_view(&searcher, &self.store.schema)?;
+        let hits = self.store.split_hits(&split, &searcher, &request, &view)?;
         self.current = Some(SplitCursor {
             split,
             searcher,
             hits: hits.into_iter(),
-            stream_labels: vec![Vec::new(); stream_columns.len()],
-            stream_columns,
+            stream_labels: vec![Vec::new(); view.stream_columns.len()],
+            view,
             key_buf: String::new(),
         });
         Ok(true)
@@ -530,7 +512,7 @@ impl EntryCursor<'_> {
             source,
         };
         let segment = addr.segment_ord as usize;
-        let ord = cur.stream_columns[segment]
+        let ord = cur.view.stream_columns[segment]
             .as_ref()
             .and_then(|col| col.term_ords(addr.doc_id).next());
         let known = ord.and_then(|o| cur.stream_labels[segment].get(o as usize)?.as_ref());
@@ -538,7 +520,7 @@ impl EntryCursor<'_> {
             Some(labels) => labels.clone(),
             None => {
                 cur.key_buf.clear();
-                if let (Some(col), Some(ord)) = (&cur.stream_columns[segment], ord) {
+                if let (Some(col), Some(ord)) = (&cur.view.stream_columns[segment], ord) {
                     col.ord_to_str(ord, &mut cur.key_buf)
                         .map_err(|source| IndexerError::Io {
                             path: cur.split.dir.clone(),
@@ -625,8 +607,24 @@ impl Iterator for EntryCursor<'_> {
     }
 }
 
+/// Indices into the catalogue of `view` of the streams that satisfy `matchers`.
+fn matching_streams(view: &SegmentView, matchers: &[Matcher]) -> Vec<usize> {
+    view.catalogue
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, labels))| {
+            matchers
+                .iter()
+                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
 /// Collects (timestamp, address) of every matching document from the `ts` fast field.
-struct TimestampCollector;
+struct TimestampCollector {
+    view: Arc<SegmentView>,
+}
 
 struct TimestampSegmentCollector {
     segment_ord: SegmentOrdinal,
@@ -641,11 +639,11 @@ impl Collector for TimestampCollector {
     fn for_segment(
         &self,
         segment_ord: SegmentOrdinal,
-        segment: &SegmentReader,
+        _segment: &SegmentReader,
     ) -> tantivy::Result<Self::Child> {
         Ok(TimestampSegmentCollector {
             segment_ord,
-            ts: segment.fast_fields().i64("ts")?,
+            ts: self.view.ts_columns[segment_ord as usize].clone(),
             hits: Vec::new(),
         })
     }
