@@ -265,7 +265,26 @@ fn main() -> anyhow::Result<()> {
         }));
     }
 
-    // ---- index size after a clean stop ----
+    // ---- the server's own account of commits, then index size after a clean stop ----
+    let metrics = api.metrics_text()?;
+    let mean = |name: &str| -> (f64, f64) {
+        let value = |suffix: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let (sum, count) = (value("sum"), value("count"));
+        (sum / count, count)
+    };
+    let (commit_mean, commits) = mean("sightline_indexer_commit_seconds");
+    let (fsync_mean, fsyncs) = mean("sightline_wal_fsync_seconds");
+    println!(
+        "server: {commits} index commits, mean {:.0} ms; {fsyncs} WAL fsyncs, mean {:.1} ms",
+        commit_mean * 1e3,
+        fsync_mean * 1e3
+    );
     server.stop()?;
     let index_bytes = dir_size(&data_dir.join("logs"))?;
     let wal_bytes = dir_size(&data_dir.join("wal")).unwrap_or(0);
@@ -295,6 +314,8 @@ fn main() -> anyhow::Result<()> {
         "freshness_load_max_ms": percentile(&load_freshness, 1.0) * 1e3,
         "freshness_idle_p50_ms": percentile(&idle_freshness, 0.5) * 1e3,
         "freshness_idle_max_ms": percentile(&idle_freshness, 1.0) * 1e3,
+        "index_commit_mean_ms": commit_mean * 1e3,
+        "wal_fsync_mean_ms": fsync_mean * 1e3,
         "index_bytes": index_bytes,
         "index_over_raw": index_bytes as f64 / raw_bytes as f64,
         "queries": query_results,
@@ -612,6 +633,14 @@ impl Api {
                 .sum(),
             _ => result.len(),
         })
+    }
+
+    fn metrics_text(&self) -> anyhow::Result<String> {
+        Ok(self
+            .client
+            .get(format!("http://{}/metrics", self.http))
+            .send()?
+            .text()?)
     }
 
     /// An instant query whose result is one sample; returns its value.
