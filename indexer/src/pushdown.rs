@@ -129,9 +129,19 @@ fn push_literal(bytes: &[u8], out: &mut Vec<String>) {
     }
 }
 
-/// Clauses (all required) that every line containing `needle` satisfies; empty when the
-/// needle offers no sound clause (then only verification filters).
-pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
+/// How a `|=` needle narrows the candidates.
+pub enum NeedlePushdown {
+    /// Cheap clauses, all required (exact terms, or a prefix range); empty when the needle
+    /// offers no sound clause (then only verification filters).
+    Cheap(Vec<Box<dyn Query>>),
+    /// Only a walk over the whole term dictionary is sound: the needle is the tail or the
+    /// inside of a token. The walk costs about as much as the dictionary is large, so the
+    /// store defers it (see `store.rs`).
+    Walk(Box<dyn Query>),
+}
+
+/// The cheapest sound way to narrow the lines that contain `needle`.
+pub fn contains_pushdown(field: Field, needle: &str) -> NeedlePushdown {
     let tokens = needle_tokens(needle);
     let exact: Vec<&String> = tokens
         .iter()
@@ -142,15 +152,17 @@ pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
         .collect();
     // Exact terms alone narrow the candidates enough; dictionary walks would only add cost.
     if !exact.is_empty() {
-        return exact
-            .into_iter()
-            .map(|s| {
-                Box::new(TermQuery::new(
-                    Term::from_field_text(field, s),
-                    IndexRecordOption::Basic,
-                )) as Box<dyn Query>
-            })
-            .collect();
+        return NeedlePushdown::Cheap(
+            exact
+                .into_iter()
+                .map(|s| {
+                    Box::new(TermQuery::new(
+                        Term::from_field_text(field, s),
+                        IndexRecordOption::Basic,
+                    )) as Box<dyn Query>
+                })
+                .collect(),
+        );
     }
     let cheapest = tokens
         .iter()
@@ -162,16 +174,16 @@ pub fn contains_clauses(field: Field, needle: &str) -> Vec<Box<dyn Query>> {
         })
         .cloned();
     let pattern = match cheapest {
-        None | Some(TokenMatch::Exact(_)) => return Vec::new(),
+        None | Some(TokenMatch::Exact(_)) => return NeedlePushdown::Cheap(Vec::new()),
         // A prefix is a key range of the sorted term dictionary: a seek, no automaton.
-        Some(TokenMatch::Prefix(s)) => return vec![prefix_range(field, &s)],
+        Some(TokenMatch::Prefix(s)) => return NeedlePushdown::Cheap(vec![prefix_range(field, &s)]),
         Some(TokenMatch::Suffix(s)) => format!(".*{}", regex_escape(&s)),
         Some(TokenMatch::Infix(s)) => format!(".*{}.*", regex_escape(&s)),
     };
     match RegexQuery::from_pattern(&pattern, field) {
-        Ok(q) => vec![Box::new(q)],
+        Ok(q) => NeedlePushdown::Walk(Box::new(q)),
         // An unbuildable automaton only loses the pushdown, never results.
-        Err(_) => Vec::new(),
+        Err(_) => NeedlePushdown::Cheap(Vec::new()),
     }
 }
 
