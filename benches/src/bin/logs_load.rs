@@ -64,6 +64,10 @@ struct Args {
     /// The sightline binary (default: next to this one).
     #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// A configuration file for the server (`sightline serve --config`), for experiments;
+    /// the defaults otherwise.
+    #[arg(long)]
+    server_config: Option<PathBuf>,
     /// Concurrent OTLP/HTTP senders.
     #[arg(long, default_value_t = 2)]
     senders: usize,
@@ -130,7 +134,12 @@ fn main() -> anyhow::Result<()> {
     if data_dir.exists() {
         fs::remove_dir_all(&data_dir)?;
     }
-    let mut server = ServerProcess::start(&server_bin, &data_dir, &args.work.join("server.log"))?;
+    let mut server = ServerProcess::start(
+        &server_bin,
+        &data_dir,
+        args.server_config.as_deref(),
+        &args.work.join("server.log"),
+    )?;
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
@@ -765,9 +774,18 @@ struct ServerProcess {
 }
 
 impl ServerProcess {
-    fn start(bin: &Path, data_dir: &Path, log_path: &Path) -> anyhow::Result<Self> {
-        let mut child = Command::new(bin)
-            .arg("serve")
+    fn start(
+        bin: &Path,
+        data_dir: &Path,
+        config: Option<&Path>,
+        log_path: &Path,
+    ) -> anyhow::Result<Self> {
+        let mut command = Command::new(bin);
+        command.arg("serve");
+        if let Some(config) = config {
+            command.arg("--config").arg(config);
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http-addr", "127.0.0.1:0"])
