@@ -15,6 +15,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use sightline_indexer::LogStore;
 use sightline_logql::{Direction, Engine, Matcher, QueryResult};
+use sightline_model::Labels;
 
 use super::ApiError;
 use super::params::{Params, parse_duration, tenant};
@@ -282,30 +283,52 @@ fn range(headers: &HeaderMap, params: &Params) -> Result<Range, ApiError> {
     })
 }
 
+/// The streams matching the optional `query` selector in the request's range, computed off
+/// the async runtime; `view` turns them into the answer's data.
+async fn streams_data<T: Send + 'static>(
+    state: &QueryState,
+    endpoint: &'static str,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    body: &Bytes,
+    view: impl FnOnce(Vec<Arc<Labels>>) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let params = Params::parse(raw, headers, body);
+    let r = range(headers, &params)?;
+    let matchers = match params.get("query") {
+        Some(q) => selector_matchers(q)?,
+        None => Vec::new(),
+    };
+    let s = state.clone();
+    timed(state, endpoint, move || {
+        let streams = s
+            .store
+            .streams(&r.tenant, r.start, r.end, &matchers)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        Ok(view(streams))
+    })
+    .await
+}
+
 async fn labels(
     State(state): State<QueryState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, &body);
-    let r = range(&headers, &params)?;
-    let matchers = match params.get("query") {
-        Some(q) => selector_matchers(q)?,
-        None => Vec::new(),
-    };
-    let s = state.clone();
-    let names = timed(&state, "labels", move || {
-        let streams = s
-            .store
-            .streams(&r.tenant, r.start, r.end, &matchers)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let names: BTreeSet<String> = streams
-            .iter()
-            .flat_map(|l| l.iter().map(|(k, _)| k.to_string()))
-            .collect();
-        Ok(names)
-    })
+    let names = streams_data(
+        &state,
+        "labels",
+        &headers,
+        raw.as_deref(),
+        &body,
+        |streams| {
+            streams
+                .iter()
+                .flat_map(|l| l.iter().map(|(k, _)| k.to_string()))
+                .collect::<BTreeSet<String>>()
+        },
+    )
     .await?;
     Ok(Json(json!({"status": "success", "data": names})).into_response())
 }
@@ -317,24 +340,20 @@ async fn label_values(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, &body);
-    let r = range(&headers, &params)?;
-    let matchers = match params.get("query") {
-        Some(q) => selector_matchers(q)?,
-        None => Vec::new(),
-    };
-    let s = state.clone();
-    let values = timed(&state, "label_values", move || {
-        let streams = s
-            .store
-            .streams(&r.tenant, r.start, r.end, &matchers)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let values: BTreeSet<String> = streams
+    let view = move |streams: Vec<Arc<Labels>>| {
+        streams
             .iter()
             .filter_map(|l| l.get(&name).map(str::to_string))
-            .collect();
-        Ok(values)
-    })
+            .collect::<BTreeSet<String>>()
+    };
+    let values = streams_data(
+        &state,
+        "label_values",
+        &headers,
+        raw.as_deref(),
+        &body,
+        view,
+    )
     .await?;
     Ok(Json(json!({"status": "success", "data": values})).into_response())
 }
