@@ -1,19 +1,19 @@
 //! [`LogStore`]: the set of splits, the write path (add, commit, retention) and the read path
 //! (the LogQL [`LogSource`]).
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use sightline_logql::{
-    Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource, Matcher, SelectRequest,
-    SourceError,
+    BucketCounts, Buckets, Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource,
+    Matcher, SelectRequest, SourceError,
 };
 use sightline_model::{Labels, LogBatch, TenantId};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
-use tantivy::columnar::Column;
+use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
 use tantivy::schema::Value;
 use tantivy::{
@@ -443,7 +443,102 @@ impl LogStore {
     }
 }
 
+impl LogStore {
+    /// [`LogSource::count_buckets`]: per split, one pass of a collector over the matching
+    /// documents that reads only the `ts` and `stream` columns.
+    fn count_in_buckets(
+        &self,
+        request: &SelectRequest<'_>,
+        buckets: Buckets,
+    ) -> Result<Option<BucketCounts>, IndexerError> {
+        /// Stream × bucket cells counted at most per segment (4 bytes each).
+        const MAX_CELLS: usize = 1 << 20;
+        let (lo, hi) = buckets.range_ns();
+        let mut totals: HashMap<Arc<Labels>, Vec<u32>> = HashMap::new();
+        for split in self.splits_in(request.tenant, lo, hi) {
+            let searcher = split.searcher();
+            let view = split.segment_view(&searcher, &self.schema)?;
+            let streams = matching_streams(&view, request.matchers);
+            if streams.is_empty() {
+                continue;
+            }
+            if streams.len().saturating_mul(buckets.count) > MAX_CELLS {
+                return Ok(None);
+            }
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            if streams.len() < view.catalogue.len() {
+                let terms = streams
+                    .iter()
+                    .map(|&i| Term::from_field_text(self.schema.stream, &view.catalogue[i].0));
+                clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+            }
+            if lo > split.window_start_ns || hi < split.window_end_ns {
+                clauses.push((
+                    Occur::Must,
+                    Box::new(RangeQuery::new(
+                        Bound::Included(Term::from_field_i64(self.schema.ts, lo)),
+                        Bound::Excluded(Term::from_field_i64(self.schema.ts, hi)),
+                    )),
+                ));
+            }
+            let query: Box<dyn Query> = if clauses.is_empty() {
+                Box::new(AllQuery)
+            } else {
+                Box::new(BooleanQuery::new(clauses))
+            };
+            let per_segment = searcher
+                .search(
+                    query.as_ref(),
+                    &BucketCollector {
+                        view: Arc::clone(&view),
+                        buckets,
+                    },
+                )
+                .map_err(|source| IndexerError::Tantivy {
+                    path: split.dir.clone(),
+                    source,
+                })?;
+            let mut key = String::new();
+            for (segment, by_ord) in per_segment {
+                let Some(column) = &view.stream_columns[segment as usize] else {
+                    continue;
+                };
+                for (ord, counts) in by_ord.into_iter().enumerate() {
+                    let Some(counts) = counts else { continue };
+                    key.clear();
+                    column
+                        .ord_to_str(ord as u64, &mut key)
+                        .map_err(|source| IndexerError::Io {
+                            path: split.dir.clone(),
+                            source,
+                        })?;
+                    let total = totals
+                        .entry(split.labels_of(&key))
+                        .or_insert_with(|| vec![0; buckets.count]);
+                    for (t, c) in total.iter_mut().zip(counts) {
+                        *t += c;
+                    }
+                }
+            }
+        }
+        Ok(Some(totals.into_iter().collect()))
+    }
+}
+
 impl LogSource for LogStore {
+    fn count_buckets(
+        &self,
+        request: &SelectRequest<'_>,
+        buckets: Buckets,
+    ) -> Option<Result<BucketCounts, SourceError>> {
+        if !request.line_filters.is_empty() {
+            return None;
+        }
+        self.count_in_buckets(request, buckets)
+            .map_err(|e| SourceError(e.to_string()))
+            .transpose()
+    }
+
     fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
         let mut splits = self.splits_in(request.tenant, request.start_ns, request.end_ns);
         if request.direction == Direction::Backward {
@@ -753,6 +848,71 @@ fn matching_streams(view: &SegmentView, matchers: &[Matcher]) -> Vec<usize> {
         .collect()
 }
 
+/// Counts matching documents per stream ordinal and time bucket, per segment.
+struct BucketCollector {
+    view: Arc<SegmentView>,
+    buckets: Buckets,
+}
+
+struct BucketSegmentCollector {
+    segment_ord: SegmentOrdinal,
+    ts: Column<i64>,
+    stream: Option<StrColumn>,
+    buckets: Buckets,
+    /// Stream ordinal → counts per bucket, allocated when the stream is first seen.
+    counts: Vec<Option<Vec<u32>>>,
+}
+
+impl Collector for BucketCollector {
+    type Fruit = Vec<(SegmentOrdinal, Vec<Option<Vec<u32>>>)>;
+    type Child = BucketSegmentCollector;
+
+    fn for_segment(
+        &self,
+        segment_ord: SegmentOrdinal,
+        _segment: &SegmentReader,
+    ) -> tantivy::Result<Self::Child> {
+        Ok(BucketSegmentCollector {
+            segment_ord,
+            ts: self.view.ts_columns[segment_ord as usize].clone(),
+            stream: self.view.stream_columns[segment_ord as usize].clone(),
+            buckets: self.buckets,
+            counts: Vec::new(),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
+        Ok(fruits.into_iter().flatten().collect())
+    }
+}
+
+impl SegmentCollector for BucketSegmentCollector {
+    type Fruit = Vec<(SegmentOrdinal, Vec<Option<Vec<u32>>>)>;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        let Some(bucket) = self.ts.first(doc).and_then(|ts| self.buckets.index(ts)) else {
+            return;
+        };
+        let Some(ord) = self.stream.as_ref().and_then(|c| c.term_ords(doc).next()) else {
+            return;
+        };
+        let ord = ord as usize;
+        if self.counts.len() <= ord {
+            self.counts.resize(ord + 1, None);
+        }
+        let count = self.buckets.count;
+        self.counts[ord].get_or_insert_with(|| vec![0; count])[bucket] += 1;
+    }
+
+    fn harvest(self) -> Self::Fruit {
+        vec![(self.segment_ord, self.counts)]
+    }
+}
+
 /// Collects (timestamp, address) of every matching document from the `ts` fast field.
 struct TimestampCollector {
     view: Arc<SegmentView>,
@@ -806,7 +966,7 @@ impl SegmentCollector for TimestampSegmentCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sightline_logql::{Expr, LogExpr};
+    use sightline_logql::{Expr, LogExpr, QueryResult};
     use sightline_model::{LogRecord, LogStream};
 
     const HOUR: i64 = 3_600_000_000_000;
@@ -1010,6 +1170,120 @@ mod tests {
             select(&store, "t2", r#"{env="prod"}"#, Direction::Forward, true).len(),
             1
         );
+    }
+
+    /// The store, with its bucket counting hidden (the engine then counts entries itself) or
+    /// not, counting the entry selections asked of it.
+    struct Probe<'a> {
+        store: &'a LogStore,
+        buckets: bool,
+        selects: std::cell::Cell<usize>,
+    }
+
+    impl<'a> Probe<'a> {
+        fn new(store: &'a LogStore, buckets: bool) -> Self {
+            Self {
+                store,
+                buckets,
+                selects: std::cell::Cell::new(0),
+            }
+        }
+    }
+
+    impl LogSource for Probe<'_> {
+        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+            self.selects.set(self.selects.get() + 1);
+            self.store.select(request)
+        }
+
+        fn count_buckets(
+            &self,
+            request: &SelectRequest<'_>,
+            buckets: Buckets,
+        ) -> Option<Result<BucketCounts, SourceError>> {
+            if self.buckets {
+                self.store.count_buckets(request, buckets)
+            } else {
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_counts_give_the_same_metrics_as_counting_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let sec = 1_000_000_000i64;
+        // Entries every 7 s over two split windows, some exactly on step edges.
+        let mut seq = 0;
+        for (service, phase) in [("api", 0), ("db", 3), ("web", 5)] {
+            let lines: Vec<(i64, String)> = (0..1100)
+                .map(|i| {
+                    (
+                        HOUR - 600 * sec + (i * 7 + phase) * sec,
+                        format!("line {i}"),
+                    )
+                })
+                .collect();
+            let refs: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            seq += 1;
+            store.add_batch(seq, &batch("t1", service, &refs)).unwrap();
+        }
+        store.commit().unwrap();
+        let tenant = TenantId::new("t1").unwrap();
+        let start = HOUR - 300 * sec;
+        let end = HOUR + 3000 * sec;
+        for (query, step) in [
+            (r#"count_over_time({env="prod"}[60s])"#, 60),
+            (r#"count_over_time({env="prod"}[5m])"#, 60),
+            (r#"rate({service_name=~"api|db"}[90s])"#, 60),
+            (
+                r#"sum by (env) (count_over_time({env="prod"}[35s] offset 1m))"#,
+                14,
+            ),
+            (r#"count_over_time({service_name="web"}[1h])"#, 300),
+        ] {
+            let expr = sightline_logql::parse(query).unwrap();
+            let fast = sightline_logql::query_range(
+                &store,
+                &tenant,
+                &expr,
+                start,
+                end,
+                step * sec,
+                100,
+                Direction::Forward,
+            )
+            .unwrap();
+            let slow = sightline_logql::query_range(
+                &Probe::new(&store, false),
+                &tenant,
+                &expr,
+                start,
+                end,
+                step * sec,
+                100,
+                Direction::Forward,
+            )
+            .unwrap();
+            assert_eq!(fast, slow, "{query}");
+            assert!(
+                matches!(&fast, QueryResult::Matrix(m) if !m.is_empty()),
+                "{query}"
+            );
+            let at = HOUR + 60 * sec;
+            let fast =
+                sightline_logql::query_instant(&store, &tenant, &expr, at, 100, Direction::Forward);
+            let slow = sightline_logql::query_instant(
+                &Probe::new(&store, false),
+                &tenant,
+                &expr,
+                at,
+                100,
+                Direction::Forward,
+            );
+            assert_eq!(fast.unwrap(), slow.unwrap(), "{query} at {at}");
+        }
     }
 
     #[test]

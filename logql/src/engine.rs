@@ -19,7 +19,7 @@ use crate::ast::{
     Expr, LogExpr, MetricExpr, RangeAggregation, RangeOp, VectorAggregation, VectorOp,
 };
 use crate::pipeline::Pipeline;
-use crate::source::{Direction, Entry, LogSource, SelectRequest, SourceError};
+use crate::source::{Buckets, Direction, Entry, LogSource, SelectRequest, SourceError};
 
 /// Default cap on the series (or streams) one query may build.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -388,6 +388,9 @@ impl Engine {
             ordered: false,
             needs_line,
         };
+        if let Some(series) = self.count_in_store(source, &request, agg, steps)? {
+            return Ok(series);
+        }
         let pipeline = Pipeline::new(&log.stages);
         let mut table: SeriesTable<(i64, u64)> = SeriesTable::new(self.max_series);
         let mut selector = StreamCheck::default();
@@ -425,6 +428,103 @@ impl Engine {
             .filter(|s| !s.points.is_empty())
             .collect())
     }
+}
+
+impl Engine {
+    /// `count_over_time` and `rate` of a bare selector, counted by the store in buckets as
+    /// wide as the greatest common divisor of range and step, so that every window is a run
+    /// of whole buckets: no entry crosses the store boundary one by one. `None` when the
+    /// query or the store does not allow it.
+    fn count_in_store(
+        &self,
+        source: &dyn LogSource,
+        request: &SelectRequest<'_>,
+        agg: &RangeAggregation,
+        steps: Steps,
+    ) -> Result<Option<Vec<StepSeries>>, EvalError> {
+        /// Bucket cells (streams × buckets) a store may be asked to count at most.
+        const MAX_CELLS: i128 = 1 << 20;
+        if !agg.log.stages.is_empty() || agg.op.needs_lines() {
+            return Ok(None);
+        }
+        let width = if steps.count <= 1 {
+            agg.range_ns
+        } else {
+            gcd(agg.range_ns, steps.step)
+        };
+        let per_window = i128::from(agg.range_ns / width);
+        let per_step = i128::from(if steps.count <= 1 {
+            0
+        } else {
+            steps.step / width
+        });
+        let count = per_step * (steps.count as i128 - 1) + per_window;
+        if count * 16 > MAX_CELLS {
+            return Ok(None);
+        }
+        let buckets = Buckets {
+            // Window 0 is (start - offset - range, start - offset].
+            start_ns: steps
+                .start
+                .saturating_sub(agg.offset_ns)
+                .saturating_sub(agg.range_ns),
+            width_ns: width,
+            count: count as usize,
+        };
+        let Some(counted) = source.count_buckets(request, buckets) else {
+            return Ok(None);
+        };
+        let mut by_labels: BTreeMap<Labels, Vec<u64>> = BTreeMap::new();
+        for (labels, counts) in counted? {
+            if !by_labels.contains_key(labels.as_ref()) && by_labels.len() >= self.max_series {
+                return Err(EvalError::TooManySeries {
+                    limit: self.max_series,
+                });
+            }
+            let sums = by_labels
+                .entry(labels.as_ref().clone())
+                .or_insert_with(|| vec![0; buckets.count]);
+            for (sum, c) in sums.iter_mut().zip(counts) {
+                *sum += u64::from(c);
+            }
+        }
+        let range_seconds = agg.range_ns as f64 / 1e9;
+        Ok(Some(
+            by_labels
+                .into_iter()
+                .map(|(labels, counts)| {
+                    // prefix[j] = entries in buckets 0..j.
+                    let mut prefix = Vec::with_capacity(counts.len() + 1);
+                    prefix.push(0u64);
+                    for c in &counts {
+                        prefix.push(prefix[prefix.len() - 1] + c);
+                    }
+                    let points = (0..steps.count)
+                        .filter_map(|i| {
+                            let lo = (per_step * i as i128) as usize;
+                            let n = prefix[lo + per_window as usize] - prefix[lo];
+                            (n > 0).then(|| {
+                                let value = match agg.op {
+                                    RangeOp::Rate => n as f64 / range_seconds,
+                                    _ => n as f64,
+                                };
+                                (i, value)
+                            })
+                        })
+                        .collect();
+                    StepSeries { labels, points }
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect(),
+        ))
+    }
+}
+
+fn gcd(mut a: i64, mut b: i64) -> i64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a.abs().max(1)
 }
 
 /// Computes a range function at every step over `samples` (sorted by timestamp) with two

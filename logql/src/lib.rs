@@ -25,4 +25,6 @@ pub use engine::{
 };
 pub use parser::{ParseError, parse};
 pub use pipeline::{Pipeline, Processed};
-pub use source::{Direction, Entry, EntryIter, LogSource, SelectRequest, SourceError};
+pub use source::{
+    BucketCounts, Buckets, Direction, Entry, EntryIter, LogSource, SelectRequest, SourceError,
+};

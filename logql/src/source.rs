@@ -63,7 +63,51 @@ pub struct SourceError(pub String);
 /// Entries in the requested order.
 pub type EntryIter<'a> = Box<dyn Iterator<Item = Result<Entry, SourceError>> + 'a>;
 
+/// Consecutive, equal time buckets, left-open and right-closed like range windows: bucket `j`
+/// is `(start_ns + j·width_ns, start_ns + (j + 1)·width_ns]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buckets {
+    pub start_ns: i64,
+    pub width_ns: i64,
+    pub count: usize,
+}
+
+impl Buckets {
+    /// The bucket of a timestamp, if it falls in one.
+    pub fn index(&self, timestamp_ns: i64) -> Option<usize> {
+        let offset = i128::from(timestamp_ns) - i128::from(self.start_ns) - 1;
+        if offset < 0 {
+            return None;
+        }
+        let j = offset / i128::from(self.width_ns);
+        (j < self.count as i128).then_some(j as usize)
+    }
+
+    /// Inclusive first and exclusive last timestamp covered, as a half-open range.
+    pub fn range_ns(&self) -> (i64, i64) {
+        let end = i128::from(self.start_ns) + i128::from(self.width_ns) * self.count as i128 + 1;
+        (
+            self.start_ns.saturating_add(1),
+            end.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+        )
+    }
+}
+
+/// Per stream, the number of entries in each bucket.
+pub type BucketCounts = Vec<(Arc<Labels>, Vec<u32>)>;
+
 /// A log store the engine can query.
 pub trait LogSource {
     fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError>;
+
+    /// Counts, per stream matching the request's matchers, the entries in each bucket, for
+    /// requests without line filters. `None` when the store has no faster way than handing
+    /// out every entry through [`LogSource::select`] (the engine then counts them itself).
+    fn count_buckets(
+        &self,
+        _request: &SelectRequest<'_>,
+        _buckets: Buckets,
+    ) -> Option<Result<BucketCounts, SourceError>> {
+        None
+    }
 }
