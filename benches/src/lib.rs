@@ -1,5 +1,7 @@
 //! Benchmarks and load harnesses of Sightline: the deterministic log generator and its
-//! random numbers live here so the harness binaries (`src/bin/`) and their tests share them.
+//! random numbers, and the accuracy scorers (Loghub for log template
+//! mining), shared by the harness binaries (`src/bin/`) and their tests.
 
 pub mod loggen;
+pub mod loghub;
 pub mod rng;
