@@ -82,6 +82,10 @@ struct Args {
     rg_runs: usize,
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Skip generation and ingest: query the index a previous run left in WORK/data (after
+    /// a query-side change; the ingest figures are then absent).
+    #[arg(long)]
+    queries_only: bool,
 }
 
 fn parse_bytes(s: &str) -> anyhow::Result<u64> {
@@ -131,7 +135,14 @@ fn main() -> anyhow::Result<()> {
     let end_ns = gen_config.start_ns + gen_config.span_ns;
 
     let data_dir = args.work.join("data");
-    if data_dir.exists() {
+    if args.queries_only {
+        if !data_dir.exists() {
+            bail!(
+                "--queries-only needs the index of an earlier run in {}",
+                data_dir.display()
+            );
+        }
+    } else if data_dir.exists() {
         fs::remove_dir_all(&data_dir)?;
     }
     let mut server = ServerProcess::start(
@@ -149,65 +160,27 @@ fn main() -> anyhow::Result<()> {
         otlp_http: server.otlp_http,
     };
 
-    // ---- ingest, with freshness probes alongside ----
-    println!(
-        "ingesting {:.2} GB through OTLP/HTTP ({} senders, {} records per request)",
-        raw_bytes as f64 / 1e9,
-        args.senders,
-        args.batch
-    );
-    let cpu_before = server.cpu_seconds()?;
-    let started = Instant::now();
-    let ingest_done = Arc::new(AtomicBool::new(false));
-    let probe_api = api.clone();
-    let probe_done = ingest_done.clone();
-    let probes = thread::spawn(move || freshness_probes(&probe_api, &probe_done, "load"));
-    let stats = ingest(&args, gen_config.clone(), &api)?;
-    let acked_after = started.elapsed();
-    ingest_done.store(true, Ordering::SeqCst);
-    let load_freshness = probes.join().expect("probe thread")?;
-    // Every acknowledged batch is visible once a marker sent after them is.
-    let marker = format!("marker{}", now_ns());
-    api.send_probe(&marker)?;
-    api.wait_visible(&marker, Duration::from_secs(300))?;
-    let searchable_after = started.elapsed();
-    let cpu_seconds = server.cpu_seconds()? - cpu_before;
-    let rss_peak = server.peak_rss_bytes().unwrap_or(0);
-
     let mb = raw_bytes as f64 / 1e6;
-    let ingest_secs = acked_after.as_secs_f64();
-    println!(
-        "acked {} records ({:.1} MB) in {:.1} s: {:.1} MB/s, {:.0} lines/s; all searchable after {:.1} s; {} retries after 429/503",
-        stats.records,
-        mb,
-        ingest_secs,
-        mb / ingest_secs,
-        stats.records as f64 / ingest_secs,
-        searchable_after.as_secs_f64(),
-        stats.retries
-    );
-    println!(
-        "server CPU {:.1} s: {:.1} CPU-s per GB, {:.1} MB per CPU-second; peak RSS {:.0} MiB",
-        cpu_seconds,
-        cpu_seconds / (raw_bytes as f64 / 1e9),
-        mb / cpu_seconds,
-        rss_peak as f64 / (1 << 20) as f64
-    );
+    let (records, ingest_figures) = if args.queries_only {
+        let meta: Value =
+            serde_json::from_str(&fs::read_to_string(args.work.join("raw.meta.json"))?)?;
+        let lines = meta["lines"]
+            .as_u64()
+            .context("raw.meta.json has no line count")?;
+        println!("queries only: reusing the index in {}", data_dir.display());
+        (lines, json!({}))
+    } else {
+        ingest_and_measure(&args, &gen_config, &api, &server, raw_bytes)?
+    };
 
     // ---- exact count check ----
     let hours = args.span_hours + 1;
     let count_query =
         format!(r#"sum(count_over_time({{deployment_environment=~"prod|staging"}}[{hours}h]))"#);
     let counted = api.instant_count(&count_query, end_ns)?;
-    println!(
-        "count check: the index holds {counted} of the {} records sent",
-        stats.records
-    );
-    if counted != stats.records {
-        bail!(
-            "count mismatch: sent {} records, the index holds {counted}",
-            stats.records
-        );
+    println!("count check: the index holds {counted} of the {records} records sent");
+    if counted != records {
+        bail!("count mismatch: sent {records} records, the index holds {counted}");
     }
 
     // ---- idle freshness ----
@@ -221,11 +194,7 @@ fn main() -> anyhow::Result<()> {
     idle_done.store(true, Ordering::SeqCst);
     let idle_freshness = idle.join().expect("probe thread")?;
     println!(
-        "freshness (ack → searchable): under load p50 {:.0} ms p99 {:.0} ms max {:.0} ms ({} probes); idle p50 {:.0} ms max {:.0} ms ({} probes)",
-        percentile(&load_freshness, 0.5) * 1e3,
-        percentile(&load_freshness, 0.99) * 1e3,
-        percentile(&load_freshness, 1.0) * 1e3,
-        load_freshness.len(),
+        "freshness (ack → searchable) when idle: p50 {:.0} ms max {:.0} ms ({} probes)",
         percentile(&idle_freshness, 0.5) * 1e3,
         percentile(&idle_freshness, 1.0) * 1e3,
         idle_freshness.len()
@@ -305,9 +274,84 @@ fn main() -> anyhow::Result<()> {
         wal_bytes as f64 / 1e6
     );
 
-    let summary = json!({
+    let mut summary = json!({
         "raw_bytes": raw_bytes,
-        "records": stats.records,
+        "records": records,
+        "freshness_idle_p50_ms": percentile(&idle_freshness, 0.5) * 1e3,
+        "freshness_idle_max_ms": percentile(&idle_freshness, 1.0) * 1e3,
+        "index_commit_mean_ms": commit_mean * 1e3,
+        "wal_fsync_mean_ms": fsync_mean * 1e3,
+        "index_bytes": index_bytes,
+        "index_over_raw": index_bytes as f64 / raw_bytes as f64,
+        "queries": query_results,
+    });
+    if let (Some(out), Value::Object(figures)) = (summary.as_object_mut(), ingest_figures) {
+        out.extend(figures);
+    }
+    println!("{summary}");
+    Ok(())
+}
+
+/// Sends the records with freshness probes alongside; returns the count acknowledged and the
+/// ingest figures.
+fn ingest_and_measure(
+    args: &Args,
+    gen_config: &GenConfig,
+    api: &Api,
+    server: &ServerProcess,
+    raw_bytes: u64,
+) -> anyhow::Result<(u64, Value)> {
+    println!(
+        "ingesting {:.2} GB through OTLP/HTTP ({} senders, {} records per request)",
+        raw_bytes as f64 / 1e9,
+        args.senders,
+        args.batch
+    );
+    let cpu_before = server.cpu_seconds()?;
+    let started = Instant::now();
+    let ingest_done = Arc::new(AtomicBool::new(false));
+    let probe_api = api.clone();
+    let probe_done = ingest_done.clone();
+    let probes = thread::spawn(move || freshness_probes(&probe_api, &probe_done, "load"));
+    let stats = ingest(args, gen_config.clone(), api)?;
+    let acked_after = started.elapsed();
+    ingest_done.store(true, Ordering::SeqCst);
+    let load_freshness = probes.join().expect("probe thread")?;
+    // Every acknowledged batch is visible once a marker sent after them is.
+    let marker = format!("marker{}", now_ns());
+    api.send_probe(&marker)?;
+    api.wait_visible(&marker, Duration::from_secs(300))?;
+    let searchable_after = started.elapsed();
+    let cpu_seconds = server.cpu_seconds()? - cpu_before;
+    let rss_peak = server.peak_rss_bytes().unwrap_or(0);
+
+    let mb = raw_bytes as f64 / 1e6;
+    let ingest_secs = acked_after.as_secs_f64();
+    println!(
+        "acked {} records ({:.1} MB) in {:.1} s: {:.1} MB/s, {:.0} lines/s; all searchable after {:.1} s; {} retries after 429/503",
+        stats.records,
+        mb,
+        ingest_secs,
+        mb / ingest_secs,
+        stats.records as f64 / ingest_secs,
+        searchable_after.as_secs_f64(),
+        stats.retries
+    );
+    println!(
+        "server CPU {:.1} s: {:.1} CPU-s per GB, {:.1} MB per CPU-second; peak RSS {:.0} MiB",
+        cpu_seconds,
+        cpu_seconds / (raw_bytes as f64 / 1e9),
+        mb / cpu_seconds,
+        rss_peak as f64 / (1 << 20) as f64
+    );
+    println!(
+        "freshness (ack → searchable) under load: p50 {:.0} ms p99 {:.0} ms max {:.0} ms ({} probes)",
+        percentile(&load_freshness, 0.5) * 1e3,
+        percentile(&load_freshness, 0.99) * 1e3,
+        percentile(&load_freshness, 1.0) * 1e3,
+        load_freshness.len()
+    );
+    let load_figures = json!({
         "requests": stats.requests,
         "retries": stats.retries,
         "ingest_seconds": ingest_secs,
@@ -321,16 +365,8 @@ fn main() -> anyhow::Result<()> {
         "freshness_load_p50_ms": percentile(&load_freshness, 0.5) * 1e3,
         "freshness_load_p99_ms": percentile(&load_freshness, 0.99) * 1e3,
         "freshness_load_max_ms": percentile(&load_freshness, 1.0) * 1e3,
-        "freshness_idle_p50_ms": percentile(&idle_freshness, 0.5) * 1e3,
-        "freshness_idle_max_ms": percentile(&idle_freshness, 1.0) * 1e3,
-        "index_commit_mean_ms": commit_mean * 1e3,
-        "wal_fsync_mean_ms": fsync_mean * 1e3,
-        "index_bytes": index_bytes,
-        "index_over_raw": index_bytes as f64 / raw_bytes as f64,
-        "queries": query_results,
     });
-    println!("{summary}");
-    Ok(())
+    Ok((stats.records, load_figures))
 }
 
 /// Writes the raw file unless one from the same settings is there; returns the settings.
