@@ -8,6 +8,7 @@
 //! | `meta`     | stored string            | structured metadata for label filters            |
 //! | `severity` | u64, fast                | OTLP severity number                             |
 //! | `trace_id` | raw string, indexed      | jump from a trace to its logs                    |
+//! | `pattern`  | u64, fast                | the line's log pattern id (per tenant and service) |
 //!
 //! The body is indexed without positions (docs only): phrase and substring semantics come
 //! from verifying candidate lines, so positions would only cost space. `ts` is a fast field
@@ -36,6 +37,7 @@ pub struct LogSchema {
     pub meta: Field,
     pub severity: Field,
     pub trace_id: Field,
+    pub pattern: Field,
 }
 
 impl LogSchema {
@@ -66,6 +68,7 @@ impl LogSchema {
             "trace_id",
             TextOptions::default().set_indexing_options(raw_term),
         );
+        let pattern = b.add_u64_field("pattern", FAST);
         Self {
             schema: b.build(),
             ts,
@@ -74,6 +77,7 @@ impl LogSchema {
             meta,
             severity,
             trace_id,
+            pattern,
         }
     }
 
@@ -83,12 +87,14 @@ impl LogSchema {
         stream_key: &str,
         stream: &LogStream,
         record: &LogRecord,
+        pattern: u64,
     ) -> TantivyDocument {
         let mut doc = TantivyDocument::default();
         doc.add_i64(self.ts, record.timestamp_ns);
         doc.add_text(self.stream, stream_key);
         doc.add_text(self.body, &record.body);
         doc.add_u64(self.severity, u64::from(record.severity_number));
+        doc.add_u64(self.pattern, pattern);
         if !record.trace_id.is_empty() {
             doc.add_text(self.trace_id, &record.trace_id);
         }

@@ -53,6 +53,9 @@ pub(crate) struct SegmentView {
     pub ts_columns: Vec<Column<i64>>,
     /// Per segment, in searcher order: the `stream` column (absent in an empty segment).
     pub stream_columns: Vec<Option<StrColumn>>,
+    /// Per segment, in searcher order: the `pattern` column (absent in splits written
+    /// before patterns were indexed).
+    pub pattern_columns: Vec<Option<Column<u64>>>,
 }
 
 /// Doc store settings of new splits (existing splits keep theirs, recorded in `meta.json`).
@@ -190,6 +193,7 @@ impl Split {
         let mut keys: BTreeSet<String> = BTreeSet::new();
         let mut ts_columns = Vec::new();
         let mut stream_columns = Vec::new();
+        let mut pattern_columns = Vec::new();
         for segment in searcher.segment_readers() {
             let inverted = segment.inverted_index(schema.stream).map_err(tantivy_err)?;
             let mut terms = inverted
@@ -208,6 +212,7 @@ impl Split {
             }
             ts_columns.push(segment.fast_fields().i64("ts").map_err(tantivy_err)?);
             stream_columns.push(segment.fast_fields().str("stream").ok().flatten());
+            pattern_columns.push(segment.fast_fields().u64("pattern").ok());
         }
         let view = Arc::new(SegmentView {
             catalogue: keys
@@ -219,6 +224,7 @@ impl Split {
                 .collect(),
             ts_columns,
             stream_columns,
+            pattern_columns,
         });
         *self.segment_view.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((segment_ids, view.clone()));

@@ -4,14 +4,14 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use sightline_logql::{
     BucketCounts, Buckets, Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource,
     Matcher, SelectRequest, SourceError,
 };
-use sightline_model::{Labels, LogBatch, TenantId};
+use sightline_model::{Labels, LogBatch, TenantId, UNKNOWN_SERVICE};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
@@ -20,6 +20,7 @@ use tantivy::{
     DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument, Term,
 };
 
+use crate::patterns::{IngestPatterns, PatternCollector, merge_pattern_cells};
 use crate::pushdown::{NeedlePushdown, contains_pushdown, regex_clauses};
 use crate::schema::LogSchema;
 use crate::split::{SegmentView, Split, WriterState};
@@ -38,6 +39,12 @@ pub enum IndexerError {
         path: PathBuf,
         found: Vec<String>,
         expected: Vec<String>,
+    },
+    #[error("log patterns at {path}: {source}")]
+    Patterns {
+        path: PathBuf,
+        #[source]
+        source: sightline_patterns::PatternsError,
     },
     #[error("index error on {path}: {source}")]
     Tantivy {
@@ -65,6 +72,8 @@ pub struct LogStoreConfig {
     pub writer_idle_close: Duration,
     /// Splits whose window ended longer ago than this are deleted; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// Mine every line's log pattern at ingest (the `pattern` field is 0 when off).
+    pub mine_patterns: bool,
 }
 
 impl LogStoreConfig {
@@ -77,6 +86,7 @@ impl LogStoreConfig {
             writer_threads: 1,
             writer_idle_close: Duration::from_secs(120),
             retention: None,
+            mine_patterns: true,
         }
     }
 }
@@ -96,6 +106,8 @@ pub struct LogStore {
     config: LogStoreConfig,
     schema: LogSchema,
     splits: RwLock<BTreeMap<SplitKey, Arc<Split>>>,
+    /// Touched by the indexing thread only; a mutex because the store is shared.
+    patterns: Mutex<IngestPatterns>,
 }
 
 impl LogStore {
@@ -129,6 +141,7 @@ impl LogStore {
             }
         }
         Ok(Self {
+            patterns: Mutex::new(IngestPatterns::new(&config.root)),
             config,
             schema,
             splits: RwLock::new(splits),
@@ -179,17 +192,24 @@ impl LogStore {
     /// hold it (a replay after their commit). Not searchable until [`LogStore::commit`].
     pub fn add_batch(&self, seq: u64, batch: &LogBatch) -> Result<usize, IndexerError> {
         let mut added = 0;
+        let mut patterns = self.patterns.lock().unwrap_or_else(|p| p.into_inner());
         for stream in &batch.streams {
             let key = stream.labels.to_canonical();
+            let service = stream.labels.get("service_name").unwrap_or(UNKNOWN_SERVICE);
             for record in &stream.records {
                 let split = self.split_for(&batch.tenant, record.timestamp_ns)?;
                 let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
                 if seq <= state.committed_seq {
                     continue;
                 }
+                let pattern = if self.config.mine_patterns {
+                    patterns.mine(&batch.tenant, service, &record.body, record.timestamp_ns)?
+                } else {
+                    0
+                };
                 let writer = self.writer_of(&split, &mut state)?;
                 writer
-                    .add_document(self.schema.document(&key, stream, record))
+                    .add_document(self.schema.document(&key, stream, record, pattern))
                     .map_err(|source| IndexerError::Tantivy {
                         path: split.dir.clone(),
                         source,
@@ -229,6 +249,11 @@ impl LogStore {
     /// payload), makes them searchable, and closes idle or surplus writers. Returns how many
     /// splits were committed.
     pub fn commit(&self) -> Result<usize, IndexerError> {
+        // Pattern ids of the lines about to be committed must outlive a crash.
+        self.patterns
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .save_due()?;
         let splits: Vec<Arc<Split>> = {
             let s = self.splits.read().unwrap_or_else(|p| p.into_inner());
             s.values().cloned().collect()
@@ -443,7 +468,151 @@ impl LogStore {
     }
 }
 
+/// One log pattern of a service over a query's range, as the patterns API lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatternSummary {
+    pub service: String,
+    /// The pattern id (per tenant and service); 0 for lines indexed with mining off.
+    pub pattern: u64,
+    /// The template, `<*>` for variables; `None` when the miner no longer keeps it.
+    pub template: Option<String>,
+    /// When the miner first saw the pattern (Unix ms).
+    pub first_seen_ms: Option<i64>,
+    /// Lines per bucket in the range.
+    pub counts: Vec<u64>,
+    pub total: u64,
+    /// The latest line of the pattern in the range, with its timestamp.
+    pub sample: (i64, String),
+}
+
 impl LogStore {
+    /// The documents of `streams` (indices into the view's catalogue) in `[lo, hi)`.
+    fn stream_and_time_query(
+        &self,
+        split: &Split,
+        view: &SegmentView,
+        streams: &[usize],
+        lo: i64,
+        hi: i64,
+    ) -> Box<dyn Query> {
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        if streams.len() < view.catalogue.len() {
+            let terms = streams
+                .iter()
+                .map(|&i| Term::from_field_text(self.schema.stream, &view.catalogue[i].0));
+            clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
+        }
+        if lo > split.window_start_ns || hi < split.window_end_ns {
+            clauses.push((
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(self.schema.ts, lo)),
+                    Bound::Excluded(Term::from_field_i64(self.schema.ts, hi)),
+                )),
+            ));
+        }
+        if clauses.is_empty() {
+            Box::new(AllQuery)
+        } else {
+            Box::new(BooleanQuery::new(clauses))
+        }
+    }
+
+    /// The log patterns of the streams matching `matchers` in `buckets`' range: per service
+    /// and pattern, lines per bucket, the template and a sample line. Reads the `ts`,
+    /// `stream` and `pattern` columns, and one stored line per pattern.
+    pub fn pattern_summaries(
+        &self,
+        tenant: &TenantId,
+        matchers: &[Matcher],
+        buckets: Buckets,
+    ) -> Result<Vec<PatternSummary>, IndexerError> {
+        let (lo, hi) = buckets.range_ns();
+        // (service, resolved pattern) → counts, and the latest line's (ts, split, address).
+        type Latest = (i64, usize, DocAddress);
+        let mut groups: HashMap<(String, u64), (Vec<u64>, Latest)> = HashMap::new();
+        let mut searchers = Vec::new();
+        for split in self.splits_in(tenant, lo, hi) {
+            let searcher = split.searcher();
+            let view = split.segment_view(&searcher, &self.schema)?;
+            let streams = matching_streams(&view, matchers);
+            if streams.is_empty() {
+                continue;
+            }
+            let query = self.stream_and_time_query(&split, &view, &streams, lo, hi);
+            let per_segment = searcher
+                .search(
+                    query.as_ref(),
+                    &PatternCollector {
+                        view: Arc::clone(&view),
+                        buckets,
+                    },
+                )
+                .map_err(|source| IndexerError::Tantivy {
+                    path: split.dir.clone(),
+                    source,
+                })?;
+            let mut cells = HashMap::new();
+            merge_pattern_cells(&split, &view, per_segment, &mut cells)?;
+            let split_index = searchers.len();
+            let mut patterns = self.patterns.lock().unwrap_or_else(|p| p.into_inner());
+            for ((labels, pattern), cell) in cells {
+                let service = labels.get("service_name").unwrap_or(UNKNOWN_SERVICE);
+                // Ids of patterns merged since are counted under the surviving id.
+                let id = match pattern {
+                    0 => 0,
+                    id => patterns
+                        .pattern(tenant, service, id)?
+                        .map_or(id, |p| p.id.0),
+                };
+                let group = groups
+                    .entry((service.to_string(), id))
+                    .or_insert_with(|| (vec![0; buckets.count], (i64::MIN, 0, cell.latest.1)));
+                for (total, c) in group.0.iter_mut().zip(&cell.counts) {
+                    *total += u64::from(*c);
+                }
+                if cell.latest.0 >= group.1.0 {
+                    group.1 = (cell.latest.0, split_index, cell.latest.1);
+                }
+            }
+            drop(patterns);
+            searchers.push((split, searcher));
+        }
+        let mut out = Vec::with_capacity(groups.len());
+        for ((service, pattern), (counts, (ts, split_index, addr))) in groups {
+            let (split, searcher) = &searchers[split_index];
+            let doc: TantivyDocument =
+                searcher.doc(addr).map_err(|source| IndexerError::Tantivy {
+                    path: split.dir.clone(),
+                    source,
+                })?;
+            let line = doc
+                .get_first(self.schema.body)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let known = match pattern {
+                0 => None,
+                id => self
+                    .patterns
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .pattern(tenant, &service, id)?,
+            };
+            out.push(PatternSummary {
+                total: counts.iter().sum(),
+                template: known.as_ref().map(|p| p.template.clone()),
+                first_seen_ms: known.as_ref().map(|p| p.first_seen_ms),
+                service,
+                pattern,
+                counts,
+                sample: (ts, line),
+            });
+        }
+        out.sort_by(|a, b| b.total.cmp(&a.total).then(a.pattern.cmp(&b.pattern)));
+        Ok(out)
+    }
+
     /// [`LogSource::count_buckets`]: per split, one pass of a collector over the matching
     /// documents that reads only the `ts` and `stream` columns.
     fn count_in_buckets(
@@ -465,27 +634,7 @@ impl LogStore {
             if streams.len().saturating_mul(buckets.count) > MAX_CELLS {
                 return Ok(None);
             }
-            let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-            if streams.len() < view.catalogue.len() {
-                let terms = streams
-                    .iter()
-                    .map(|&i| Term::from_field_text(self.schema.stream, &view.catalogue[i].0));
-                clauses.push((Occur::Must, Box::new(TermSetQuery::new(terms))));
-            }
-            if lo > split.window_start_ns || hi < split.window_end_ns {
-                clauses.push((
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Included(Term::from_field_i64(self.schema.ts, lo)),
-                        Bound::Excluded(Term::from_field_i64(self.schema.ts, hi)),
-                    )),
-                ));
-            }
-            let query: Box<dyn Query> = if clauses.is_empty() {
-                Box::new(AllQuery)
-            } else {
-                Box::new(BooleanQuery::new(clauses))
-            };
+            let query = self.stream_and_time_query(&split, &view, &streams, lo, hi);
             let per_segment = searcher
                 .search(
                     query.as_ref(),
@@ -791,12 +940,20 @@ impl EntryCursor<'_> {
                 metadata: Vec::new(),
             }));
         }
-        let metadata = doc
+        let mut metadata = doc
             .get_first(schema.meta)
             .and_then(|v| v.as_str())
             .and_then(Labels::parse_canonical)
             .map(Labels::into_pairs)
             .unwrap_or_default();
+        // The line's log pattern, for `| pattern_id="…"` (0: mined with patterns off).
+        if let Some(pattern) = cur.view.pattern_columns[segment]
+            .as_ref()
+            .and_then(|c| c.first(addr.doc_id))
+            .filter(|&p| p > 0)
+        {
+            metadata.push(("pattern_id".to_string(), pattern.to_string()));
+        }
         Ok(Some(Entry {
             timestamp_ns: ts,
             labels,
@@ -1284,6 +1441,85 @@ mod tests {
             );
             assert_eq!(fast.unwrap(), slow.unwrap(), "{query} at {at}");
         }
+    }
+
+    #[test]
+    fn patterns_keep_their_ids_across_a_restart_and_count_like_brute_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let tenant = TenantId::new("t1").unwrap();
+        let sec = 1_000_000_000i64;
+        let shape_a = |i: i64| format!("GET /orders/{i} status=200 took {}ms", i % 97);
+        let shape_b = |i: i64| format!("user u{i} logged in from 10.0.0.{}", i % 250);
+        let before: Vec<(i64, String)> = (0..300)
+            .map(|i| {
+                let line = if i % 3 == 0 { shape_b(i) } else { shape_a(i) };
+                (HOUR + i * sec, line)
+            })
+            .collect();
+        let buckets = Buckets {
+            start_ns: HOUR - 1,
+            width_ns: 600 * sec,
+            count: 2,
+        };
+        let summaries_of = |store: &LogStore| {
+            store
+                .pattern_summaries(&tenant, &log_expr(r#"{env="prod"}"#).matchers, buckets)
+                .unwrap()
+        };
+        let id_of = |summaries: &[PatternSummary], needle: &str| {
+            summaries
+                .iter()
+                .find(|s| s.sample.1.contains(needle))
+                .map(|s| (s.pattern, s.total))
+                .unwrap()
+        };
+        let (id_a, id_b) = {
+            let store = open(dir.path());
+            let refs: Vec<(i64, &str)> = before.iter().map(|(t, l)| (*t, l.as_str())).collect();
+            store.add_batch(1, &batch("t1", "api", &refs)).unwrap();
+            store.commit().unwrap();
+            let summaries = summaries_of(&store);
+            assert_eq!(summaries.len(), 2, "{summaries:?}");
+            let (a, count_a) = id_of(&summaries, "GET /orders/");
+            let (b, count_b) = id_of(&summaries, "logged in");
+            assert_eq!((count_a, count_b), (200, 100), "brute force: 200 and 100");
+            assert_ne!(a, b);
+            assert!(a > 0 && b > 0);
+            (a, b)
+        };
+        // Restart, then a deploy brings a new shape.
+        let store = open(dir.path());
+        let deploy = HOUR + 700 * sec;
+        let after: Vec<(i64, String)> = (0..90)
+            .map(|i| {
+                let line = match i % 3 {
+                    0 => shape_a(1000 + i),
+                    1 => shape_b(1000 + i),
+                    _ => format!("cache warmup of shard {i} failed: timeout"),
+                };
+                (deploy + i * sec, line)
+            })
+            .collect();
+        let refs: Vec<(i64, &str)> = after.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        store.add_batch(2, &batch("t1", "api", &refs)).unwrap();
+        store.commit().unwrap();
+        let summaries = summaries_of(&store);
+        assert_eq!(id_of(&summaries, "GET /orders/"), (id_a, 230));
+        assert_eq!(id_of(&summaries, "logged in"), (id_b, 130));
+        let new = summaries
+            .iter()
+            .find(|s| s.sample.1.contains("cache warmup"))
+            .unwrap();
+        assert_eq!(new.total, 30);
+        assert_eq!(new.counts, vec![0, 30], "all after the deploy");
+        assert!(new.first_seen_ms.unwrap() >= deploy / 1_000_000);
+        assert!(new.pattern != id_a && new.pattern != id_b);
+        assert!(
+            new.template
+                .as_ref()
+                .unwrap()
+                .contains("cache warmup of shard")
+        );
     }
 
     #[test]

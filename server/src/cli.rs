@@ -38,6 +38,25 @@ pub enum LogsCommand {
         #[arg(long, default_value = "text")]
         output: String,
     },
+    /// List the log patterns of the streams a selector picks, most frequent first.
+    Patterns {
+        /// A LogQL stream selector, e.g. `{service_name="checkout"}`.
+        selector: String,
+        /// How far back from now.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        since: Duration,
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:7070",
+            env = "SIGHTLINE_SERVER"
+        )]
+        server: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// `text` (a table) or `json` (the API's answer as is).
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
     /// Load log files (JSON lines or plain text) through the server's Loki push endpoint.
     Import {
         files: Vec<PathBuf>,
@@ -72,6 +91,13 @@ pub fn run(command: LogsCommand) -> anyhow::Result<()> {
         } => run_query(
             &query, since, limit, step, forward, &server, &tenant, &output,
         ),
+        LogsCommand::Patterns {
+            selector,
+            since,
+            server,
+            tenant,
+            output,
+        } => run_patterns(&selector, since, &server, &tenant, &output),
         LogsCommand::Import {
             files,
             service,
@@ -132,6 +158,55 @@ fn run_query(
     }
     let v: Value = serde_json::from_str(&text).context("answer is not JSON")?;
     print_text(&v);
+    Ok(())
+}
+
+fn run_patterns(
+    selector: &str,
+    since: Duration,
+    server: &str,
+    tenant: &str,
+    output: &str,
+) -> anyhow::Result<()> {
+    let end = crate::now_ns();
+    let start = end - since.as_nanos() as i64;
+    let url = format!("{}/api/v1/patterns", server.trim_end_matches('/'));
+    let resp = reqwest::blocking::Client::new()
+        .get(&url)
+        .header("X-Scope-OrgID", tenant)
+        .query(&[
+            ("query", selector.to_string()),
+            ("start", start.to_string()),
+            ("end", end.to_string()),
+        ])
+        .send()
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = resp.status();
+    let text = resp.text().context("cannot read the answer")?;
+    if !status.is_success() {
+        bail!("{status}: {}", text.trim());
+    }
+    if output == "json" {
+        println!("{text}");
+        return Ok(());
+    }
+    let v: Value = serde_json::from_str(&text).context("answer is not JSON")?;
+    println!(
+        "{:>10}  {:<20} {:>8}  {:<24}  template",
+        "lines", "service", "id", "first seen"
+    );
+    for p in v["data"].as_array().into_iter().flatten() {
+        println!(
+            "{:>10}  {:<20} {:>8}  {:<24}  {}",
+            p["count"],
+            p["service_name"].as_str().unwrap_or(""),
+            p["pattern_id"].as_str().unwrap_or(""),
+            p["first_seen"].as_str().unwrap_or("-"),
+            p["template"]
+                .as_str()
+                .unwrap_or_else(|| p["sample"]["line"].as_str().unwrap_or(""))
+        );
+    }
     Ok(())
 }
 

@@ -55,6 +55,8 @@ pub struct IndexerConfig {
     /// Delete splits older than this; absent keeps logs forever.
     #[serde(with = "humantime_serde_compat::option")]
     pub retention: Option<Duration>,
+    /// Mine each line's log pattern at ingest (`/api/v1/patterns`, `| pattern_id="…"`).
+    pub patterns: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -112,6 +114,7 @@ impl Default for IndexerConfig {
             max_open_writers: 4,
             writer_threads: 1,
             retention: None,
+            patterns: true,
         }
     }
 }

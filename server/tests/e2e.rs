@@ -515,3 +515,103 @@ fn sigkill_loses_no_acknowledged_batch() {
         server.kill9();
     }
 }
+
+/// Patterns at ingest: the patterns API counts like brute force, `| pattern_id` selects a
+/// pattern's lines, ids survive a restart, and a shape new after a deploy is first seen then.
+#[test]
+fn log_patterns_are_counted_filterable_and_stable_across_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let sec = 1_000_000_000i64;
+    let base = now_ns() - 600 * sec;
+    let lines = |from: i64, n: i64, shape: fn(i64) -> String| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!([(from + i * 1_000_000).to_string(), shape(from / sec + i)]))
+            .collect()
+    };
+    let orders = |i: i64| format!("GET /orders/{i} status=200 took {}ms", i % 90);
+    let logins = |i: i64| format!("user u{i} logged in from 10.1.0.{}", i % 200);
+    let warmup = |i: i64| format!("cache warmup of shard {} failed: timeout", i % 16);
+    let push = |server: &Server, values: Vec<Value>| {
+        let body = json!({"streams": [{"stream": {"service_name": "shop"}, "values": values}]});
+        assert_eq!(loki_push_json(server, "default", &body).0, 204);
+    };
+    let patterns = |server: &Server| -> Vec<Value> {
+        let v: Value = server
+            .client()
+            .get(server.url("/api/v1/patterns"))
+            .query(&[
+                ("query", r#"{service_name="shop"}"#.to_string()),
+                ("start", (base - sec).to_string()),
+                ("end", now_ns().to_string()),
+                ("step", "60s".to_string()),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["data"].as_array().unwrap().clone()
+    };
+    let find = |ps: &[Value], needle: &str| -> Value {
+        ps.iter()
+            .find(|p| p["sample"]["line"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no pattern for {needle} in {ps:?}"))
+            .clone()
+    };
+
+    let server = Server::start(dir.path());
+    push(&server, lines(base, 60, orders));
+    push(&server, lines(base + 100 * sec, 30, logins));
+    assert_eq!(
+        server.wait_for_count("default", r#"{service_name="shop"}"#, 90),
+        90
+    );
+    let ps = patterns(&server);
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    let order_pattern = find(&ps, "GET /orders/");
+    assert_eq!(order_pattern["count"], 60);
+    assert_eq!(find(&ps, "logged in")["count"], 30);
+    let series_total: u64 = order_pattern["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].as_str().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(series_total, 60);
+    let order_id = order_pattern["pattern_id"].as_str().unwrap().to_string();
+    let filtered = server.query_range(
+        "default",
+        &format!(r#"{{service_name="shop"}} | pattern_id="{order_id}""#),
+        base - sec,
+        now_ns(),
+        1000,
+    );
+    let filtered_lines: usize = filtered["data"]["result"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["values"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(filtered_lines, 60);
+    assert_eq!(server.terminate(), Some(0));
+
+    // Restart, then a deploy brings a new shape alongside the old ones.
+    let server = Server::start(dir.path());
+    let deploy_ms = (now_ns() - 60 * sec) / 1_000_000;
+    push(&server, lines(base + 300 * sec, 10, orders));
+    push(&server, lines(now_ns() - 60 * sec, 5, warmup));
+    assert_eq!(
+        server.wait_for_count("default", r#"{service_name="shop"}"#, 105),
+        105
+    );
+    let ps = patterns(&server);
+    let order_pattern = find(&ps, "GET /orders/");
+    assert_eq!(order_pattern["pattern_id"].as_str().unwrap(), order_id);
+    assert_eq!(order_pattern["count"], 70);
+    let new = find(&ps, "cache warmup");
+    assert_eq!(new["count"], 5);
+    assert_ne!(new["pattern_id"], order_pattern["pattern_id"]);
+    let first_seen = chrono::DateTime::parse_from_rfc3339(new["first_seen"].as_str().unwrap())
+        .unwrap()
+        .timestamp_millis();
+    assert!(first_seen >= deploy_ms, "{first_seen} < {deploy_ms}");
+}

@@ -43,6 +43,10 @@ pub fn router(state: QueryState) -> Router {
         )
         .route("/loki/api/v1/series", get(series).post(series))
         .route("/loki/api/v1/status/buildinfo", get(buildinfo))
+        .route(
+            "/api/v1/patterns",
+            get(super::patterns::patterns).post(super::patterns::patterns),
+        )
         .with_state(state)
 }
 
@@ -64,7 +68,7 @@ fn direction(params: &Params) -> Result<Direction, ApiError> {
 }
 
 /// Runs blocking query work off the async threads and records its latency.
-async fn timed<T: Send + 'static>(
+pub(crate) async fn timed<T: Send + 'static>(
     state: &QueryState,
     endpoint: &'static str,
     work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
@@ -257,7 +261,7 @@ fn success(result: QueryResult, started: Instant) -> Value {
 }
 
 /// Stream matchers of a selector parameter (`{a="b"}`), for `series` and label values.
-fn selector_matchers(selector: &str) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn selector_matchers(selector: &str) -> Result<Vec<Matcher>, ApiError> {
     match sightline_logql::parse(selector).map_err(|e| ApiError::bad_request(e.to_string()))? {
         sightline_logql::Expr::Log(log) if log.stages.is_empty() => Ok(log.matchers),
         _ => Err(ApiError::bad_request(format!(

@@ -1,8 +1,9 @@
-//! HTTP APIs on the main port: Loki's query API, self-monitoring, and one error type that
+//! HTTP APIs on the main port: Loki's query API, our patterns API, self-monitoring, and one error type that
 //! maps failures to status codes and Loki's plain-text error bodies.
 
 pub mod loki;
 pub mod params;
+pub mod patterns;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

@@ -1,0 +1,102 @@
+//! `GET /api/v1/patterns`: the log patterns of the streams a selector picks, with counts per
+//! step, the template, a sample line and when the pattern was first seen.
+//!
+//! Parameters: `query` (a LogQL stream selector, required), `start`, `end` (default: the
+//! last hour) and `step` (default: about 250 points over the range, at least one second), as
+//! for Loki's `query_range`. Each point counts the lines in `(t - step, t]`. Patterns are
+//! ordered by their line count in the range, most frequent first. The shape is documented in
+//! `docs/api.md`.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Json, Response};
+use serde_json::{Value, json};
+use sightline_logql::{Buckets, MAX_STEPS};
+
+use super::ApiError;
+use super::loki::{QueryState, selector_matchers, timed};
+use super::params::{Params, parse_duration, tenant};
+
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+pub async fn patterns(
+    State(state): State<QueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let params = Params::parse(raw.as_deref(), &headers, &body);
+    let tenant = tenant(&headers)?;
+    let selector = params
+        .get("query")
+        .ok_or_else(|| ApiError::bad_request("missing query parameter (a stream selector)"))?;
+    let matchers = selector_matchers(selector)?;
+    let end = params.time_ns("end", crate::now_ns())?;
+    let start = params.time_ns("start", end - HOUR_NS)?;
+    if end < start {
+        return Err(ApiError::bad_request(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = match params.get("step") {
+        Some(s) => parse_duration(s)
+            .map(|d| d.as_nanos() as i64)
+            .filter(|&n| n > 0)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "invalid step {s:?}: expected a positive duration or seconds"
+                ))
+            })?,
+        None => ((end - start) / 250).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000,
+    };
+    let steps = (end - start) / step + 1;
+    if steps > MAX_STEPS {
+        return Err(ApiError::bad_request(format!(
+            "{steps} steps exceed the limit of {MAX_STEPS}; use a larger step"
+        )));
+    }
+    // Bucket j is (start + (j - 1)·step, start + j·step]: the step ending at point j.
+    let buckets = Buckets {
+        start_ns: start - step,
+        width_ns: step,
+        count: steps as usize,
+    };
+    let s = state.clone();
+    let summaries = timed(&state, "patterns", move || {
+        s.store
+            .pattern_summaries(&tenant, &matchers, buckets)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    let data: Vec<Value> = summaries
+        .into_iter()
+        .map(|p| {
+            let series: Vec<Value> = p
+                .counts
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(j, c)| {
+                    let t = start + j as i64 * step;
+                    json!([t as f64 / 1e9, c.to_string()])
+                })
+                .collect();
+            json!({
+                "service_name": p.service,
+                "pattern_id": p.pattern.to_string(),
+                "template": p.template,
+                "count": p.total,
+                "first_seen": p.first_seen_ms.and_then(rfc3339_ms),
+                "sample": {"timestamp": p.sample.0.to_string(), "line": p.sample.1},
+                "series": series,
+            })
+        })
+        .collect();
+    Ok(Json(json!({"status": "success", "data": data})).into_response())
+}
+
+fn rfc3339_ms(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
