@@ -55,10 +55,10 @@ fn patterns_error(path: &Path, source: PatternsError) -> IndexerError {
 }
 
 impl IngestPatterns {
-    pub fn new(root: &Path) -> Self {
+    pub fn new(root: &Path, config: MinerConfig) -> Self {
         Self {
             root: root.to_path_buf(),
-            config: MinerConfig::default(),
+            config,
             tenants: HashMap::new(),
         }
     }

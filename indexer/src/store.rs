@@ -72,8 +72,9 @@ pub struct LogStoreConfig {
     pub writer_idle_close: Duration,
     /// Splits whose window ended longer ago than this are deleted; `None` keeps everything.
     pub retention: Option<Duration>,
-    /// Mine every line's log pattern at ingest (the `pattern` field is 0 when off).
-    pub mine_patterns: bool,
+    /// How every line's log pattern is mined at ingest; `None`: not at all (the `pattern`
+    /// field is then 0).
+    pub patterns: Option<sightline_patterns::MinerConfig>,
 }
 
 impl LogStoreConfig {
@@ -86,7 +87,7 @@ impl LogStoreConfig {
             writer_threads: 1,
             writer_idle_close: Duration::from_secs(120),
             retention: None,
-            mine_patterns: true,
+            patterns: Some(sightline_patterns::MinerConfig::default()),
         }
     }
 }
@@ -141,7 +142,10 @@ impl LogStore {
             }
         }
         Ok(Self {
-            patterns: Mutex::new(IngestPatterns::new(&config.root)),
+            patterns: Mutex::new(IngestPatterns::new(
+                &config.root,
+                config.patterns.clone().unwrap_or_default(),
+            )),
             config,
             schema,
             splits: RwLock::new(splits),
@@ -202,7 +206,7 @@ impl LogStore {
                 if seq <= state.committed_seq {
                     continue;
                 }
-                let pattern = if self.config.mine_patterns {
+                let pattern = if self.config.patterns.is_some() {
                     patterns.mine(&batch.tenant, service, &record.body, record.timestamp_ns)?
                 } else {
                     0

@@ -57,6 +57,34 @@ pub struct IndexerConfig {
     pub retention: Option<Duration>,
     /// Mine each line's log pattern at ingest (`/api/v1/patterns`, `| pattern_id="…"`).
     pub patterns: bool,
+    /// Extra variable masks for pattern mining (regexes, `regex` crate syntax), applied
+    /// after the built-in ones (numbers, hex, IPs, UUIDs, paths, durations, sizes, dates).
+    pub pattern_masks: Vec<String>,
+    /// Patterns kept per tenant and service; beyond it lines merge into the most similar
+    /// pattern or the least recently seen one is evicted.
+    pub max_patterns_per_service: usize,
+}
+
+impl IndexerConfig {
+    /// The miner configuration, `None` when mining is off.
+    pub fn miner_config(&self) -> Option<sightline_patterns::MinerConfig> {
+        if !self.patterns {
+            return None;
+        }
+        let mut config = sightline_patterns::MinerConfig {
+            max_patterns: self.max_patterns_per_service,
+            ..Default::default()
+        };
+        config
+            .masks
+            .extend(self.pattern_masks.iter().enumerate().map(|(i, pattern)| {
+                sightline_patterns::MaskRule::Regex {
+                    name: format!("indexer.pattern_masks[{i}]"),
+                    pattern: pattern.clone(),
+                }
+            }));
+        Some(config)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -115,6 +143,8 @@ impl Default for IndexerConfig {
             writer_threads: 1,
             retention: None,
             patterns: true,
+            pattern_masks: Vec::new(),
+            max_patterns_per_service: 2_000,
         }
     }
 }
@@ -201,6 +231,10 @@ impl Config {
         if self.indexer.writer_memory_bytes < 15_000_000 {
             bail!("indexer.writer_memory_bytes must be at least 15000000 (Tantivy's minimum)");
         }
+        if let Some(miner) = self.indexer.miner_config() {
+            sightline_patterns::PatternStore::new(miner)
+                .map_err(|e| anyhow::anyhow!("indexer pattern settings: {e}"))?;
+        }
         if self.limits.ingest_queue_batches == 0 {
             bail!("limits.ingest_queue_batches must be at least 1");
         }
@@ -270,5 +304,22 @@ mod tests {
             err.contains("commit_interval") || err.contains("soon"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn pattern_masks_extend_the_builtin_ones_and_bad_regexes_are_named() {
+        let mut config = Config::default();
+        config.indexer.pattern_masks = vec![r"ORD-\d+".into()];
+        let miner = config.indexer.miner_config().unwrap();
+        assert_eq!(
+            miner.masks.len(),
+            sightline_patterns::default_masks().len() + 1
+        );
+        assert!(config.validate().is_ok());
+        config.indexer.pattern_masks = vec!["(unclosed".into()];
+        let err = format!("{:#}", config.validate().unwrap_err());
+        assert!(err.contains("pattern_masks[0]"), "{err}");
+        config.indexer.patterns = false;
+        assert!(config.indexer.miner_config().is_none());
     }
 }

@@ -115,7 +115,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_config.max_open_writers = config.indexer.max_open_writers;
     store_config.writer_threads = config.indexer.writer_threads;
     store_config.retention = config.indexer.retention;
-    store_config.mine_patterns = config.indexer.patterns;
+    store_config.patterns = config.indexer.miner_config();
     let store = Arc::new(LogStore::open(store_config).context("cannot open the log store")?);
 
     let (ingest, ingest_rx) = IngestHandle::channel(config.limits.ingest_queue_batches);
