@@ -18,7 +18,7 @@ use sightline_logql::{Direction, Engine, Matcher, QueryResult};
 use sightline_model::Labels;
 
 use super::ApiError;
-use super::params::{Params, parse_duration, tenant};
+use super::params::{Params, tenant};
 use crate::metrics::{QueryLabels, ServerMetrics};
 
 /// What the query handlers share.
@@ -107,18 +107,7 @@ async fn query_range(
     }
     let limit = params.usize("limit", DEFAULT_LIMIT)?;
     let direction = direction(&params)?;
-    let step_ns = match params.get("step") {
-        Some(s) => parse_duration(s)
-            .map(|d| d.as_nanos() as i64)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "invalid step {s:?}: expected a positive duration or seconds"
-                ))
-            })?,
-        // Loki's default: about 250 points over the range, at least one second.
-        None => ((end - start) / 250).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000,
-    };
+    let step_ns = params.step_ns(start, end)?;
     let s = state.clone();
     let started = Instant::now();
     let result = timed(&state, "query_range", move || {

@@ -55,6 +55,22 @@ impl Params {
         }
     }
 
+    /// `step` in ns: a positive duration or seconds; by default Loki's, about 250 points
+    /// over `[start, end]` and at least one second.
+    pub fn step_ns(&self, start: i64, end: i64) -> Result<i64, ApiError> {
+        match self.get("step") {
+            Some(s) => parse_duration(s)
+                .map(|d| d.as_nanos() as i64)
+                .filter(|&n| n > 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid step {s:?}: expected a positive duration or seconds"
+                    ))
+                }),
+            None => Ok(((end - start) / 250).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000),
+        }
+    }
+
     pub fn usize(&self, key: &str, default: usize) -> Result<usize, ApiError> {
         match self.get(key) {
             None => Ok(default),

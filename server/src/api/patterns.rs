@@ -16,7 +16,7 @@ use sightline_logql::{Buckets, MAX_STEPS};
 
 use super::ApiError;
 use super::loki::{QueryState, selector_matchers, timed};
-use super::params::{Params, parse_duration, tenant};
+use super::params::{Params, tenant};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -39,17 +39,7 @@ pub async fn patterns(
             "end timestamp must not be before start time",
         ));
     }
-    let step = match params.get("step") {
-        Some(s) => parse_duration(s)
-            .map(|d| d.as_nanos() as i64)
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "invalid step {s:?}: expected a positive duration or seconds"
-                ))
-            })?,
-        None => ((end - start) / 250).max(1_000_000_000) / 1_000_000_000 * 1_000_000_000,
-    };
+    let step = params.step_ns(start, end)?;
     let steps = (end - start) / step + 1;
     if steps > MAX_STEPS {
         return Err(ApiError::bad_request(format!(
