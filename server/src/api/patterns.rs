@@ -3,7 +3,8 @@
 //!
 //! Parameters: `query` (a LogQL stream selector, required), `start`, `end` (default: the
 //! last hour) and `step` (default: about 250 points over the range, at least one second), as
-//! for Loki's `query_range`. Each point counts the lines in `(t - step, t]`. Patterns are
+//! for Loki's `query_range`. Each point counts the lines in `(t - step, t]`; the last point
+//! is at `end`, the first covers `start`. Patterns are
 //! ordered by their line count in the range, most frequent first. The shape is documented in
 //! `docs/api.md`.
 
@@ -40,15 +41,18 @@ pub async fn patterns(
         ));
     }
     let step = params.step_ns(start, end)?;
-    let steps = (end - start) / step + 1;
+    // Points end at `end` and go back `step` at a time until they cover `start`, so the
+    // newest lines (the ones a deploy brings) are always counted.
+    let steps = ((end - start) / step + 1).max(1);
     if steps > MAX_STEPS {
         return Err(ApiError::bad_request(format!(
             "{steps} steps exceed the limit of {MAX_STEPS}; use a larger step"
         )));
     }
-    // Bucket j is (start + (j - 1)·step, start + j·step]: the step ending at point j.
+    // Bucket j is (first + j·step, first + (j + 1)·step], the last one ending at `end`.
+    let first = end - steps * step;
     let buckets = Buckets {
-        start_ns: start - step,
+        start_ns: first,
         width_ns: step,
         count: steps as usize,
     };
@@ -68,7 +72,7 @@ pub async fn patterns(
                 .enumerate()
                 .filter(|(_, c)| **c > 0)
                 .map(|(j, c)| {
-                    let t = start + j as i64 * step;
+                    let t = first + (j as i64 + 1) * step;
                     json!([t as f64 / 1e9, c.to_string()])
                 })
                 .collect();
