@@ -22,7 +22,7 @@ use tantivy::{
 
 use crate::patterns::{IngestPatterns, PatternCollector, merge_pattern_cells};
 use crate::pushdown::{NeedlePushdown, contains_pushdown, regex_clauses};
-use crate::schema::LogSchema;
+use crate::schema::{LogSchema, StreamMetadata, write_record_metadata};
 use crate::split::{SegmentView, Split, WriterState};
 
 /// Indexer failures, with the split path they concern.
@@ -197,9 +197,11 @@ impl LogStore {
     pub fn add_batch(&self, seq: u64, batch: &LogBatch) -> Result<usize, IndexerError> {
         let mut added = 0;
         let mut patterns = self.patterns.lock().unwrap_or_else(|p| p.into_inner());
+        let mut metadata = String::new();
         for stream in &batch.streams {
             let key = stream.labels.to_canonical();
             let service = stream.labels.get("service_name").unwrap_or(UNKNOWN_SERVICE);
+            let stream_metadata = StreamMetadata::new(stream);
             for record in &stream.records {
                 let split = self.split_for(&batch.tenant, record.timestamp_ns)?;
                 let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
@@ -213,7 +215,11 @@ impl LogStore {
                 };
                 let writer = self.writer_of(&split, &mut state)?;
                 writer
-                    .add_document(self.schema.document(&key, stream, record, pattern))
+                    .add_document({
+                        metadata.clear();
+                        write_record_metadata(&stream_metadata, record, &mut metadata);
+                        self.schema.document(&key, record, &metadata, pattern)
+                    })
                     .map_err(|source| IndexerError::Tantivy {
                         path: split.dir.clone(),
                         source,

@@ -60,26 +60,7 @@ impl Labels {
     /// like Go string literals; [`Labels::parse_canonical`] reverses it.
     pub fn to_canonical(&self) -> String {
         let mut out = String::with_capacity(2 + self.0.len() * 24);
-        out.push('{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push_str(", ");
-            }
-            out.push_str(k);
-            out.push_str("=\"");
-            for c in v.chars() {
-                match c {
-                    '\\' => out.push_str("\\\\"),
-                    '"' => out.push_str("\\\""),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c => out.push(c),
-                }
-            }
-            out.push('"');
-        }
-        out.push('}');
+        write_canonical(self.iter(), &mut out);
         out
     }
 
@@ -114,6 +95,31 @@ impl Labels {
         }
         Some(Self::from_pairs(pairs))
     }
+}
+
+/// Appends the canonical text form of label pairs (already sorted, names unique, values
+/// non-empty) to `out`: what [`Labels::to_canonical`] prints, without building a [`Labels`].
+pub fn write_canonical<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)>, out: &mut String) {
+    out.push('{');
+    for (i, (k, v)) in pairs.enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(k);
+        out.push_str("=\"");
+        for c in v.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+    out.push('}');
 }
 
 /// Whether `name` is a valid Prometheus/Loki label name: `[a-zA-Z_][a-zA-Z0-9_]*`.
