@@ -140,11 +140,27 @@ fn run_query(
     if let Some(step) = step {
         params.push(("step", format!("{}", step.as_secs_f64())));
     }
-    let url = format!("{}/loki/api/v1/query_range", server.trim_end_matches('/'));
+    let Some(v) = get_api(server, "/loki/api/v1/query_range", tenant, &params, output)? else {
+        return Ok(());
+    };
+    print_text(&v);
+    Ok(())
+}
+
+/// GETs an API path of the server; with `output` `json` prints the answer as is and returns
+/// `None`, else returns it parsed. A non-success status is an error with the server's text.
+fn get_api(
+    server: &str,
+    path: &str,
+    tenant: &str,
+    params: &[(&str, String)],
+    output: &str,
+) -> anyhow::Result<Option<Value>> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
     let resp = reqwest::blocking::Client::new()
         .get(&url)
         .header("X-Scope-OrgID", tenant)
-        .query(&params)
+        .query(params)
         .send()
         .with_context(|| format!("cannot reach {url}"))?;
     let status = resp.status();
@@ -154,11 +170,11 @@ fn run_query(
     }
     if output == "json" {
         println!("{text}");
-        return Ok(());
+        return Ok(None);
     }
-    let v: Value = serde_json::from_str(&text).context("answer is not JSON")?;
-    print_text(&v);
-    Ok(())
+    serde_json::from_str(&text)
+        .map(Some)
+        .context("answer is not JSON")
 }
 
 fn run_patterns(
@@ -170,27 +186,14 @@ fn run_patterns(
 ) -> anyhow::Result<()> {
     let end = crate::now_ns();
     let start = end - since.as_nanos() as i64;
-    let url = format!("{}/api/v1/patterns", server.trim_end_matches('/'));
-    let resp = reqwest::blocking::Client::new()
-        .get(&url)
-        .header("X-Scope-OrgID", tenant)
-        .query(&[
-            ("query", selector.to_string()),
-            ("start", start.to_string()),
-            ("end", end.to_string()),
-        ])
-        .send()
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = resp.status();
-    let text = resp.text().context("cannot read the answer")?;
-    if !status.is_success() {
-        bail!("{status}: {}", text.trim());
-    }
-    if output == "json" {
-        println!("{text}");
+    let params = [
+        ("query", selector.to_string()),
+        ("start", start.to_string()),
+        ("end", end.to_string()),
+    ];
+    let Some(v) = get_api(server, "/api/v1/patterns", tenant, &params, output)? else {
         return Ok(());
-    }
-    let v: Value = serde_json::from_str(&text).context("answer is not JSON")?;
+    };
     println!(
         "{:>10}  {:<20} {:>8}  {:<24}  template",
         "lines", "service", "id", "first seen"

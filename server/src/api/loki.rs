@@ -97,14 +97,7 @@ async fn query_range(
         .get("query")
         .ok_or_else(|| ApiError::bad_request("missing query parameter"))?
         .to_string();
-    let now = crate::now_ns();
-    let end = params.time_ns("end", now)?;
-    let start = params.time_ns("start", end - HOUR_NS)?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "end timestamp must not be before start time",
-        ));
-    }
+    let (start, end) = params.range_ns(HOUR_NS)?;
     let limit = params.usize("limit", DEFAULT_LIMIT)?;
     let direction = direction(&params)?;
     let step_ns = params.step_ns(start, end)?;

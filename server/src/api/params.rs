@@ -55,6 +55,19 @@ impl Params {
         }
     }
 
+    /// `start` and `end` in ns: `end` defaults to now, `start` to `default_span` before it,
+    /// and `end` must not come before `start`.
+    pub fn range_ns(&self, default_span: i64) -> Result<(i64, i64), ApiError> {
+        let end = self.time_ns("end", crate::now_ns())?;
+        let start = self.time_ns("start", end - default_span)?;
+        if end < start {
+            return Err(ApiError::bad_request(
+                "end timestamp must not be before start time",
+            ));
+        }
+        Ok((start, end))
+    }
+
     /// `step` in ns: a positive duration or seconds; by default Loki's, about 250 points
     /// over `[start, end]` and at least one second.
     pub fn step_ns(&self, start: i64, end: i64) -> Result<i64, ApiError> {

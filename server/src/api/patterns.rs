@@ -33,13 +33,7 @@ pub async fn patterns(
         .get("query")
         .ok_or_else(|| ApiError::bad_request("missing query parameter (a stream selector)"))?;
     let matchers = selector_matchers(selector)?;
-    let end = params.time_ns("end", crate::now_ns())?;
-    let start = params.time_ns("start", end - HOUR_NS)?;
-    if end < start {
-        return Err(ApiError::bad_request(
-            "end timestamp must not be before start time",
-        ));
-    }
+    let (start, end) = params.range_ns(HOUR_NS)?;
     let step = params.step_ns(start, end)?;
     // Points end at `end` and go back `step` at a time until they cover `start`, so the
     // newest lines (the ones a deploy brings) are always counted.
