@@ -605,14 +605,25 @@ fn enqueue_udp_batch(shared: &Shared, batcher: &mut Batcher, queue: &mpsc::Sende
     }
 }
 
+/// Hands batches to the ingest queue as they come. Nobody waits on a datagram's
+/// acknowledgement, so batches are not held back one fsync at a time (which, on a loaded
+/// machine, let the small queue in front overflow and dropped datagrams); the ingest queue
+/// stays the bound on what is in flight.
 async fn udp_flush_loop(mut pending: mpsc::Receiver<LogBatch>, shared: Arc<Shared>) {
+    let mut in_flight = tokio::task::JoinSet::new();
     while let Some(batch) = pending.recv().await {
-        let records = batch.record_count() as u64;
-        match shared.ingest.ingest(batch).await {
-            Ok(()) => shared.metrics.accepted(SOURCE, shared.tenant(), records),
-            Err(error) => report_ingest_failure(&shared, &error, records),
-        }
+        let shared = shared.clone();
+        in_flight.spawn(async move {
+            let records = batch.record_count() as u64;
+            match shared.ingest.ingest(batch).await {
+                Ok(()) => shared.metrics.accepted(SOURCE, shared.tenant(), records),
+                Err(error) => report_ingest_failure(&shared, &error, records),
+            }
+        });
+        // Reap finished acknowledgements so the set does not grow.
+        while in_flight.try_join_next().is_some() {}
     }
+    while in_flight.join_next().await.is_some() {}
 }
 
 #[cfg(test)]
