@@ -47,16 +47,27 @@ pub struct DetectorConfig {
     pub vigilance_target_rate: f64,
     /// Step of that adaptation, in log units per point.
     pub vigilance_adapt: f64,
+    /// Pattern values within this distance (in range units) of the running median are
+    /// snapped to it before matching, so small ripples around the usual level are never
+    /// novel (0 turns it off; ARTime's "chomp").
+    pub chomp: f64,
 
     /// Excess beyond the past range, in units of that range, at which a value alerts on
     /// its own (score 0.5; 0 turns the range break off).
     pub range_break: f64,
+    /// The range break's threshold is `range_break × (1 + range_settle / points seen)`:
+    /// a short history's range is still growing, so its records surprise less.
+    pub range_settle: f64,
 
     /// Score at and above which a point is an alert.
     pub alert_threshold: f64,
     /// After an alert, the next this many points are held below half the threshold, so
-    /// one incident raises one alert.
+    /// one incident raises one alert (unless `pierce_ratio` lets a much stronger one out).
     pub hold_off: u32,
+    /// Within the hold-off, a point still alerts (and restarts the hold-off) when its score
+    /// is at least this many times the score of the alert that started the hold-off, so a
+    /// weak alert cannot mask a gross anomaly that follows it (0 turns this off).
+    pub pierce_ratio: f64,
 }
 
 impl Default for DetectorConfig {
@@ -68,7 +79,7 @@ impl Default for DetectorConfig {
             error_alpha: 0.01,
             short_window: 15,
             long_alpha: 0.002,
-            min_long_std: 0.02,
+            min_long_std: 0.03,
             point_alert_z: 0.0,
             novelty_weight: 1.0,
             novelty_likelihood_weight: 1.0,
@@ -78,9 +89,12 @@ impl Default for DetectorConfig {
             prototype_rate: 0.05,
             vigilance_target_rate: 0.02,
             vigilance_adapt: 0.002,
+            chomp: 0.03,
             range_break: 0.01,
+            range_settle: 2000.0,
             alert_threshold: 0.5,
-            hold_off: 100,
+            hold_off: 160,
+            pierce_ratio: 1.8,
         }
     }
 }

@@ -15,11 +15,14 @@
 //!    expected value and band of the explanation.
 //! 4. **Range break**: a value beyond the range seen so far by `range_break` times that
 //!    range alerts at once, so a gross level shift or spike fires on its first point,
-//!    before a pattern of `pattern_len` values has moved far enough.
+//!    before a pattern of `pattern_len` values has moved far enough. The bar is raised by
+//!    `1 + range_settle / points seen`: a short history's range is still growing.
 //! 5. **Point residual**: one residual of `point_alert_z` typical errors alerts on its own
 //!    (off by default: on NAB's heavy-tailed series it costs more false alarms than it
 //!    catches).
-//! 6. **Hold-off**: after an alert, the rest of the episode is held below the threshold.
+//! 6. **Hold-off**: after an alert, the rest of the episode is held below the threshold,
+//!    except a point scoring `pierce_ratio` times the alert that started the hold-off (as
+//!    ARTime lets a much less familiar pattern through its mask): it alerts and restarts it.
 //!
 //! The score is the maximum of the components; the explanation names the one that won.
 
@@ -91,6 +94,8 @@ pub struct Detector {
     vigilance_log_gain: f64,
     seen: u64,
     hold_off_left: u32,
+    /// Score of the alert that started the current hold-off.
+    last_alert: f64,
 }
 
 impl Detector {
@@ -107,6 +112,7 @@ impl Detector {
             vigilance_log_gain: 0.0,
             seen: 0,
             hold_off_left: 0,
+            last_alert: 0.0,
         }
     }
 
@@ -162,10 +168,8 @@ impl Detector {
                     let excess = (value - self.break_high)
                         .max(self.break_low - value)
                         .max(0.0);
-                    offer(
-                        0.5 * excess / range / cfg.range_break,
-                        Component::RangeBreak,
-                    );
+                    let bar = cfg.range_break * (1.0 + cfg.range_settle / (self.seen as f64 + 1.0));
+                    offer(0.5 * excess / range / bar, Component::RangeBreak);
                 }
                 self.break_low = self.break_low.min(value);
                 self.break_high = self.break_high.max(value);
@@ -178,6 +182,7 @@ impl Detector {
                     prototypes: cfg.prototypes as usize,
                     vigilance,
                     rate: cfg.prototype_rate,
+                    chomp: cfg.chomp,
                 };
                 if let Some(distance) = self.novelty.observe(value, novelty_params) {
                     offer(
@@ -216,12 +221,17 @@ impl Detector {
         if self.seen <= u64::from(cfg.warmup) {
             score = 0.0;
             component = Component::WarmUp;
-        } else if self.hold_off_left > 0 {
+        } else if self.hold_off_left > 0
+            && !(cfg.pierce_ratio > 0.0
+                && score >= cfg.alert_threshold
+                && score >= self.last_alert * cfg.pierce_ratio)
+        {
             self.hold_off_left -= 1;
             score = score.min(cfg.alert_threshold * 0.5);
             component = Component::HoldOff;
         } else if score >= cfg.alert_threshold {
             self.hold_off_left = cfg.hold_off;
+            self.last_alert = score;
         }
         let band_half = 3.0 * scale;
         Score {

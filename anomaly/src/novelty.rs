@@ -5,7 +5,9 @@
 //! one when the set is full), so a new regime is learnt after it has been reported.
 //!
 //! The range is the running minimum and maximum of the *past* (never the file's): a value
-//! outside everything seen so far is itself far from every prototype. Work per
+//! outside everything seen so far is itself far from every prototype. As in ARTime, scaled
+//! values within `chomp` of a running median (a sign-step tracker of the past values) are
+//! snapped to it, so ripples around the usual level never make a pattern novel. Work per
 //! point is `prototypes × pattern_len`, a constant; the state is a few hundred floats.
 
 use serde::{Deserialize, Serialize};
@@ -14,6 +16,8 @@ use serde::{Deserialize, Serialize};
 pub const MAX_PATTERN: usize = 16;
 /// Largest prototype set the state allows.
 pub const MAX_PROTOTYPES: usize = 32;
+/// Step of the running-median tracker per point, in units of the past range.
+const MEDIAN_STEP: f64 = 0.01;
 
 /// Settings of the novelty model.
 #[derive(Debug, Clone, Copy)]
@@ -26,6 +30,8 @@ pub struct NoveltyParams {
     pub vigilance: f64,
     /// How far a matched prototype moves towards the pattern.
     pub rate: f64,
+    /// Scaled values within this distance of the running median are snapped to it.
+    pub chomp: f64,
 }
 
 /// The novelty model of one series.
@@ -41,6 +47,8 @@ pub struct Novelty {
     /// Last point at which each prototype matched (for replacement).
     last_used: Vec<u64>,
     clock: u64,
+    /// Running median of the values (sign-step tracker), in value units.
+    median: f64,
 }
 
 impl Default for Novelty {
@@ -60,6 +68,7 @@ impl Novelty {
             prototypes: Vec::new(),
             last_used: Vec::new(),
             clock: 0,
+            median: f64::NAN,
         }
     }
 
@@ -83,6 +92,17 @@ impl Novelty {
             (value, value)
         };
         let range = (scale_high - scale_low).max(1e-9 * (1.0 + scale_high.abs()));
+        if self.median.is_nan() {
+            self.median = value;
+        }
+        let median = (self.median - scale_low) / range;
+        // The median of the past (before this value moves it), tracked by signed steps.
+        let step = MEDIAN_STEP * range;
+        if value > self.median {
+            self.median += step;
+        } else if value < self.median {
+            self.median -= step;
+        }
         self.low = self.low.min(value);
         self.high = self.high.max(value);
         if self.recent.len() < pattern_len {
@@ -91,7 +111,12 @@ impl Novelty {
         let mut pattern = [0.0f64; MAX_PATTERN];
         for (k, slot) in pattern.iter_mut().take(pattern_len).enumerate() {
             let v = self.recent[(self.next + k) % pattern_len];
-            *slot = (v - scale_low) / range;
+            let x = (v - scale_low) / range;
+            *slot = if (x - median).abs() < params.chomp {
+                median
+            } else {
+                x
+            };
         }
         let pattern = &pattern[..pattern_len];
         let mut best = (f64::INFINITY, 0);
@@ -141,6 +166,7 @@ mod tests {
         prototypes: 8,
         vigilance: 0.1,
         rate: 0.1,
+        chomp: 0.0,
     };
 
     #[test]
