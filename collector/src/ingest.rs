@@ -1,11 +1,13 @@
 //! The hand-off from receivers to the write-ahead log.
 //!
-//! Receivers send a [`LogBatch`] with a one-shot reply channel; the WAL writer (in the
-//! server) appends, fsyncs in groups and replies. The channel is bounded: when it is full the
+//! Receivers send a batch with a one-shot reply channel; the WAL writer (in the server)
+//! appends, fsyncs in groups and replies. Logs use [`IngestHandle`] (reply `()`); metrics use
+//! [`MetricIngestHandle`], whose reply is the store's [`AppendReport`] (samples refused as out
+//! of order or over a limit are known only when the store appends them). The channel is bounded: when it is full the
 //! receiver gets [`IngestError::Overloaded`] at once and answers with the protocol's
 //! retryable error, so memory stays bounded under overload.
 
-use sightline_model::LogBatch;
+use sightline_model::{AppendReport, LogBatch, MetricBatch};
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a batch was not accepted.
@@ -21,26 +23,39 @@ pub enum IngestError {
 
 /// One batch waiting for the WAL, with the channel its acknowledgement goes back on.
 #[derive(Debug)]
-pub struct IngestRequest {
-    pub batch: LogBatch,
-    pub ack: oneshot::Sender<Result<(), IngestError>>,
+pub struct IngestRequest<B = LogBatch, R = ()> {
+    pub batch: B,
+    pub ack: oneshot::Sender<Result<R, IngestError>>,
 }
 
 /// Cloneable sender side of the ingest queue.
-#[derive(Debug, Clone)]
-pub struct IngestHandle {
-    tx: mpsc::Sender<IngestRequest>,
+#[derive(Debug)]
+pub struct IngestHandle<B = LogBatch, R = ()> {
+    tx: mpsc::Sender<IngestRequest<B, R>>,
 }
 
-impl IngestHandle {
+/// The metric ingest queue: batches of samples, answered with what the store accepted.
+pub type MetricIngestHandle = IngestHandle<MetricBatch, AppendReport>;
+/// One metric batch waiting for the TSDB's WAL.
+pub type MetricIngestRequest = IngestRequest<MetricBatch, AppendReport>;
+
+impl<B, R> Clone for IngestHandle<B, R> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<B, R> IngestHandle<B, R> {
     /// A handle and the receiving end of a queue of `capacity` batches.
-    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<IngestRequest>) {
+    pub fn channel(capacity: usize) -> (Self, mpsc::Receiver<IngestRequest<B, R>>) {
         let (tx, rx) = mpsc::channel(capacity);
         (Self { tx }, rx)
     }
 
     /// Queues `batch` and waits until it is durable. Fails fast when the queue is full.
-    pub async fn ingest(&self, batch: LogBatch) -> Result<(), IngestError> {
+    pub async fn ingest(&self, batch: B) -> Result<R, IngestError> {
         let (ack, done) = oneshot::channel();
         self.tx
             .try_send(IngestRequest { batch, ack })

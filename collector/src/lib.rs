@@ -1,5 +1,6 @@
-//! Receivers: turn what clients send (OTLP, Loki push, syslog) into [`sightline_model`]
-//! batches and hand them to the ingest path.
+//! Receivers: turn what clients send (OTLP, Loki push, syslog, Prometheus remote write) and
+//! what Prometheus targets expose (scraping) into [`sightline_model`] batches and hand them
+//! to the ingest path.
 //!
 //! One module per source, each with its decoder, its receiver (HTTP routes, gRPC service or
 //! socket listener) and its tests. A receiver answers a client only after
@@ -10,8 +11,12 @@ pub mod ingest;
 pub mod loki_push;
 pub mod metrics;
 pub mod otlp;
+pub mod remote_write;
+pub mod scrape;
 pub mod syslog;
 pub mod tenant;
 
-pub use ingest::{IngestError, IngestHandle, IngestRequest};
+pub use ingest::{
+    IngestError, IngestHandle, IngestRequest, MetricIngestHandle, MetricIngestRequest,
+};
 pub use metrics::CollectorMetrics;

@@ -59,8 +59,48 @@ impl CollectorMetrics {
     }
 
     pub fn received(&self, source: &'static str, tenant: &str, records: u64, bytes: u64) {
+        self.received_signal("logs", source, tenant, records, bytes);
+    }
+
+    pub fn accepted(&self, source: &'static str, tenant: &str, records: u64) {
+        self.accepted_signal("logs", source, tenant, records);
+    }
+
+    pub fn rejected(&self, source: &'static str, tenant: &str, reason: &'static str, records: u64) {
+        self.rejected_signal("logs", source, tenant, reason, records);
+    }
+
+    /// [`received`](Self::received) for metric receivers: records are samples.
+    pub fn metric_received(&self, source: &'static str, tenant: &str, samples: u64, bytes: u64) {
+        self.received_signal("metrics", source, tenant, samples, bytes);
+    }
+
+    /// [`accepted`](Self::accepted) for metric receivers: samples the store wrote.
+    pub fn metric_accepted(&self, source: &'static str, tenant: &str, samples: u64) {
+        self.accepted_signal("metrics", source, tenant, samples);
+    }
+
+    /// [`rejected`](Self::rejected) for metric receivers: samples refused, by reason.
+    pub fn metric_rejected(
+        &self,
+        source: &'static str,
+        tenant: &str,
+        reason: &'static str,
+        samples: u64,
+    ) {
+        self.rejected_signal("metrics", source, tenant, reason, samples);
+    }
+
+    fn received_signal(
+        &self,
+        signal: &'static str,
+        source: &'static str,
+        tenant: &str,
+        records: u64,
+        bytes: u64,
+    ) {
         let l = SourceLabels {
-            signal: "logs",
+            signal,
             source,
             tenant: tenant.to_string(),
         };
@@ -68,22 +108,29 @@ impl CollectorMetrics {
         self.bytes_received.get_or_create(&l).inc_by(bytes);
     }
 
-    pub fn accepted(&self, source: &'static str, tenant: &str, records: u64) {
+    fn accepted_signal(&self, signal: &'static str, source: &'static str, tenant: &str, n: u64) {
         let l = SourceLabels {
-            signal: "logs",
+            signal,
             source,
             tenant: tenant.to_string(),
         };
-        self.records_accepted.get_or_create(&l).inc_by(records);
+        self.records_accepted.get_or_create(&l).inc_by(n);
     }
 
-    pub fn rejected(&self, source: &'static str, tenant: &str, reason: &'static str, records: u64) {
+    fn rejected_signal(
+        &self,
+        signal: &'static str,
+        source: &'static str,
+        tenant: &str,
+        reason: &'static str,
+        n: u64,
+    ) {
         let l = RejectLabels {
-            signal: "logs",
+            signal,
             source,
             tenant: tenant.to_string(),
             reason,
         };
-        self.records_rejected.get_or_create(&l).inc_by(records);
+        self.records_rejected.get_or_create(&l).inc_by(n);
     }
 }

@@ -204,6 +204,57 @@ pub(crate) mod testing {
         (handle, rx)
     }
 
+    /// The batches a [`metric_ingest`] consumer has acknowledged so far.
+    pub(crate) type RecordedMetrics = Arc<Mutex<Vec<sightline_model::MetricBatch>>>;
+
+    /// A metric ingest handle whose batches are recorded and answered with `report(batch)`.
+    pub(crate) fn metric_ingest(
+        report: impl Fn(&sightline_model::MetricBatch) -> sightline_model::AppendReport + Send + 'static,
+    ) -> (crate::MetricIngestHandle, RecordedMetrics) {
+        let (handle, mut rx) = crate::MetricIngestHandle::channel(16);
+        let recorded: RecordedMetrics = Arc::default();
+        let sink = recorded.clone();
+        tokio::spawn(async move {
+            while let Some(req) = rx.recv().await {
+                let r = report(&req.batch);
+                sink.lock().unwrap().push(req.batch);
+                let _ = req.ack.send(Ok(r));
+            }
+        });
+        (handle, recorded)
+    }
+
+    /// The report of a store that accepts every sample.
+    pub(crate) fn accept_all(
+        batch: &sightline_model::MetricBatch,
+    ) -> sightline_model::AppendReport {
+        sightline_model::AppendReport {
+            accepted: batch.sample_count() as u64,
+            ..Default::default()
+        }
+    }
+
+    /// A metric ingest handle whose queue is full and never drains (see [`full_ingest`]).
+    pub(crate) async fn full_metric_ingest() -> (
+        crate::MetricIngestHandle,
+        tokio::sync::mpsc::Receiver<crate::MetricIngestRequest>,
+    ) {
+        let (handle, rx) = crate::MetricIngestHandle::channel(1);
+        let filler = handle.clone();
+        tokio::spawn(async move {
+            filler
+                .ingest(sightline_model::MetricBatch {
+                    tenant: sightline_model::TenantId::default_tenant(),
+                    series: Vec::new(),
+                })
+                .await
+        });
+        while rx.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        (handle, rx)
+    }
+
     /// Gzip-compresses `data`.
     pub(crate) fn gzip(data: &[u8]) -> Vec<u8> {
         use std::io::Write;

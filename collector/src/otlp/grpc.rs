@@ -1,11 +1,13 @@
-//! OTLP/gRPC logs receiver: `opentelemetry.proto.collector.logs.v1.LogsService/Export`.
+//! OTLP/gRPC receivers: `opentelemetry.proto.collector.logs.v1.LogsService/Export`
+//! ([`logs_service`]) and `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
+//! ([`metrics_service`], translated by [`super::metrics`]).
 //!
 //! Requests may be gzip-compressed (the OpenTelemetry Python exporters compress by default).
 //! The tenant comes from the `x-scope-orgid` metadata entry (`default` when absent).
 //!
 //! | Situation                              | gRPC status                                  |
 //! |----------------------------------------|----------------------------------------------|
-//! | accepted (invalid records dropped)     | OK, `partial_success` set when records were rejected |
+//! | accepted (invalid records dropped)     | OK, `partial_success` set when records (data points, samples refused by the store) were rejected |
 //! | invalid tenant                         | `INVALID_ARGUMENT`                           |
 //! | ingest queue full                      | `RESOURCE_EXHAUSTED` ("… retry later")       |
 //! | server shutting down                   | `UNAVAILABLE`                                |
@@ -13,9 +15,10 @@
 //! | message over the size limit            | `OUT_OF_RANGE` / `RESOURCE_EXHAUSTED` (tonic) |
 //! | malformed protobuf                     | `INTERNAL` (tonic, "failed to decode Protobuf message: …") |
 //!
-//! The last two are produced by tonic before [`LogsService::export`] runs, so they do not
-//! show in this receiver's metrics. Metrics use the source `otlp_grpc`; `bytes_received`
-//! counts the encoded size of the decoded request.
+//! The last two are produced by tonic before `export` runs, so they do not show in this
+//! receiver's counters. Counters use the source `otlp_grpc` (signal `logs` or `metrics`; for
+//! metrics, records are samples); `bytes_received` counts the encoded size of the decoded
+//! request.
 
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
@@ -23,13 +26,21 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use prost::Message;
 use sightline_model::LogBatch;
+use sightline_model::{TenantError, TenantId};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::body::unix_now_ns;
 use super::convert::{Converted, convert_request};
+use super::metrics::OtlpMetricsIngest;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 use crate::{CollectorMetrics, IngestError, IngestHandle};
 
@@ -76,15 +87,29 @@ pub fn logs_service(state: OtlpGrpcState) -> LogsServiceServer<OtlpLogsService> 
         .max_decoding_message_size(limit)
 }
 
+/// The tenant named by the `x-scope-orgid` metadata entry.
+fn request_tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
+    let key = TENANT_HEADER.to_ascii_lowercase();
+    tenant_from_header(request.metadata().get(key.as_str()).map(|v| v.as_bytes()))
+        .map_err(|e: TenantError| Status::invalid_argument(format!("invalid {key} metadata: {e}")))
+}
+
+/// The gRPC status of an ingest failure and the counters' reason.
+fn ingest_status(e: &IngestError) -> (Status, &'static str) {
+    match e {
+        IngestError::Overloaded => (Status::resource_exhausted(e.to_string()), "overloaded"),
+        IngestError::ShuttingDown => (Status::unavailable(e.to_string()), "shutting_down"),
+        IngestError::Storage(_) => (Status::internal(e.to_string()), "storage_error"),
+    }
+}
+
 #[tonic::async_trait]
 impl LogsService for OtlpLogsService {
     async fn export(
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let key = TENANT_HEADER.to_ascii_lowercase();
-        let tenant = tenant_from_header(request.metadata().get(key.as_str()).map(|v| v.as_bytes()))
-            .map_err(|e| Status::invalid_argument(format!("invalid {key} metadata: {e}")))?;
+        let tenant = request_tenant(&request)?;
         let request = request.into_inner();
         let bytes = request.encoded_len() as u64;
         let converted = convert_request(request, unix_now_ns());
@@ -108,15 +133,7 @@ impl LogsService for OtlpLogsService {
                 streams,
             };
             if let Err(e) = self.state.ingest.ingest(batch).await {
-                let (status, reason) = match &e {
-                    IngestError::Overloaded => {
-                        (Status::resource_exhausted(e.to_string()), "overloaded")
-                    }
-                    IngestError::ShuttingDown => {
-                        (Status::unavailable(e.to_string()), "shutting_down")
-                    }
-                    IngestError::Storage(_) => (Status::internal(e.to_string()), "storage_error"),
-                };
+                let (status, reason) = ingest_status(&e);
                 m.rejected(SOURCE, t, reason, accepted);
                 return Err(status);
             }
@@ -128,6 +145,63 @@ impl LogsService for OtlpLogsService {
                 error_message,
             }),
         }))
+    }
+}
+
+/// What the gRPC metrics service needs.
+#[derive(Debug, Clone)]
+pub struct OtlpGrpcMetricsState {
+    /// Translation and the metric ingest queue; share it with the HTTP receiver.
+    pub ingest: OtlpMetricsIngest,
+    /// Counters, signal `metrics`, source `otlp_grpc`.
+    pub metrics: CollectorMetrics,
+    /// Largest request message accepted, compressed and decompressed, in bytes.
+    pub max_decoding_message_bytes: usize,
+}
+
+impl OtlpGrpcMetricsState {
+    /// State with the default message size limit (64 MiB).
+    pub fn new(ingest: OtlpMetricsIngest, metrics: CollectorMetrics) -> Self {
+        Self {
+            ingest,
+            metrics,
+            max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// The [`MetricsService`] implementation; build the server with [`metrics_service`].
+#[derive(Debug, Clone)]
+pub struct OtlpMetricsService {
+    state: OtlpGrpcMetricsState,
+}
+
+/// The tonic server for the OTLP metrics service: gzip requests accepted, message size
+/// limited to `state.max_decoding_message_bytes`. Add it to the same
+/// `tonic::transport::Server` as [`logs_service`].
+pub fn metrics_service(state: OtlpGrpcMetricsState) -> MetricsServiceServer<OtlpMetricsService> {
+    let limit = state.max_decoding_message_bytes;
+    MetricsServiceServer::new(OtlpMetricsService { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpMetricsService {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        let tenant = request_tenant(&request)?;
+        let request = request.into_inner();
+        let bytes = request.encoded_len() as u64;
+        let sink = &self.state.ingest;
+        let translated = sink.translate(request, &tenant, unix_now_ns() / 1_000_000);
+        let outcome = sink
+            .store(&tenant, translated, SOURCE, bytes, &self.state.metrics)
+            .await
+            .map_err(|e| ingest_status(&e).0)?;
+        Ok(Response::new(outcome.response()))
     }
 }
 
@@ -319,5 +393,129 @@ mod tests {
         });
         let (_, code, _) = call_server(&mut small, grpc_frame(&msg, false), false).await;
         assert_eq!(code, Some(Code::OutOfRange));
+    }
+
+    mod metrics {
+        use sightline_model::{AppendReport, RejectReason};
+
+        use super::super::super::body::testing::{accept_all, full_metric_ingest, metric_ingest};
+        use super::super::super::metrics::tests::{T0, gauge, kv, metrics_request, point};
+        use super::*;
+        use crate::MetricIngestHandle;
+
+        fn service(ingest: MetricIngestHandle) -> OtlpMetricsService {
+            OtlpMetricsService {
+                state: OtlpGrpcMetricsState::new(
+                    OtlpMetricsIngest::new(ingest),
+                    CollectorMetrics::default(),
+                ),
+            }
+        }
+
+        fn request() -> ExportMetricsServiceRequest {
+            metrics_request(
+                vec![kv("service.name", "api"), kv("service.instance.id", "i-1")],
+                vec![gauge("queue.depth", "{item}", vec![point(T0, 3.0, vec![])])],
+            )
+        }
+
+        #[tokio::test]
+        async fn export_ingests_under_the_metadata_tenant() {
+            let (ingest, recorded) = metric_ingest(accept_all);
+            let resp = service(ingest)
+                .export(with_tenant(request(), "team-g"))
+                .await
+                .unwrap();
+            assert_eq!(resp.get_ref().partial_success, None);
+            let batches = recorded.lock().unwrap();
+            assert_eq!(batches[0].tenant.as_str(), "team-g");
+            assert_eq!(
+                batches[0].series[0].labels.to_canonical(),
+                r#"{__name__="queue_depth", instance="i-1", job="api"}"#
+            );
+        }
+
+        #[tokio::test]
+        async fn store_refusals_are_partial_success() {
+            let (ingest, _) = metric_ingest(|_| {
+                let mut r = AppendReport::default();
+                r.reject(RejectReason::TooOld, || "too old".into());
+                r
+            });
+            let partial = service(ingest)
+                .export(Request::new(request()))
+                .await
+                .unwrap()
+                .into_inner()
+                .partial_success
+                .unwrap();
+            assert_eq!(partial.rejected_data_points, 1);
+            assert!(
+                partial.error_message.contains("too_old: 1"),
+                "{}",
+                partial.error_message
+            );
+        }
+
+        #[tokio::test]
+        async fn errors_map_to_grpc_codes() {
+            let (ingest, _) = metric_ingest(accept_all);
+            let err = service(ingest)
+                .export(with_tenant(request(), "a b"))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::InvalidArgument);
+
+            let (ingest, _rx) = full_metric_ingest().await;
+            let err = service(ingest)
+                .export(Request::new(request()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::ResourceExhausted);
+
+            let (ingest, rx) = MetricIngestHandle::channel(1);
+            drop(rx);
+            let err = service(ingest)
+                .export(Request::new(request()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::Unavailable);
+
+            let (ingest, mut rx) = MetricIngestHandle::channel(1);
+            tokio::spawn(async move {
+                while let Some(req) = rx.recv().await {
+                    let _ = req.ack.send(Err(IngestError::Storage("disk full".into())));
+                }
+            });
+            let err = service(ingest)
+                .export(Request::new(request()))
+                .await
+                .unwrap_err();
+            assert_eq!(err.code(), Code::Internal);
+        }
+
+        #[tokio::test]
+        async fn gzip_frames_reach_the_service() {
+            let (ingest, recorded) = metric_ingest(accept_all);
+            let mut server = metrics_service(OtlpGrpcMetricsState::new(
+                OtlpMetricsIngest::new(ingest),
+                CollectorMetrics::default(),
+            ));
+            let msg = request().encode_to_vec();
+            let req = HttpRequest::post(
+                "http://localhost/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+            )
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-encoding", "gzip")
+            .body(Body::from(grpc_frame(&gzip(&msg), true)))
+            .unwrap();
+            let resp = server.call(req).await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert!(resp.headers().get("grpc-status").is_none());
+            // Drive the body so the handler completes.
+            let _ = axum::body::to_bytes(Body::new(resp.into_body()), usize::MAX).await;
+            assert_eq!(recorded.lock().unwrap()[0].sample_count(), 1);
+        }
     }
 }

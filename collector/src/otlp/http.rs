@@ -1,13 +1,13 @@
-//! OTLP/HTTP logs receiver: `POST /v1/logs`.
+//! OTLP/HTTP receiver: `POST /v1/logs` and `POST /v1/metrics`.
 //!
-//! Follows the OTLP/HTTP specification: the body is an `ExportLogsServiceRequest` as binary
-//! protobuf (`Content-Type: application/x-protobuf`) or OTLP/JSON (`application/json`: hex
+//! Follows the OTLP/HTTP specification: the body is an `ExportLogsServiceRequest` (or
+//! `ExportMetricsServiceRequest`, translated by [`super::metrics`]) as binary protobuf (`Content-Type: application/x-protobuf`) or OTLP/JSON (`application/json`: hex
 //! trace and span ids, enums as integers, 64-bit integers as strings), optionally
 //! `Content-Encoding: gzip`. The answer uses the request's encoding.
 //!
 //! | Situation                                         | Status | Body                         |
 //! |---------------------------------------------------|--------|------------------------------|
-//! | accepted (possibly with invalid records dropped)  | 200    | `ExportLogsServiceResponse`, `partial_success` set when records were rejected |
+//! | accepted (possibly with invalid records dropped)  | 200    | `Export…ServiceResponse`, `partial_success` set when records (data points, samples refused by the store) were rejected |
 //! | invalid `X-Scope-OrgID`, undecodable body or gzip | 400    | `google.rpc.Status`          |
 //! | body over the compressed or decompressed limit    | 413    | `google.rpc.Status`          |
 //! | unsupported `Content-Type` / `Content-Encoding`   | 415    | `google.rpc.Status` (JSON)   |
@@ -15,10 +15,12 @@
 //! | write-ahead log failed                            | 500    | `google.rpc.Status`          |
 //! | server shutting down                              | 503    | `Status`, `Retry-After: 5`   |
 //!
-//! Metrics use the source `otlp_http`. A request refused as a whole before its records could
-//! be counted (bad media type, too large, undecodable) counts as one received and one
-//! rejected record, so the counters still show it; an invalid tenant is not counted (there is
-//! no tenant to attribute it to).
+//! Counters use the source `otlp_http` (signal `logs` or `metrics`; for metrics, records are
+//! samples). A request refused as a whole before its records could be counted (bad media
+//! type, too large, undecodable) counts as one received and one rejected record, so the
+//! counters still show it; an invalid tenant is not counted (there is no tenant to attribute
+//! it to). `/v1/metrics` exists only when the state has a metric ingest
+//! ([`OtlpHttpState::with_metrics`]).
 
 use axum::Router;
 use axum::body::Body;
@@ -29,6 +31,9 @@ use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use prost::Message;
 use sightline_model::{LogBatch, TenantId};
 
@@ -36,6 +41,7 @@ use super::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
 use super::convert::{Converted, convert_request};
+use super::metrics::OtlpMetricsIngest;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 use crate::{CollectorMetrics, IngestError, IngestHandle};
 
@@ -60,33 +66,46 @@ impl Default for OtlpHttpLimits {
     }
 }
 
-/// What the `/v1/logs` handler needs.
+/// What the `/v1/logs` and `/v1/metrics` handlers need.
 #[derive(Debug, Clone)]
 pub struct OtlpHttpState {
-    /// Where accepted batches go.
+    /// Where accepted log batches go.
     pub ingest: IngestHandle,
     /// Counters, source `otlp_http`.
     pub metrics: CollectorMetrics,
     /// Body size limits.
     pub limits: OtlpHttpLimits,
+    /// Where accepted metrics go; `None`: no `/v1/metrics` route.
+    pub metric_ingest: Option<OtlpMetricsIngest>,
 }
 
 impl OtlpHttpState {
-    /// State with the default [`OtlpHttpLimits`].
+    /// State with the default [`OtlpHttpLimits`], logs only.
     pub fn new(ingest: IngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
             limits: OtlpHttpLimits::default(),
+            metric_ingest: None,
         }
+    }
+
+    /// The same state also receiving metrics on `/v1/metrics`. Give the gRPC metrics service
+    /// the same [`OtlpMetricsIngest`] (a clone) so that both share the delta state.
+    pub fn with_metrics(mut self, metric_ingest: OtlpMetricsIngest) -> Self {
+        self.metric_ingest = Some(metric_ingest);
+        self
     }
 }
 
-/// The OTLP/HTTP logs routes: `POST /v1/logs`.
+/// The OTLP/HTTP routes: `POST /v1/logs`, and `POST /v1/metrics` when the state has a
+/// metric ingest ([`OtlpHttpState::with_metrics`]).
 pub fn router(state: OtlpHttpState) -> Router {
-    Router::new()
-        .route("/v1/logs", post(export_logs))
-        .with_state(state)
+    let mut router = Router::new().route("/v1/logs", post(export_logs));
+    if state.metric_ingest.is_some() {
+        router = router.route("/v1/metrics", post(export_metrics));
+    }
+    router.with_state(state)
 }
 
 /// Wire encoding of the request and therefore of the response.
@@ -202,12 +221,21 @@ fn ingest_failure(e: &IngestError) -> (Failure, &'static str) {
     }
 }
 
-async fn export_logs(
-    State(state): State<OtlpHttpState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let media = media_type(&headers);
+/// The telemetry signal of a route, for the counters of requests refused as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    Logs,
+    Metrics,
+}
+
+/// Tenant and wire encoding of a request, or the failure refusing it and the encoding to
+/// answer in.
+fn preamble(
+    state: &OtlpHttpState,
+    signal: Signal,
+    headers: &HeaderMap,
+) -> Result<(TenantId, Encoding), (Failure, Encoding)> {
+    let media = media_type(headers);
     let encoding = match media.as_deref() {
         Some("application/x-protobuf") => Some(Encoding::Protobuf),
         Some("application/json") => Some(Encoding::Json),
@@ -219,41 +247,65 @@ async fn export_logs(
     let tenant = match tenant_from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())) {
         Ok(t) => t,
         Err(e) => {
-            return Failure::new(
-                StatusCode::BAD_REQUEST,
-                format!("invalid {TENANT_HEADER} header: {e}"),
-            )
-            .into_response(reply_encoding);
+            return Err((
+                Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("invalid {TENANT_HEADER} header: {e}"),
+                ),
+                reply_encoding,
+            ));
         }
     };
     let Some(encoding) = encoding else {
-        refused_whole(&state, &tenant, "unsupported_media_type", 0);
+        refused_whole(state, signal, &tenant, "unsupported_media_type", 0);
         let shown = media.unwrap_or_else(|| "none".to_string());
-        return Failure::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
-                "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
+        return Err((
+            Failure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
+                ),
             ),
-        )
-        .into_response(reply_encoding);
+            reply_encoding,
+        ));
     };
+    Ok((tenant, encoding))
+}
 
-    match handle(&state, &tenant, encoding, &headers, body).await {
+async fn export_logs(
+    State(state): State<OtlpHttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (tenant, encoding) = match preamble(&state, Signal::Logs, &headers) {
+        Ok(ok) => ok,
+        Err((failure, encoding)) => return failure.into_response(encoding),
+    };
+    match handle_logs(&state, &tenant, encoding, &headers, body).await {
         Ok(resp) => resp,
         Err(f) => f.into_response(encoding),
     }
 }
 
-async fn handle(
+/// Reads, decompresses, decodes and converts a request body (the last three off the async
+/// workers: CPU work on up to tens of MiB). Returns the decoded payload size and what
+/// `convert` made of the request; counts whole-request refusals under `signal`.
+async fn decode_body<T, R>(
     state: &OtlpHttpState,
+    signal: Signal,
     tenant: &TenantId,
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Failure> {
+    convert: impl FnOnce(T) -> R + Send + 'static,
+) -> Result<(usize, R), Failure>
+where
+    T: Message + Default + serde::de::DeserializeOwned + 'static,
+    R: Send + 'static,
+{
     let limits = state.limits;
     let body_error = |e: BodyError, bytes: usize| {
-        refused_whole(state, tenant, e.reason(), bytes as u64);
+        refused_whole(state, signal, tenant, e.reason(), bytes as u64);
         Failure::from(e)
     };
     let content = content_encoding(headers).map_err(|e| body_error(e, 0))?;
@@ -261,15 +313,12 @@ async fn handle(
         .await
         .map_err(|e| body_error(e, 0))?;
     let raw_len = raw.len();
-    let now_ns = unix_now_ns();
 
-    // Decompression and decoding are CPU work on up to tens of MiB: keep them off the
-    // async workers.
     let decoded = tokio::task::spawn_blocking(move || -> Result<_, Undecodable> {
         let payload = decode_content(content, raw, limits.max_decompressed_bytes)
             .map_err(Undecodable::Body)?;
-        let request = decode_request(encoding, &payload).map_err(Undecodable::Payload)?;
-        Ok((payload.len(), convert_request(request, now_ns)))
+        let request = decode_request::<T>(encoding, &payload).map_err(Undecodable::Payload)?;
+        Ok((payload.len(), convert(request)))
     })
     .await
     .map_err(|e| {
@@ -278,14 +327,44 @@ async fn handle(
             format!("decoding task failed: {e}"),
         )
     })?;
-    let (payload_len, converted) = match decoded {
-        Ok(ok) => ok,
-        Err(Undecodable::Body(e)) => return Err(body_error(e, raw_len)),
+    match decoded {
+        Ok(ok) => Ok(ok),
+        Err(Undecodable::Body(e)) => Err(body_error(e, raw_len)),
         Err(Undecodable::Payload(msg)) => {
-            refused_whole(state, tenant, "decode_error", raw_len as u64);
-            return Err(Failure::new(StatusCode::BAD_REQUEST, msg));
+            refused_whole(state, signal, tenant, "decode_error", raw_len as u64);
+            Err(Failure::new(StatusCode::BAD_REQUEST, msg))
         }
-    };
+    }
+}
+
+/// A `200 OK` carrying `body` in `encoding`.
+fn ok_response(encoding: Encoding, body: Vec<u8>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response()
+}
+
+async fn handle_logs(
+    state: &OtlpHttpState,
+    tenant: &TenantId,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let now_ns = unix_now_ns();
+    let (payload_len, converted) = decode_body(
+        state,
+        Signal::Logs,
+        tenant,
+        encoding,
+        headers,
+        body,
+        move |request: ExportLogsServiceRequest| convert_request(request, now_ns),
+    )
+    .await?;
 
     let m = &state.metrics;
     let t = tenant.as_str();
@@ -323,12 +402,68 @@ async fn handle(
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => response_json(&response).into_bytes(),
     };
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, encoding.content_type())],
+    Ok(ok_response(encoding, body))
+}
+
+async fn export_metrics(
+    State(state): State<OtlpHttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (tenant, encoding) = match preamble(&state, Signal::Metrics, &headers) {
+        Ok(ok) => ok,
+        Err((failure, encoding)) => return failure.into_response(encoding),
+    };
+    match handle_metrics(&state, &tenant, encoding, &headers, body).await {
+        Ok(resp) => resp,
+        Err(f) => f.into_response(encoding),
+    }
+}
+
+async fn handle_metrics(
+    state: &OtlpHttpState,
+    tenant: &TenantId,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Failure> {
+    let Some(sink) = state.metric_ingest.clone() else {
+        return Err(Failure::new(
+            StatusCode::NOT_FOUND,
+            "metrics are not received on this endpoint",
+        ));
+    };
+    let now_ms = unix_now_ns() / 1_000_000;
+    let translator = sink.clone();
+    let tenant_for_task = tenant.clone();
+    let (payload_len, translated) = decode_body(
+        state,
+        Signal::Metrics,
+        tenant,
+        encoding,
+        headers,
         body,
+        move |request: ExportMetricsServiceRequest| {
+            translator.translate(request, &tenant_for_task, now_ms)
+        },
     )
-        .into_response())
+    .await?;
+    let outcome = sink
+        .store(
+            tenant,
+            translated,
+            SOURCE,
+            payload_len as u64,
+            &state.metrics,
+        )
+        .await
+        .map_err(|e| ingest_failure(&e).0)?;
+    let response = outcome.response();
+    let body = match encoding {
+        Encoding::Protobuf => response.encode_to_vec(),
+        Encoding::Json => metrics_response_json(&response).into_bytes(),
+    };
+    Ok(ok_response(encoding, body))
 }
 
 /// Why a read body could not be decoded.
@@ -340,11 +475,12 @@ enum Undecodable {
 }
 
 /// Decodes the payload; the error is the client-facing message.
-fn decode_request(encoding: Encoding, payload: &[u8]) -> Result<ExportLogsServiceRequest, String> {
+fn decode_request<T>(encoding: Encoding, payload: &[u8]) -> Result<T, String>
+where
+    T: Message + Default + serde::de::DeserializeOwned,
+{
     match encoding {
-        Encoding::Protobuf => {
-            ExportLogsServiceRequest::decode(payload).map_err(|e| format!("invalid protobuf: {e}"))
-        }
+        Encoding::Protobuf => T::decode(payload).map_err(|e| format!("invalid protobuf: {e}")),
         Encoding::Json => serde_json::from_slice(payload).map_err(|e| json_error_message(&e)),
     }
 }
@@ -375,11 +511,40 @@ fn response_json(r: &ExportLogsServiceResponse) -> String {
     }
 }
 
+/// OTLP/JSON of a metrics response, like [`response_json`].
+fn metrics_response_json(r: &ExportMetricsServiceResponse) -> String {
+    match &r.partial_success {
+        None => "{}".to_string(),
+        Some(p) => serde_json::json!({
+            "partialSuccess": {
+                "rejectedDataPoints": p.rejected_data_points.to_string(),
+                "errorMessage": p.error_message,
+            }
+        })
+        .to_string(),
+    }
+}
+
 /// Counts a request refused before its records could be counted as one received and one
-/// rejected record.
-fn refused_whole(state: &OtlpHttpState, tenant: &TenantId, reason: &'static str, bytes: u64) {
-    state.metrics.received(SOURCE, tenant.as_str(), 1, bytes);
-    state.metrics.rejected(SOURCE, tenant.as_str(), reason, 1);
+/// rejected record (a sample, for metrics).
+fn refused_whole(
+    state: &OtlpHttpState,
+    signal: Signal,
+    tenant: &TenantId,
+    reason: &'static str,
+    bytes: u64,
+) {
+    let (m, t) = (&state.metrics, tenant.as_str());
+    match signal {
+        Signal::Logs => {
+            m.received(SOURCE, t, 1, bytes);
+            m.rejected(SOURCE, t, reason, 1);
+        }
+        Signal::Metrics => {
+            m.metric_received(SOURCE, t, 1, bytes);
+            m.metric_rejected(SOURCE, t, reason, 1);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -715,5 +880,335 @@ mod tests {
             1,
             "nothing valid, nothing ingested"
         );
+    }
+
+    /// The OTLP/JSON metrics example of the specification repository (`examples/metrics.json`).
+    const SPEC_METRICS_JSON: &str = r#"{
+      "resourceMetrics": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "my.service"}}]},
+        "scopeMetrics": [{
+          "scope": {"name": "my.library", "version": "1.0.0"},
+          "metrics": [
+            {"name": "my.counter", "unit": "1", "description": "I am a Counter",
+             "sum": {"aggregationTemporality": 1, "isMonotonic": true, "dataPoints": [
+               {"asDouble": 5, "startTimeUnixNano": "1544712660300000000",
+                "timeUnixNano": "1544712660300000000",
+                "attributes": [{"key": "my.counter.attr", "value": {"stringValue": "some value"}}]}]}},
+            {"name": "my.gauge", "unit": "1", "description": "I am a Gauge",
+             "gauge": {"dataPoints": [
+               {"asDouble": 10, "timeUnixNano": "1544712660300000000",
+                "attributes": [{"key": "my.gauge.attr", "value": {"stringValue": "some value"}}]}]}},
+            {"name": "my.histogram", "unit": "1", "description": "I am a Histogram",
+             "histogram": {"aggregationTemporality": 1, "dataPoints": [
+               {"startTimeUnixNano": "1544712660300000000", "timeUnixNano": "1544712660300000000",
+                "count": 2, "sum": 2, "bucketCounts": [1, 1], "explicitBounds": [1], "min": 0, "max": 2,
+                "attributes": [{"key": "my.histogram.attr", "value": {"stringValue": "some value"}}]}]}},
+            {"name": "my.exponential.histogram", "unit": "1", "description": "I am an Exponential Histogram",
+             "exponentialHistogram": {"aggregationTemporality": 1, "dataPoints": [
+               {"startTimeUnixNano": "1544712660300000000", "timeUnixNano": "1544712660300000000",
+                "count": 3, "sum": 10, "scale": 0, "zeroCount": 1,
+                "positive": {"offset": 1, "bucketCounts": [0, 2]}, "min": 0, "max": 5, "zeroThreshold": 0,
+                "attributes": [{"key": "my.exponential.histogram.attr", "value": {"stringValue": "some value"}}]}]}}
+          ]
+        }]
+      }]
+    }"#;
+
+    mod metrics {
+        use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+        use sightline_model::{AppendReport, RejectReason};
+
+        use super::super::super::body::testing::{
+            RecordedMetrics, accept_all, full_metric_ingest, metric_ingest,
+        };
+        use super::super::super::metrics::tests::{T0, gauge, kv, metrics_request, point};
+        use super::*;
+
+        fn metrics_state(
+            report: impl Fn(&sightline_model::MetricBatch) -> AppendReport + Send + 'static,
+        ) -> (OtlpHttpState, RecordedMetrics) {
+            let (logs, _) = recording_ingest();
+            let (ingest, recorded) = metric_ingest(report);
+            let st = OtlpHttpState::new(logs, CollectorMetrics::default())
+                .with_metrics(OtlpMetricsIngest::new(ingest));
+            (st, recorded)
+        }
+
+        fn post_metrics(content_type: &str) -> axum::http::request::Builder {
+            Request::post("/v1/metrics").header(header::CONTENT_TYPE, content_type)
+        }
+
+        fn samples(recorded: &RecordedMetrics) -> Vec<(String, f64)> {
+            recorded.lock().unwrap()[0]
+                .series
+                .iter()
+                .map(|s| (s.labels.to_canonical(), s.samples[0].v))
+                .collect()
+        }
+
+        #[tokio::test]
+        async fn spec_json_example_is_translated() {
+            let (st, recorded) = metrics_state(accept_all);
+            let counters = st.metrics.clone();
+            let req = post_metrics("application/json")
+                .header(TENANT_HEADER, "team-x")
+                .body(Body::from(SPEC_METRICS_JSON))
+                .unwrap();
+            let (status, headers, body) = send(router(st), req).await;
+            assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+            assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+            assert_eq!(json_body(&body), serde_json::json!({}));
+            let job = r#"job="my.service""#;
+            assert_eq!(
+                samples(&recorded),
+                vec![
+                    (
+                        format!(
+                            r#"{{__name__="my_counter_total", {job}, my_counter_attr="some value"}}"#
+                        ),
+                        5.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_gauge_ratio", {job}, my_gauge_attr="some value"}}"#
+                        ),
+                        10.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_histogram_bucket", {job}, le="1", my_histogram_attr="some value"}}"#
+                        ),
+                        1.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_histogram_bucket", {job}, le="+Inf", my_histogram_attr="some value"}}"#
+                        ),
+                        2.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_histogram_sum", {job}, my_histogram_attr="some value"}}"#
+                        ),
+                        2.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_histogram_count", {job}, my_histogram_attr="some value"}}"#
+                        ),
+                        2.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_bucket", {job}, le="0", my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        1.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_bucket", {job}, le="4", my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        1.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_bucket", {job}, le="8", my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        3.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_bucket", {job}, le="+Inf", my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        3.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_sum", {job}, my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        10.0
+                    ),
+                    (
+                        format!(
+                            r#"{{__name__="my_exponential_histogram_count", {job}, my_exponential_histogram_attr="some value"}}"#
+                        ),
+                        3.0
+                    ),
+                ]
+            );
+            let batches = recorded.lock().unwrap();
+            assert_eq!(batches[0].tenant.as_str(), "team-x");
+            assert!(
+                batches[0]
+                    .series
+                    .iter()
+                    .all(|s| s.samples[0].t == 1_544_712_660_300)
+            );
+            let l = crate::metrics::SourceLabels {
+                signal: "metrics",
+                source: SOURCE,
+                tenant: "team-x".into(),
+            };
+            assert_eq!(counters.records_accepted.get_or_create(&l).get(), 12);
+            assert_eq!(counters.records_received.get_or_create(&l).get(), 12);
+        }
+
+        #[tokio::test]
+        async fn protobuf_gzip_and_store_refusals_in_partial_success() {
+            let (st, recorded) = metrics_state(|b| {
+                let mut r = AppendReport {
+                    accepted: b.sample_count() as u64 - 1,
+                    ..Default::default()
+                };
+                r.reject(RejectReason::OutOfOrder, || {
+                    "out of order sample for {__name__=\"g\"}".into()
+                });
+                r
+            });
+            let mut missing = point(T0, 0.0, vec![]);
+            missing.value = None;
+            let req = metrics_request(
+                vec![kv("service.name", "api")],
+                vec![gauge(
+                    "g",
+                    "",
+                    vec![
+                        point(T0, 1.0, vec![]),
+                        point(T0 + 1_000_000, 2.0, vec![]),
+                        missing,
+                    ],
+                )],
+            );
+            let req = post_metrics("application/x-protobuf")
+                .header(header::CONTENT_ENCODING, "gzip")
+                .body(Body::from(gzip(&req.encode_to_vec())))
+                .unwrap();
+            let (status, headers, body) = send(router(st), req).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
+            let resp = ExportMetricsServiceResponse::decode(body.as_slice()).unwrap();
+            let partial = resp.partial_success.unwrap();
+            assert_eq!(partial.rejected_data_points, 2);
+            assert!(
+                partial.error_message.contains("data_points[2]: no value"),
+                "{}",
+                partial.error_message
+            );
+            assert!(
+                partial
+                    .error_message
+                    .contains("the store refused 1 samples (out_of_order: 1); first: out of order"),
+                "{}",
+                partial.error_message
+            );
+            assert_eq!(recorded.lock().unwrap()[0].sample_count(), 2);
+        }
+
+        #[tokio::test]
+        async fn json_partial_success_uses_camel_case_and_string_int64() {
+            let (st, _) = metrics_state(accept_all);
+            let json = SPEC_METRICS_JSON.replace(
+                "\"aggregationTemporality\": 1, \"isMonotonic\"",
+                "\"aggregationTemporality\": 0, \"isMonotonic\"",
+            );
+            let req = post_metrics("application/json")
+                .body(Body::from(json))
+                .unwrap();
+            let (status, _, body) = send(router(st), req).await;
+            assert_eq!(status, StatusCode::OK);
+            let v = json_body(&body);
+            assert_eq!(v["partialSuccess"]["rejectedDataPoints"], "1");
+            assert!(
+                v["partialSuccess"]["errorMessage"]
+                    .as_str()
+                    .unwrap()
+                    .contains("unspecified aggregation temporality")
+            );
+        }
+
+        #[tokio::test]
+        async fn errors_follow_the_logs_status_table() {
+            // No metric ingest: no route.
+            let (logs, _) = recording_ingest();
+            let req = post_metrics("application/json")
+                .body(Body::from("{}"))
+                .unwrap();
+            let (status, _, _) = send(router(state(logs)), req).await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+
+            let (st, _) = metrics_state(accept_all);
+            let counters = st.metrics.clone();
+            let req = post_metrics("application/json")
+                .body(Body::from(r#"{"resourceMetrics": 3}"#))
+                .unwrap();
+            let (status, _, body) = send(router(st.clone()), req).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST);
+            assert!(
+                json_body(&body)["message"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("invalid JSON at line 1")
+            );
+            let rejected = |reason| {
+                counters
+                    .records_rejected
+                    .get_or_create(&crate::metrics::RejectLabels {
+                        signal: "metrics",
+                        source: SOURCE,
+                        tenant: "default".into(),
+                        reason,
+                    })
+                    .get()
+            };
+            assert_eq!(rejected("decode_error"), 1);
+
+            let req = post_metrics("text/plain").body(Body::from("x")).unwrap();
+            let (status, _, _) = send(router(st.clone()), req).await;
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+            assert_eq!(rejected("unsupported_media_type"), 1);
+
+            let mut small = st.clone();
+            small.limits.max_body_bytes = 8;
+            let req = post_metrics("application/json")
+                .body(Body::from(SPEC_METRICS_JSON))
+                .unwrap();
+            let (status, _, _) = send(router(small), req).await;
+            assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+            let (logs, _) = recording_ingest();
+            let (full, _rx) = full_metric_ingest().await;
+            let st = OtlpHttpState::new(logs, CollectorMetrics::default())
+                .with_metrics(OtlpMetricsIngest::new(full));
+            let req = post_metrics("application/json")
+                .body(Body::from(SPEC_METRICS_JSON))
+                .unwrap();
+            let (status, headers, _) = send(router(st), req).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(headers[header::RETRY_AFTER], "1");
+        }
+
+        #[tokio::test]
+        async fn a_refused_batch_does_not_advance_delta_totals() {
+            let (logs, _) = recording_ingest();
+            let (full, rx) = full_metric_ingest().await;
+            let sink = OtlpMetricsIngest::new(full);
+            let st =
+                OtlpHttpState::new(logs, CollectorMetrics::default()).with_metrics(sink.clone());
+            let req = post_metrics("application/json")
+                .body(Body::from(SPEC_METRICS_JSON))
+                .unwrap();
+            let (status, _, _) = send(router(st), req).await;
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            drop(rx);
+            // Resent: the counter starts from its first delta again, not from twice it.
+            let req: ExportMetricsServiceRequest = serde_json::from_str(SPEC_METRICS_JSON).unwrap();
+            let t = sink.translate(req, &TenantId::default_tenant(), 0);
+            let counter = t
+                .series
+                .iter()
+                .find(|s| s.labels.get("__name__") == Some("my_counter_total"))
+                .unwrap();
+            assert_eq!(counter.samples[0].v, 5.0);
+        }
     }
 }

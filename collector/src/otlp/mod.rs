@@ -1,17 +1,26 @@
-//! OTLP logs receivers: OTLP/gRPC ([`grpc::logs_service`]) and OTLP/HTTP ([`http::router`],
-//! `POST /v1/logs`), both turning an `ExportLogsServiceRequest` into one [`LogBatch`] per
-//! request through [`convert::convert_request`].
+//! OTLP receivers: OTLP/gRPC ([`grpc::logs_service`], [`grpc::metrics_service`]) and OTLP/HTTP
+//! ([`http::router`], `POST /v1/logs` and `POST /v1/metrics`). Logs: an
+//! `ExportLogsServiceRequest` becomes one [`LogBatch`] per request through
+//! [`convert::convert_request`]. Metrics: an `ExportMetricsServiceRequest` becomes one
+//! [`MetricBatch`] through [`metrics::translate_request`] (the OpenTelemetry → Prometheus
+//! translation), sent by an [`OtlpMetricsIngest`] shared by both protocols.
 //!
 //! A request is answered only after its batch is in the write-ahead log. Invalid records
 //! (a trace or span id of the wrong length, an unrepresentable timestamp) are dropped one by
 //! one and reported in `partial_success`; the rest of the request is kept.
 //!
 //! [`LogBatch`]: sightline_model::LogBatch
+//! [`MetricBatch`]: sightline_model::MetricBatch
 
 pub(crate) mod body;
 pub mod convert;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 
-pub use grpc::{OtlpGrpcState, OtlpLogsService, logs_service};
+pub use grpc::{
+    OtlpGrpcMetricsState, OtlpGrpcState, OtlpLogsService, OtlpMetricsService, logs_service,
+    metrics_service,
+};
 pub use http::{OtlpHttpLimits, OtlpHttpState, router};
+pub use metrics::{OtlpMetricsIngest, TranslateOptions};

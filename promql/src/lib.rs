@@ -1,0 +1,278 @@
+//! PromQL for Sightline: queries are parsed by `promql-parser` and evaluated here, with
+//! Prometheus 3.x semantics (left-open range selectors and lookback, staleness markers,
+//! delayed `__name__` removal, Kahan summation where Prometheus uses it), over any
+//! [`SeriesSource`].
+//!
+//! The engine reads each selector's data once per query, over the whole time span the query
+//! needs (offsets, `@`, lookback and subquery ranges included), then evaluates step by step
+//! over that data. [`promqltest`] runs Prometheus's own `.test` conformance scripts against it.
+
+mod aggregate;
+mod binop;
+mod eval;
+mod functions;
+mod histogram;
+mod labels;
+mod plan;
+pub mod promqltest;
+mod quantile;
+mod source;
+
+use std::fmt;
+
+use sightline_model::{LabelMatcher, Labels, MetricSeries};
+
+pub use histogram::{
+    Bucket, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, HistogramError,
+};
+pub use source::{HistogramSample, HistogramSeries, MemorySource, SeriesSource, SourceError};
+
+/// How the engine evaluates queries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineOptions {
+    /// How far back an instant selector looks for the latest sample (Prometheus's
+    /// `--query.lookback-delta`, 5 minutes by default).
+    pub lookback_delta_ms: i64,
+    /// The most samples a query may hold in memory at once (Prometheus's
+    /// `--query.max-samples`); exceeding it fails the query with [`QueryError::TooManySamples`].
+    pub max_samples: usize,
+    /// `false`: Prometheus 3 left-open windows, `(t-range, t]` for range selectors and
+    /// lookback. `true`: Prometheus 2.x closed windows `[t-range, t]` (and 2.x subquery step
+    /// alignment), for differential tests against a Prometheus 2 server.
+    pub prometheus2_ranges: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            lookback_delta_ms: 300_000,
+            max_samples: 50_000_000,
+            prometheus2_ranges: false,
+        }
+    }
+}
+
+/// The PromQL engine. Stateless between queries: one instance serves every tenant, each query
+/// is bound to its data through the [`SeriesSource`] it is given.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    options: EngineOptions,
+}
+
+/// A query's result, with Prometheus's annotations (already formatted with their position in
+/// the query, as the HTTP API returns them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryResult {
+    pub value: Value,
+    pub warnings: Vec<String>,
+    pub infos: Vec<String>,
+}
+
+/// A query value, in Prometheus's four result types. Native histogram samples (which only
+/// sources implementing [`SeriesSource::select_histograms`] provide) are not part of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar {
+        t: i64,
+        v: f64,
+    },
+    String {
+        t: i64,
+        v: String,
+    },
+    /// An instant vector, in the order Prometheus returns it (which matters only for `sort`
+    /// and friends, `topk`, `bottomk`).
+    Vector(Vec<InstantSample>),
+    /// A range result: series sorted by labels, samples in time order.
+    Matrix(Vec<MetricSeries>),
+}
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstantSample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+}
+
+/// Why a query failed. The `Display` text follows Prometheus's messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// The query text is not valid PromQL (HTTP 400, `bad_data`).
+    Parse(String),
+    /// Evaluation failed, e.g. a many-to-many match (HTTP 422, `execution`).
+    Execution(String),
+    /// The query would hold more samples than [`EngineOptions::max_samples`] (HTTP 422,
+    /// `execution`); holds the stage, like Prometheus's `ErrTooManySamples`.
+    TooManySamples(String),
+    /// The series source failed (HTTP 500, `internal`).
+    Storage(String),
+}
+
+impl fmt::Display for QueryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueryError::Parse(m) | QueryError::Execution(m) | QueryError::Storage(m) => {
+                f.write_str(m)
+            }
+            QueryError::TooManySamples(stage) => write!(
+                f,
+                "query processing would load too many samples into memory in {stage}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+impl From<SourceError> for QueryError {
+    fn from(e: SourceError) -> Self {
+        QueryError::Storage(e.0)
+    }
+}
+
+impl Engine {
+    pub fn new(options: EngineOptions) -> Self {
+        Self { options }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.options
+    }
+
+    /// Evaluates `query` at one instant (milliseconds since the epoch).
+    pub fn instant_query(
+        &self,
+        src: &dyn SeriesSource,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<QueryResult, QueryError> {
+        let expr = parse(query)?;
+        self.instant_query_expr(src, &expr, query, time_ms)
+            .map(public_result)
+    }
+
+    /// Evaluates `query` at every `step_ms` from `start_ms` to `end_ms` (inclusive). The
+    /// expression must be a scalar or an instant vector.
+    pub fn range_query(
+        &self,
+        src: &dyn SeriesSource,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<QueryResult, QueryError> {
+        let expr = parse(query)?;
+        self.range_query_expr(src, &expr, query, start_ms, end_ms, step_ms)
+            .map(public_result)
+    }
+
+    /// [`Engine::instant_query`] on an already parsed expression; `text` is the query as
+    /// written, used only to place annotations.
+    pub(crate) fn instant_query_expr(
+        &self,
+        src: &dyn SeriesSource,
+        expr: &promql_parser::parser::Expr,
+        text: &str,
+        time_ms: i64,
+    ) -> Result<eval::Output, QueryError> {
+        eval::execute(&self.options, src, expr, text, time_ms, time_ms, 0)
+    }
+
+    /// [`Engine::range_query`] on an already parsed expression.
+    pub(crate) fn range_query_expr(
+        &self,
+        src: &dyn SeriesSource,
+        expr: &promql_parser::parser::Expr,
+        text: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+    ) -> Result<eval::Output, QueryError> {
+        if step_ms <= 0 {
+            return Err(QueryError::Parse(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer"
+                    .into(),
+            ));
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::Parse(
+                "end timestamp must not be before start time".into(),
+            ));
+        }
+        eval::execute(&self.options, src, expr, text, start_ms, end_ms, step_ms)
+    }
+}
+
+/// The public form of a result: float samples only.
+fn public_result(out: eval::Output) -> QueryResult {
+    let value = match out.value {
+        eval::OutValue::Scalar { t, v } => Value::Scalar { t, v },
+        eval::OutValue::String { t, v } => Value::String { t, v },
+        eval::OutValue::Vector(v) => Value::Vector(
+            v.into_iter()
+                .filter(|s| s.h.is_none())
+                .map(|s| InstantSample {
+                    labels: s.labels,
+                    t: s.t,
+                    v: s.v,
+                })
+                .collect(),
+        ),
+        eval::OutValue::Matrix(m) => Value::Matrix(
+            m.into_iter()
+                .filter_map(|s| {
+                    let samples: Vec<sightline_model::Sample> = s
+                        .points
+                        .iter()
+                        .filter(|p| p.h.is_none())
+                        .map(|p| sightline_model::Sample { t: p.t, v: p.f })
+                        .collect();
+                    (!samples.is_empty()).then_some(MetricSeries {
+                        labels: s.labels,
+                        samples,
+                    })
+                })
+                .collect(),
+        ),
+    };
+    QueryResult {
+        value,
+        warnings: out.warnings,
+        infos: out.infos,
+    }
+}
+
+/// Parses a query with `promql-parser`, mapping its error to [`QueryError::Parse`].
+pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(format!("parse error: {e}")))
+}
+
+/// Checks that `query` is valid PromQL (for configuration checks), naming the fault if not.
+pub fn parse_expr(query: &str) -> Result<(), QueryError> {
+    parse(query).map(|_| ())
+}
+
+/// Parses a series selector for `/api/v1/series` and friends (`match[]`), such as
+/// `up{job="x"}` or `{__name__=~"a.*"}`, into label matchers.
+pub fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>, QueryError> {
+    match parse(s)? {
+        promql_parser::parser::Expr::VectorSelector(vs) => {
+            if vs.offset.is_some() || vs.at.is_some() {
+                return Err(QueryError::Parse(format!(
+                    "invalid series selector {s:?}: offset and @ are not allowed"
+                )));
+            }
+            let mut sets = plan::selector_matchers(&vs)?;
+            if sets.len() != 1 {
+                return Err(QueryError::Parse(format!(
+                    "invalid series selector {s:?}: `or` in label matchers is not supported here"
+                )));
+            }
+            Ok(sets.remove(0))
+        }
+        _ => Err(QueryError::Parse(format!(
+            "invalid series selector {s:?}: expected a vector selector such as up{{job=\"x\"}}"
+        ))),
+    }
+}
