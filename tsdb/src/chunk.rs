@@ -73,34 +73,66 @@ impl Chunk {
         self.len() == 0
     }
 
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
     /// The samples, oldest first.
     pub fn iter(&self) -> ChunkIter<'_> {
-        ChunkIter {
-            reader: BitReader {
-                bytes: &self.bytes[2..],
-                bit: 0,
-            },
-            count: self.len(),
-            index: 0,
-            t: 0,
-            delta: 0,
-            value: 0,
-            leading: 0,
-            trailing: 0,
-        }
+        iter_bytes(&self.bytes)
+    }
+}
+
+/// The timestamp of the first sample of encoded chunk bytes, read without decoding the rest
+/// (`None` for an empty or truncated chunk).
+pub fn first_timestamp(bytes: &[u8]) -> Option<i64> {
+    if bytes.len() < 3 || u16::from_be_bytes([bytes[0], bytes[1]]) == 0 {
+        return None;
+    }
+    BitReader {
+        bytes: &bytes[2..],
+        bit: 0,
+    }
+    .read_varint()
+}
+
+/// Decodes encoded chunk bytes in place (no copy into a [`Chunk`]); a missing header reads
+/// as an empty chunk.
+pub fn iter_bytes(bytes: &[u8]) -> ChunkIter<'_> {
+    let count = match bytes {
+        [a, b, ..] => usize::from(u16::from_be_bytes([*a, *b])),
+        _ => 0,
+    };
+    ChunkIter {
+        reader: BitReader {
+            bytes: bytes.get(2..).unwrap_or_default(),
+            bit: 0,
+        },
+        count,
+        index: 0,
+        t: 0,
+        delta: 0,
+        value: 0,
+        leading: 0,
+        trailing: 0,
     }
 }
 
 /// Appends samples to a chunk being built.
+///
+/// Small fields are narrow on purpose: one appender lives in every head series.
 #[derive(Debug, Clone)]
 pub struct ChunkAppender {
-    writer: BitWriter,
-    count: usize,
+    bytes: Vec<u8>,
     t: i64,
     delta: i64,
     value: u64,
-    leading: u32,
-    trailing: u32,
+    count: u16,
+    /// Bits used in the last byte (0 = a new byte is needed).
+    used: u8,
+    /// The XOR window; `leading == u8::MAX` until the first one opens.
+    leading: u8,
+    trailing: u8,
 }
 
 impl Default for ChunkAppender {
@@ -112,19 +144,20 @@ impl Default for ChunkAppender {
 impl ChunkAppender {
     pub fn new() -> Self {
         Self {
-            writer: BitWriter::default(),
+            bytes: Vec::new(),
             count: 0,
+            used: 0,
             t: 0,
             delta: 0,
             value: 0,
             // No window yet: the first XOR always opens one.
-            leading: u32::MAX,
+            leading: u8::MAX,
             trailing: 0,
         }
     }
 
     pub fn len(&self) -> usize {
-        self.count
+        usize::from(self.count)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -132,7 +165,7 @@ impl ChunkAppender {
     }
 
     pub fn is_full(&self) -> bool {
-        self.count >= MAX_SAMPLES
+        usize::from(self.count) >= MAX_SAMPLES
     }
 
     /// Appends a sample (timestamp in ms, not before the previous one: callers order
@@ -144,12 +177,13 @@ impl ChunkAppender {
         let bits = v.to_bits();
         match self.count {
             0 => {
-                self.writer.write_varint(t);
-                self.writer.write_bits(bits, 64);
+                self.w().write_varint(t);
+                self.w().write_bits(bits, 64);
             }
             1 => {
                 self.delta = t.wrapping_sub(self.t);
-                self.writer.write_varint(self.delta);
+                let delta = self.delta;
+                self.w().write_varint(delta);
                 self.write_value(bits);
             }
             _ => {
@@ -165,8 +199,15 @@ impl ChunkAppender {
         true
     }
 
+    fn w(&mut self) -> BitWriter<'_> {
+        BitWriter {
+            bytes: &mut self.bytes,
+            used: &mut self.used,
+        }
+    }
+
     fn write_dod(&mut self, dod: i64) {
-        let w = &mut self.writer;
+        let mut w = self.w();
         match dod {
             0 => w.write_bits(0, 1),
             -8191..=8192 => {
@@ -191,32 +232,75 @@ impl ChunkAppender {
     fn write_value(&mut self, bits: u64) {
         let xor = bits ^ self.value;
         if xor == 0 {
-            self.writer.write_bits(0, 1);
+            self.w().write_bits(0, 1);
             return;
         }
         // Five bits hold at most 31 leading zeros.
         let leading = xor.leading_zeros().min(31);
         let trailing = xor.trailing_zeros();
-        if self.leading != u32::MAX && leading >= self.leading && trailing >= self.trailing {
-            let len = 64 - self.leading - self.trailing;
-            self.writer.write_bits(0b10, 2);
-            self.writer.write_bits(xor >> self.trailing, len);
+        if self.leading != u8::MAX
+            && leading >= u32::from(self.leading)
+            && trailing >= u32::from(self.trailing)
+        {
+            let len = 64 - u32::from(self.leading) - u32::from(self.trailing);
+            self.w().write_bits(0b10, 2);
+            let shifted = xor >> self.trailing;
+            self.w().write_bits(shifted, len);
         } else {
             let len = 64 - leading - trailing;
-            self.writer.write_bits(0b11, 2);
-            self.writer.write_bits(u64::from(leading), 5);
-            self.writer.write_bits(u64::from(len - 1), 6);
-            self.writer.write_bits(xor >> trailing, len);
-            self.leading = leading;
-            self.trailing = trailing;
+            self.w().write_bits(0b11, 2);
+            self.w().write_bits(u64::from(leading), 5);
+            self.w().write_bits(u64::from(len - 1), 6);
+            self.w().write_bits(xor >> trailing, len);
+            self.leading = leading as u8;
+            self.trailing = trailing as u8;
         }
+    }
+
+    /// The oldest sample's timestamp, if any (read from the bytes, no copy).
+    pub fn first_timestamp(&self) -> Option<i64> {
+        if self.count == 0 {
+            return None;
+        }
+        BitReader {
+            bytes: &self.bytes,
+            bit: 0,
+        }
+        .read_varint()
+    }
+
+    /// The newest sample appended, if any.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        (self.count > 0).then(|| (self.t, f64::from_bits(self.value)))
+    }
+
+    /// Bytes of the encoded chunk so far (header included), without copying it.
+    pub fn encoded_len(&self) -> usize {
+        2 + self.bytes.len()
+    }
+
+    /// Heap bytes held (capacity, not length): for memory accounting.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+    }
+
+    /// Writes the chunk so far into `out` (what [`ChunkAppender::chunk`] returns, without a
+    /// new allocation per call).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.count.to_be_bytes());
+        out.extend_from_slice(&self.bytes);
+    }
+
+    /// Gives back spare capacity (a closed-over appender that will not grow soon).
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
     }
 
     /// The chunk so far (the appender can go on).
     pub fn chunk(&self) -> Chunk {
-        let mut bytes = Vec::with_capacity(2 + self.writer.bytes.len());
-        bytes.extend_from_slice(&(self.count as u16).to_be_bytes());
-        bytes.extend_from_slice(&self.writer.bytes);
+        let mut bytes = Vec::with_capacity(2 + self.bytes.len());
+        bytes.extend_from_slice(&self.count.to_be_bytes());
+        bytes.extend_from_slice(&self.bytes);
         Chunk { bytes }
     }
 }
@@ -311,27 +395,33 @@ fn from_bucket(v: u64, bits: u32) -> i64 {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
+/// Bit-level writing into an appender's bytes.
+struct BitWriter<'a> {
+    bytes: &'a mut Vec<u8>,
     /// Bits used in the last byte (0 = a new byte is needed).
-    used: u32,
+    used: &'a mut u8,
 }
 
-impl BitWriter {
+impl BitWriter<'_> {
     /// Writes the low `n` bits of `v` (n ≤ 64), most significant first.
     fn write_bits(&mut self, v: u64, n: u32) {
         let mut left = n;
         while left > 0 {
-            if self.used == 0 {
+            if *self.used == 0 {
+                // Grow by a quarter (at least 16 bytes), not double: an open chunk is a
+                // large share of a head series' memory and mostly stays small.
+                if self.bytes.len() == self.bytes.capacity() {
+                    self.bytes
+                        .reserve_exact((self.bytes.len() / 4).clamp(16, 256));
+                }
                 self.bytes.push(0);
             }
-            let room = 8 - self.used;
+            let room = 8 - u32::from(*self.used);
             let take = room.min(left);
             let chunk = ((v >> (left - take)) & ((1u64 << take) - 1)) as u8;
             let last = self.bytes.len() - 1;
             self.bytes[last] |= chunk << (room - take);
-            self.used = (self.used + take) % 8;
+            *self.used = ((u32::from(*self.used) + take) % 8) as u8;
             left -= take;
         }
     }
