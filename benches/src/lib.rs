@@ -4,5 +4,7 @@
 
 pub mod loggen;
 pub mod loghub;
+pub mod metricgen;
 pub mod nab;
+pub mod process;
 pub mod rng;

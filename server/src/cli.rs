@@ -1,4 +1,5 @@
-//! `sightline logs …`: command-line clients of a running server's APIs.
+//! `sightline logs …` and `sightline metrics …`: command-line clients of a running server's
+//! APIs.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -75,6 +76,90 @@ pub enum LogsCommand {
         #[arg(long, default_value_t = 2000)]
         batch_lines: usize,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MetricsCommand {
+    /// Run a PromQL query: instant (at `--time`, default now) or, with `--start`, a range
+    /// query from `--start` to `--end` (default now) every `--step`.
+    Query {
+        /// The PromQL expression.
+        query: String,
+        /// Evaluation time of an instant query (RFC 3339 or Unix seconds).
+        #[arg(long, conflicts_with_all = ["start", "end"])]
+        time: Option<String>,
+        /// Start of a range query (RFC 3339 or Unix seconds).
+        #[arg(long)]
+        start: Option<String>,
+        /// End of a range query (default now).
+        #[arg(long, requires = "start")]
+        end: Option<String>,
+        /// Resolution of a range query (default: about 250 points).
+        #[arg(long, value_parser = humantime::parse_duration, requires = "start")]
+        step: Option<Duration>,
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:7070",
+            env = "SIGHTLINE_SERVER"
+        )]
+        server: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        /// `text` (human-readable) or `json` (the API's answer as is).
+        #[arg(long, default_value = "text")]
+        output: String,
+    },
+}
+
+pub fn run_metrics(command: MetricsCommand) -> anyhow::Result<()> {
+    let MetricsCommand::Query {
+        query,
+        time,
+        start,
+        end,
+        step,
+        server,
+        tenant,
+        output,
+    } = command;
+    let now_s = (crate::now_ns() / 1_000_000) as f64 / 1000.0;
+    let parse = |what: &str, v: &str| {
+        crate::api::prom::parse_time_ms(v)
+            .map(|ms| ms as f64 / 1000.0)
+            .with_context(|| format!("invalid --{what} {v:?}: expected RFC 3339 or Unix seconds"))
+    };
+    let (path, mut params) = match &start {
+        None => {
+            let at = time.as_deref().map(|t| parse("time", t)).transpose()?;
+            (
+                "/api/v1/query",
+                vec![("time", at.unwrap_or(now_s).to_string())],
+            )
+        }
+        Some(start) => {
+            let start = parse("start", start)?;
+            let end = end.as_deref().map(|e| parse("end", e)).transpose()?;
+            let end = end.unwrap_or(now_s);
+            let step = step.map_or_else(
+                || ((end - start) / 250.0).max(1.0).round(),
+                |d| d.as_secs_f64(),
+            );
+            (
+                "/api/v1/query_range",
+                vec![
+                    ("start", start.to_string()),
+                    ("end", end.to_string()),
+                    ("step", step.to_string()),
+                ],
+            )
+        }
+    };
+    params.push(("query", query));
+    let Some(v) = get_api(&server, path, &tenant, &params, &output)? else {
+        return Ok(());
+    };
+    print_text(&v);
+    Ok(())
 }
 
 pub fn run(command: LogsCommand) -> anyhow::Result<()> {
@@ -243,6 +328,19 @@ fn print_text(v: &Value) {
                     println!("  {} {}", p[0], p[1].as_str().unwrap_or(""));
                 }
             }
+        }
+        Some("vector") => {
+            for sample in result {
+                println!(
+                    "{} => {} @{}",
+                    labels_text(&sample["metric"]),
+                    sample["value"][1].as_str().unwrap_or(""),
+                    sample["value"][0]
+                );
+            }
+        }
+        Some("scalar") | Some("string") => {
+            println!("{} @{}", data["result"][1], data["result"][0]);
         }
         _ => println!("{}", serde_json::to_string_pretty(data).unwrap_or_default()),
     }

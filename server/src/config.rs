@@ -17,6 +17,11 @@ pub struct Config {
     pub wal: WalConfig,
     pub indexer: IndexerConfig,
     pub limits: LimitsConfig,
+    pub tsdb: TsdbConfig,
+    pub promql: PromqlConfig,
+    pub anomaly: AnomalyConfig,
+    /// Prometheus-style scrape jobs (`[[scrape_configs]]`).
+    pub scrape_configs: Vec<sightline_collector::scrape::ScrapeConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -100,6 +105,111 @@ pub struct LimitsConfig {
     pub max_query_series: usize,
 }
 
+/// The metric store (`<data_dir>/tsdb`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TsdbConfig {
+    /// Time span of one on-disk block cut from the head (Prometheus: 2h).
+    #[serde(with = "humantime_serde_compat")]
+    pub block_duration: Duration,
+    /// Blocks entirely older than this are deleted.
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+    /// A sample up to this much older than its series' newest is still accepted.
+    #[serde(with = "humantime_serde_compat")]
+    pub out_of_order_window: Duration,
+    /// Series per tenant at most; samples of new series beyond it are refused (400).
+    pub max_series_per_tenant: usize,
+    /// Metric write requests waiting for the TSDB's WAL at most (then 429).
+    pub ingest_queue_batches: usize,
+    /// How often head data is cut into blocks, blocks compacted and retention applied.
+    #[serde(with = "humantime_serde_compat")]
+    pub maintain_interval: Duration,
+}
+
+/// The PromQL engine.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PromqlConfig {
+    /// How far back an instant selector looks for a sample (Prometheus: 5m).
+    #[serde(with = "humantime_serde_compat")]
+    pub lookback_delta: Duration,
+    /// Samples one query may hold at most (Prometheus's `--query.max-samples`).
+    pub max_samples: usize,
+    /// `prometheus3` (default): range selectors and lookback exclude their start, as in
+    /// Prometheus 3; `prometheus2`: they include it, as in Prometheus 2.x.
+    pub range_semantics: RangeSemantics,
+}
+
+/// Continuous anomaly scoring of metric series.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// How often every rule is evaluated (each evaluation is one point per series).
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Points a new series only learns from before it is scored (NAB's probationary
+    /// period; the detector's default is 750).
+    pub warmup: u32,
+    pub rules: Vec<AnomalyRule>,
+}
+
+/// One watched expression: every series of its instant result gets its own detector.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyRule {
+    /// Unique name, the `anomaly_rule` label of the output series.
+    pub name: String,
+    /// A PromQL expression giving an instant vector (or a scalar).
+    pub expr: String,
+    #[serde(default = "default_tenant")]
+    pub tenant: String,
+}
+
+fn default_tenant() -> String {
+    "default".into()
+}
+
+impl Default for AnomalyConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(15),
+            warmup: sightline_anomaly::DetectorConfig::default().warmup,
+            rules: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RangeSemantics {
+    Prometheus3,
+    Prometheus2,
+}
+
+impl Default for TsdbConfig {
+    fn default() -> Self {
+        Self {
+            block_duration: Duration::from_secs(2 * 3600),
+            retention: Duration::from_secs(15 * 86400),
+            out_of_order_window: Duration::from_secs(600),
+            max_series_per_tenant: 1_000_000,
+            ingest_queue_batches: 256,
+            maintain_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Default for PromqlConfig {
+    fn default() -> Self {
+        Self {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            range_semantics: RangeSemantics::Prometheus3,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -108,6 +218,10 @@ impl Default for Config {
             wal: WalConfig::default(),
             indexer: IndexerConfig::default(),
             limits: LimitsConfig::default(),
+            tsdb: TsdbConfig::default(),
+            promql: PromqlConfig::default(),
+            anomaly: AnomalyConfig::default(),
+            scrape_configs: Vec::new(),
         }
     }
 }
@@ -234,6 +348,36 @@ impl Config {
         if let Some(miner) = self.indexer.miner_config() {
             sightline_patterns::PatternStore::new(miner)
                 .map_err(|e| anyhow::anyhow!("indexer pattern settings: {e}"))?;
+        }
+        if self.tsdb.block_duration < Duration::from_secs(60) {
+            bail!("tsdb.block_duration must be at least 1m");
+        }
+        if self.tsdb.ingest_queue_batches == 0 {
+            bail!("tsdb.ingest_queue_batches must be at least 1");
+        }
+        if self.tsdb.maintain_interval.is_zero() {
+            bail!("tsdb.maintain_interval must be greater than zero");
+        }
+        sightline_collector::scrape::validate_configs(&self.scrape_configs)
+            .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+        if self.anomaly.interval.is_zero() {
+            bail!("anomaly.interval must be greater than zero");
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, rule) in self.anomaly.rules.iter().enumerate() {
+            if rule.name.is_empty() || !names.insert(rule.name.as_str()) {
+                bail!(
+                    "anomaly.rules[{i}]: name {:?} is empty or not unique",
+                    rule.name
+                );
+            }
+            sightline_model::TenantId::new(rule.tenant.clone())
+                .with_context(|| format!("anomaly.rules[{i}].tenant"))?;
+            sightline_promql::parse_expr(&rule.expr)
+                .map_err(|e| anyhow::anyhow!("anomaly.rules[{i}].expr: {e}"))?;
+        }
+        if self.promql.lookback_delta.is_zero() {
+            bail!("promql.lookback_delta must be greater than zero");
         }
         if self.limits.ingest_queue_batches == 0 {
             bail!("limits.ingest_queue_batches must be at least 1");

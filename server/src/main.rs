@@ -4,6 +4,7 @@
 //! the collector's receivers to the WAL and the indexer, and serves the query APIs. It is the
 //! only crate that returns `anyhow` errors.
 
+mod anomalies;
 mod api;
 mod cli;
 mod config;
@@ -46,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::LogsCommand,
     },
+    /// Query metrics through a running server.
+    Metrics {
+        #[command(subcommand)]
+        command: cli::MetricsCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +71,7 @@ fn main() -> std::process::ExitCode {
             println!("{c:#?}");
         }),
         Command::Logs { command } => cli::run(command),
+        Command::Metrics { command } => cli::run_metrics(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -18,6 +19,7 @@ pub struct ServerMetrics {
     pub index_commit_seconds: Histogram,
     pub index_documents: Counter,
     pub query_seconds: Family<QueryLabels, Histogram>,
+    pub tsdb_append_seconds: Histogram,
 }
 
 impl ServerMetrics {
@@ -30,6 +32,7 @@ impl ServerMetrics {
             query_seconds: Family::new_with_constructor(|| {
                 Histogram::new(exponential_buckets(0.0005, 2.0, 16))
             }),
+            tsdb_append_seconds: Histogram::new(exponential_buckets(0.0001, 2.0, 16)),
         };
         let wal = registry.sub_registry_with_prefix("sightline_wal");
         wal.register(
@@ -54,6 +57,13 @@ impl ServerMetrics {
             m.index_documents.clone(),
         );
         registry
+            .sub_registry_with_prefix("sightline_tsdb")
+            .register(
+                "append_seconds",
+                "Latency of one TSDB append group (WAL fsync included)",
+                m.tsdb_append_seconds.clone(),
+            );
+        registry
             .sub_registry_with_prefix("sightline_query")
             .register(
                 "seconds",
@@ -61,5 +71,113 @@ impl ServerMetrics {
                 m.query_seconds.clone(),
             );
         m
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+/// The TSDB's statistics as gauges, refreshed from `Tsdb::stats` when `/metrics` is read.
+#[derive(Clone, Debug, Default)]
+pub struct TsdbGauges {
+    head_series: Gauge,
+    head_samples: Gauge,
+    head_chunk_bytes: Gauge,
+    head_memory_bytes: Gauge,
+    head_memory_bytes_per_series: Gauge<f64, std::sync::atomic::AtomicU64>,
+    blocks: Gauge,
+    block_bytes: Gauge,
+    block_samples: Gauge,
+    block_index_memory_bytes: Gauge,
+    samples_appended: Gauge,
+    samples_refused: Family<ReasonLabels, Gauge>,
+}
+
+impl TsdbGauges {
+    pub fn register(registry: &mut Registry) -> Self {
+        let g = Self::default();
+        let r = registry.sub_registry_with_prefix("sightline_tsdb");
+        r.register(
+            "head_series",
+            "Series in the in-memory head",
+            g.head_series.clone(),
+        );
+        r.register(
+            "head_samples",
+            "Samples in the head",
+            g.head_samples.clone(),
+        );
+        r.register(
+            "head_chunk_bytes",
+            "Compressed sample bytes in the head",
+            g.head_chunk_bytes.clone(),
+        );
+        r.register(
+            "head_memory_bytes",
+            "Estimated heap bytes of the head (samples, series, labels, postings)",
+            g.head_memory_bytes.clone(),
+        );
+        r.register(
+            "head_memory_bytes_per_series",
+            "Estimated head memory per active series",
+            g.head_memory_bytes_per_series.clone(),
+        );
+        r.register("blocks", "On-disk blocks", g.blocks.clone());
+        r.register(
+            "block_bytes",
+            "Bytes of on-disk blocks",
+            g.block_bytes.clone(),
+        );
+        r.register(
+            "block_samples",
+            "Samples in on-disk blocks",
+            g.block_samples.clone(),
+        );
+        r.register(
+            "block_index_memory_bytes",
+            "Heap bytes of block indexes loaded for queries",
+            g.block_index_memory_bytes.clone(),
+        );
+        r.register(
+            "samples_appended",
+            "Samples accepted since the process started",
+            g.samples_appended.clone(),
+        );
+        r.register(
+            "samples_refused",
+            "Samples refused since the process started, by reason",
+            g.samples_refused.clone(),
+        );
+        g
+    }
+
+    pub fn refresh(&self, stats: &sightline_tsdb::TsdbStats) {
+        let set = |g: &Gauge, v: u64| {
+            g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        };
+        set(&self.head_series, stats.head_series);
+        set(&self.head_samples, stats.head_samples);
+        set(&self.head_chunk_bytes, stats.head_chunk_bytes);
+        set(&self.head_memory_bytes, stats.head_memory_bytes);
+        self.head_memory_bytes_per_series
+            .set(stats.head_memory_bytes as f64 / stats.head_series.max(1) as f64);
+        set(&self.blocks, stats.blocks);
+        set(&self.block_bytes, stats.block_bytes);
+        set(&self.block_samples, stats.block_samples);
+        set(
+            &self.block_index_memory_bytes,
+            stats.block_index_memory_bytes,
+        );
+        set(&self.samples_appended, stats.samples_appended);
+        for (reason, n) in &stats.samples_refused {
+            set(
+                &self.samples_refused.get_or_create(&ReasonLabels {
+                    reason: reason.as_str(),
+                }),
+                *n,
+            );
+        }
     }
 }

@@ -9,6 +9,12 @@
 //!
 //! Acknowledgement follows fsync, so `kill -9` loses nothing acknowledged; segments are
 //! deleted only below the watermark the indexer publishes after a commit.
+//!
+//! Metrics take a parallel path with the same guarantees: metric receivers → their own queue
+//! → metric writer → `Tsdb::append` (the TSDB's own WAL, fsynced per group, then the
+//! in-memory head) → acknowledgement with the store's report. The TSDB has its own WAL
+//! because its head holds hours of samples: sharing the log WAL would pin log segments for
+//! as long.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,9 +23,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use sightline_collector::{IngestError, IngestRequest};
+use sightline_collector::{IngestError, IngestRequest, MetricIngestRequest};
 use sightline_indexer::LogStore;
-use sightline_model::LogBatch;
+use sightline_model::{LogBatch, MetricBatch};
+use sightline_tsdb::Tsdb;
 use sightline_wal::{Wal, WalOptions, WalRecord};
 use tokio::sync::mpsc;
 
@@ -93,19 +100,7 @@ pub async fn run_wal_writer(
 ) {
     let wal = Arc::new(Mutex::new(wal));
     while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while let Ok(r) = rx.try_recv() {
-            group.push(r);
-        }
-        if !group_commit_delay.is_zero() && group.len() < MAX_GROUP {
-            let deadline = tokio::time::Instant::now() + group_commit_delay;
-            while group.len() < MAX_GROUP {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(r)) => group.push(r),
-                    Ok(None) | Err(_) => break,
-                }
-            }
-        }
+        let group = gather_group(first, &mut rx, group_commit_delay).await;
         let wal = wal.clone();
         let to_indexer = to_indexer.clone();
         let watermarks = watermarks.clone();
@@ -172,6 +167,98 @@ pub async fn run_wal_writer(
         }
     }
     tracing::info!("wal writer stopped");
+}
+
+/// `first` and the requests that arrive within `delay` after it (at most [`MAX_GROUP`]): the
+/// group that shares one fsync.
+async fn gather_group<T>(first: T, rx: &mut mpsc::Receiver<T>, delay: Duration) -> Vec<T> {
+    let mut group = vec![first];
+    while group.len() < MAX_GROUP {
+        match rx.try_recv() {
+            Ok(r) => group.push(r),
+            Err(_) => break,
+        }
+    }
+    if !delay.is_zero() && group.len() < MAX_GROUP {
+        let deadline = tokio::time::Instant::now() + delay;
+        while group.len() < MAX_GROUP {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(r)) => group.push(r),
+                Ok(None) | Err(_) => break,
+            }
+        }
+    }
+    group
+}
+
+/// Runs the metric writer until every metric ingest handle is dropped: groups requests,
+/// appends each group to the TSDB (one WAL fsync per group, inside `Tsdb::append`) and
+/// answers each request with what the store accepted and refused.
+pub async fn run_metric_writer(
+    tsdb: Arc<Tsdb>,
+    mut rx: mpsc::Receiver<MetricIngestRequest>,
+    group_commit_delay: Duration,
+    metrics: ServerMetrics,
+) {
+    while let Some(first) = rx.recv().await {
+        let group = gather_group(first, &mut rx, group_commit_delay).await;
+        let tsdb = tsdb.clone();
+        let metrics = metrics.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let (batches, acks): (Vec<MetricBatch>, Vec<_>) =
+                group.into_iter().map(|r| (r.batch, r.ack)).unzip();
+            let refs: Vec<&MetricBatch> = batches.iter().collect();
+            let started = Instant::now();
+            let appended = tsdb.append(&refs);
+            metrics
+                .tsdb_append_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match appended {
+                Ok(reports) => {
+                    for (ack, report) in acks.into_iter().zip(reports) {
+                        // A client that went away no longer needs its answer.
+                        let _ = ack.send(Ok(report));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "tsdb append failed; samples not acknowledged");
+                    for ack in acks {
+                        let _ = ack.send(Err(IngestError::Storage(e.to_string())));
+                    }
+                }
+            }
+        })
+        .await;
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, "metric writer task failed");
+        }
+    }
+    tracing::info!("metric writer stopped");
+}
+
+/// TSDB housekeeping every `interval` until `stop` turns true: head → blocks, compaction,
+/// retention, WAL truncation.
+pub async fn run_tsdb_maintenance(
+    tsdb: Arc<Tsdb>,
+    interval: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let tsdb = tsdb.clone();
+        let now_ms = crate::now_ns() / 1_000_000;
+        match tokio::task::spawn_blocking(move || tsdb.maintain(now_ms)).await {
+            Ok(Ok(report)) => tracing::debug!(?report, "tsdb maintenance done"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "tsdb maintenance failed"),
+            Err(e) => tracing::error!(error = %e, "tsdb maintenance task failed"),
+        }
+    }
 }
 
 /// A batch on its way to the indexer, with its WAL sequence number.

@@ -13,16 +13,21 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use sightline_collector::{CollectorMetrics, IngestHandle};
+use sightline_collector::scrape::ScrapeManager;
+use sightline_collector::{CollectorMetrics, IngestHandle, MetricIngestHandle, otlp, remote_write};
 use sightline_indexer::{LogStore, LogStoreConfig};
 use sightline_model::TenantId;
+use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::anomalies::{self, Anomalies};
+use crate::api;
 use crate::api::loki::{self, QueryState};
-use crate::config::{Config, Overrides};
-use crate::metrics::ServerMetrics;
+use crate::api::prom::{self, PromState};
+use crate::config::{Config, Overrides, RangeSemantics};
+use crate::metrics::{ServerMetrics, TsdbGauges};
 use crate::pipeline::{self, Watermarks};
 
 pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
@@ -47,9 +52,12 @@ pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
 struct HealthState {
     registry: Arc<Registry>,
     watermarks: Arc<Watermarks>,
+    tsdb: Arc<Tsdb>,
+    tsdb_gauges: TsdbGauges,
 }
 
 async fn metrics_handler(State(s): State<HealthState>) -> impl IntoResponse {
+    s.tsdb_gauges.refresh(&s.tsdb.stats());
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
         Ok(()) => (
@@ -107,6 +115,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let collector_metrics = CollectorMetrics::register(&mut registry);
     let server_metrics = ServerMetrics::register(&mut registry);
+    let tsdb_gauges = TsdbGauges::register(&mut registry);
     let registry = Arc::new(registry);
 
     let mut store_config = LogStoreConfig::new(config.data_dir.join("logs"));
@@ -117,6 +126,35 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_config.retention = config.indexer.retention;
     store_config.patterns = config.indexer.miner_config();
     let store = Arc::new(LogStore::open(store_config).context("cannot open the log store")?);
+
+    let tsdb_options = TsdbOptions {
+        dir: config.data_dir.join("tsdb"),
+        block_duration_ms: config.tsdb.block_duration.as_millis() as i64,
+        retention_ms: config.tsdb.retention.as_millis() as i64,
+        out_of_order_window_ms: config.tsdb.out_of_order_window.as_millis() as i64,
+        max_series_per_tenant: config.tsdb.max_series_per_tenant,
+        wal_segment_bytes: config.wal.segment_bytes,
+    };
+    // Opening replays the TSDB's WAL into its head; receivers are not listening yet.
+    let tsdb = Arc::new(
+        tokio::task::spawn_blocking(move || Tsdb::open(tsdb_options))
+            .await
+            .context("tsdb open task failed")?
+            .context("cannot open the metric store")?,
+    );
+    let engine = Arc::new(sightline_promql::Engine::new(
+        sightline_promql::EngineOptions {
+            lookback_delta_ms: config.promql.lookback_delta.as_millis() as i64,
+            max_samples: config.promql.max_samples,
+            prometheus2_ranges: config.promql.range_semantics == RangeSemantics::Prometheus2,
+        },
+    ));
+    let anomalies = Arc::new(
+        Anomalies::open(config.anomaly.clone(), &config.data_dir)
+            .context("cannot open the anomaly detectors")?,
+    );
+    let (metric_ingest, metric_ingest_rx) =
+        MetricIngestHandle::channel(config.tsdb.ingest_queue_batches);
 
     let (ingest, ingest_rx) = IngestHandle::channel(config.limits.ingest_queue_batches);
     let watermarks = Arc::new(Watermarks::default());
@@ -158,6 +196,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let health = HealthState {
         registry: registry.clone(),
         watermarks: watermarks.clone(),
+        tsdb: tsdb.clone(),
+        tsdb_gauges,
     };
     let main_router = Router::new()
         .merge(loki::router(QueryState {
@@ -165,6 +205,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
             metrics: server_metrics.clone(),
             max_series: config.limits.max_query_series,
         }))
+        .merge(prom::router(PromState {
+            tsdb: tsdb.clone(),
+            engine: engine.clone(),
+            metrics: server_metrics.clone(),
+        }))
+        .merge(remote_write::router(
+            remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
+                .with_limits(remote_write::RemoteWriteLimits {
+                    max_body_bytes: config.limits.max_request_bytes,
+                    ..Default::default()
+                }),
+        ))
+        .merge(
+            Router::new()
+                .route("/api/v1/anomalies", get(api::anomalies::anomalies))
+                .with_state(anomalies.clone()),
+        )
         .merge(sightline_collector::loki_push::router(
             sightline_collector::loki_push::LokiPushState::new(
                 ingest.clone(),
@@ -179,11 +236,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .with_state(health),
         )
         .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
-    let otlp_http_router = sightline_collector::otlp::http::router(
-        sightline_collector::otlp::http::OtlpHttpState::new(
-            ingest.clone(),
-            collector_metrics.clone(),
-        ),
+    // One delta→cumulative state for both OTLP transports.
+    let otlp_metrics = otlp::OtlpMetricsIngest::new(metric_ingest.clone());
+    let otlp_http_router = otlp::http::router(
+        otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
+            .with_metrics(otlp_metrics.clone()),
     )
     .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
 
@@ -204,15 +261,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     {
         let mut stop = shutdown_rx.clone();
-        let service = sightline_collector::otlp::grpc::logs_service(
-            sightline_collector::otlp::grpc::OtlpGrpcState::new(
-                ingest.clone(),
-                collector_metrics.clone(),
-            ),
-        );
+        let service = otlp::grpc::logs_service(otlp::grpc::OtlpGrpcState::new(
+            ingest.clone(),
+            collector_metrics.clone(),
+        ));
+        let metrics_service = otlp::grpc::metrics_service(otlp::grpc::OtlpGrpcMetricsState::new(
+            otlp_metrics,
+            collector_metrics.clone(),
+        ));
         servers.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(metrics_service)
                 .serve_with_incoming_shutdown(
                     tokio_stream::wrappers::TcpListenerStream::new(otlp_grpc_listener),
                     async move {
@@ -223,7 +283,22 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .context("otlp grpc server failed")
         });
     }
+    let scrape = ScrapeManager::start(
+        config.scrape_configs.clone(),
+        metric_ingest.clone(),
+        collector_metrics.clone(),
+        shutdown_rx.clone(),
+    )
+    .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+    let anomaly_runner = tokio::spawn(anomalies::run(
+        anomalies.clone(),
+        tsdb.clone(),
+        engine.clone(),
+        metric_ingest.clone(),
+        shutdown_rx.clone(),
+    ));
     drop(ingest);
+    drop(metric_ingest);
 
     // Replay before the writer starts: requests that arrive meanwhile wait in the queue.
     let wal_dir = config.data_dir.join("wal");
@@ -259,6 +334,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         watermarks.clone(),
         server_metrics.clone(),
     ));
+    let metric_writer = tokio::spawn(pipeline::run_metric_writer(
+        tsdb.clone(),
+        metric_ingest_rx,
+        config.wal.group_commit_delay,
+        server_metrics.clone(),
+    ));
+    let maintenance = tokio::spawn(pipeline::run_tsdb_maintenance(
+        tsdb.clone(),
+        config.tsdb.maintain_interval,
+        shutdown_rx.clone(),
+    ));
     watermarks.ready.store(true, Ordering::Release);
     tracing::info!("sightline ready");
 
@@ -276,8 +362,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     syslog.join().await;
+    // Scrapers and the anomaly runner hold metric ingest handles: the metric queue closes
+    // when they are done.
+    scrape.join().await;
+    anomaly_runner.await.context("anomaly runner failed")?;
     // Every ingest handle is gone now: the writer drains the queue and closes the indexer's.
     wal_writer.await.context("wal writer failed")?;
+    metric_writer.await.context("metric writer failed")?;
+    maintenance.await.context("tsdb maintenance failed")?;
+    tokio::task::spawn_blocking(move || tsdb.flush())
+        .await
+        .context("tsdb flush task failed")?
+        .context("tsdb flush failed")?;
     tokio::task::spawn_blocking(move || indexer.join())
         .await
         .context("indexer join failed")?

@@ -1,5 +1,6 @@
 //! Interoperability with real clients: the OpenTelemetry Python SDK (OTLP/gRPC and
-//! OTLP/HTTP log exporters) and util-linux `logger` (RFC 5424 over TCP and UDP, RFC 3164).
+//! OTLP/HTTP log and metric exporters) and util-linux `logger` (RFC 5424 over TCP and UDP,
+//! RFC 3164). The Prometheus peer has its own file, `promql_diff.rs`.
 //! Needs `python3` with the OTel SDK and `logger`; `scripts/test.sh` installs them. Built only
 //! with `--features interop`, so plain `cargo test` stays hermetic.
 
@@ -197,4 +198,105 @@ fn util_linux_logger_rfc5424_tcp_udp_and_rfc3164() {
         v["data"]["result"][0]["values"][0][1], "bsd message 7",
         "{v}"
     );
+}
+
+fn prom_instant(server: &Server, tenant: &str, query: &str) -> Vec<Value> {
+    let v: Value = server
+        .client()
+        .get(server.url("/api/v1/query"))
+        .header("X-Scope-OrgID", tenant)
+        .query(&[("query", query)])
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(v["status"], "success", "{query}: {v}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+fn value_of(sample: &Value) -> f64 {
+    sample["value"][1].as_str().unwrap().parse().unwrap()
+}
+
+/// OpenTelemetry Python SDK metrics (counter, up-down counter, histogram, observable gauge)
+/// over OTLP/gRPC and OTLP/HTTP arrive under the names Prometheus users expect.
+#[test]
+fn opentelemetry_python_sdk_metrics_arrive_under_prometheus_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/otel_metrics.py");
+    for (protocol, endpoint, service) in [
+        (
+            "grpc",
+            format!("http://{}", server.otlp_grpc),
+            "metrics-grpc",
+        ),
+        (
+            "http",
+            format!("http://{}/v1/metrics", server.otlp_http),
+            "metrics-http",
+        ),
+    ] {
+        let out = Command::new("python3")
+            .args([script, protocol, &endpoint, service, "vendor-m"])
+            .output()
+            .expect("run python3");
+        assert!(
+            out.status.success(),
+            "otel sdk metrics ({protocol}) failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let job = format!("shop/{service}");
+        let sel = |name: &str| format!("{name}{{job=\"{job}\"}}");
+
+        // Counter: cumulative, `_total`; 3 rounds of 5 (card) and 2 (cash).
+        let orders = prom_instant(&server, "vendor-m", &sel("shop_orders_total"));
+        assert_eq!(orders.len(), 2, "{orders:?}");
+        for s in &orders {
+            assert_eq!(s["metric"]["instance"], "pod-1");
+            let want = if s["metric"]["payment"] == "card" {
+                15.0
+            } else {
+                6.0
+            };
+            assert_eq!(value_of(s), want, "{s}");
+        }
+        // Up-down counter: a gauge without `_total`; annotation units dropped.
+        let queue = prom_instant(&server, "vendor-m", &sel("shop_queue_depth"));
+        assert_eq!(queue.len(), 1, "{queue:?}");
+        assert_eq!(value_of(&queue[0]), 6.0);
+        // Histogram in seconds: classic buckets, sum and count.
+        let count = prom_instant(
+            &server,
+            "vendor-m",
+            &sel("http_server_request_duration_seconds_count"),
+        );
+        assert_eq!(value_of(&count[0]), 12.0, "{count:?}");
+        let inf = prom_instant(
+            &server,
+            "vendor-m",
+            &format!("http_server_request_duration_seconds_bucket{{job=\"{job}\", le=\"+Inf\"}}"),
+        );
+        assert_eq!(value_of(&inf[0]), 12.0, "{inf:?}");
+        let buckets = prom_instant(
+            &server,
+            "vendor-m",
+            &sel("http_server_request_duration_seconds_bucket"),
+        );
+        assert!(buckets.len() > 2, "{buckets:?}");
+        let sum = prom_instant(
+            &server,
+            "vendor-m",
+            &sel("http_server_request_duration_seconds_sum"),
+        );
+        assert!((value_of(&sum[0]) - 3.0 * 2.024).abs() < 1e-9, "{sum:?}");
+        // Observable gauge in bytes.
+        let memory = prom_instant(&server, "vendor-m", &sel("node_memory_usage_bytes"));
+        assert_eq!(value_of(&memory[0]), 43e6, "{memory:?}");
+        assert_eq!(memory[0]["metric"]["state"], "used");
+        // Other resource attributes on target_info.
+        let info = prom_instant(&server, "vendor-m", &sel("target_info"));
+        assert_eq!(info[0]["metric"]["host_name"], "node-7", "{info:?}");
+    }
 }

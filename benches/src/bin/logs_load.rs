@@ -27,10 +27,10 @@
 //! The last line of output is a JSON object with every figure.
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
@@ -48,6 +48,7 @@ use sightline_benches::loggen::{
     GenConfig, LogGenerator, PODS_PER_SERVICE, RARE_ORDER_ID, Record, SERVICES, environment,
     pod_name,
 };
+use sightline_benches::process::{ServerProcess, dir_size, percentile};
 
 #[derive(Parser, Debug)]
 #[command(about = "End-to-end log ingest and query benchmark against a real sightline server")]
@@ -776,136 +777,6 @@ fn time_rg(rg: &Path, args: &[&str], file: &Path, runs: usize) -> anyhow::Result
     Ok((percentile(&times, 0.5), count))
 }
 
-/// Nearest-rank percentile of `q` in [0, 1].
-fn percentile(values: &[f64], q: f64) -> f64 {
-    if values.is_empty() {
-        return f64::NAN;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    v[rank - 1]
-}
-
-fn dir_size(path: &Path) -> anyhow::Result<u64> {
-    let mut total = 0;
-    for entry in fs::read_dir(path).with_context(|| format!("reading {}", path.display()))? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            dir_size(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
-}
-
-/// The server under test.
-struct ServerProcess {
-    child: Child,
-    http: SocketAddr,
-    otlp_http: SocketAddr,
-    clock_ticks: f64,
-}
-
-impl ServerProcess {
-    fn start(
-        bin: &Path,
-        data_dir: &Path,
-        config: Option<&Path>,
-        log_path: &Path,
-    ) -> anyhow::Result<Self> {
-        let mut command = Command::new(bin);
-        command.arg("serve");
-        if let Some(config) = config {
-            command.arg("--config").arg(config);
-        }
-        let mut child = command
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(["--http-addr", "127.0.0.1:0"])
-            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0"])
-            .args(["--syslog-addr", "127.0.0.1:0"])
-            .env("SIGHTLINE_LOG", "info")
-            .env_remove("SIGHTLINE_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let stderr = child.stderr.take().context("piped stderr")?;
-        let mut log = BufWriter::new(File::create(log_path)?);
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("sightline listening") {
-                    let _ = tx.send(line.clone());
-                }
-                let _ = writeln!(log, "{line}");
-                let _ = log.flush();
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("server did not log its addresses within 60 s")?;
-        let field = |name: &str| -> anyhow::Result<SocketAddr> {
-            line.split_whitespace()
-                .filter_map(|t| t.split_once('='))
-                .find(|(k, _)| k.trim_start_matches("\u{1b}[3m") == name || k.ends_with(name))
-                .with_context(|| format!("no {name} in {line:?}"))?
-                .1
-                .trim_matches(|c: char| !c.is_ascii_digit() && c != '.' && c != ':')
-                .parse()
-                .with_context(|| format!("bad {name} in {line:?}"))
-        };
-        let ticks = Command::new("getconf").arg("CLK_TCK").output()?;
-        Ok(Self {
-            http: field("http_addr")?,
-            otlp_http: field("otlp_http_addr")?,
-            clock_ticks: String::from_utf8_lossy(&ticks.stdout).trim().parse()?,
-            child,
-        })
-    }
-
-    /// User plus system CPU time of the server process so far (all its threads).
-    fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        // Fields after the command name (which may hold spaces) start at field 3.
-        let rest = &stat[stat.rfind(')').context("malformed stat")? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: f64 = fields[11].parse()?;
-        let stime: f64 = fields[12].parse()?;
-        Ok((utime + stime) / self.clock_ticks)
-    }
-
-    fn peak_rss_bytes(&self) -> Option<u64> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    }
-
-    /// SIGTERM, then wait for the clean exit (the server commits before it exits).
-    fn stop(&mut self) -> anyhow::Result<()> {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()?;
-        let status = self.child.wait()?;
-        if !status.success() {
-            bail!("server exited with {status}");
-        }
-        Ok(())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -915,9 +786,5 @@ mod tests {
         assert_eq!(parse_bytes("2GB").unwrap(), 2_000_000_000);
         assert_eq!(parse_bytes("1.5 MB").unwrap(), 1_500_000);
         assert!(parse_bytes("3 parsecs").is_err());
-        let v = [5.0, 1.0, 3.0, 2.0, 4.0];
-        assert_eq!(percentile(&v, 0.5), 3.0);
-        assert_eq!(percentile(&v, 0.99), 5.0);
-        assert_eq!(percentile(&v, 0.0), 1.0);
     }
 }

@@ -1,9 +1,12 @@
-//! HTTP APIs on the main port: Loki's query API, our patterns API, self-monitoring, and one error type that
-//! maps failures to status codes and Loki's plain-text error bodies.
+//! HTTP APIs on the main port: Loki's query API, Prometheus's query API, our patterns API,
+//! and one error type that maps failures to status codes and Loki's plain-text error bodies
+//! (the Prometheus API has its own JSON errors, in `prom.rs`).
 
+pub mod anomalies;
 pub mod loki;
 pub mod params;
 pub mod patterns;
+pub mod prom;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
