@@ -536,11 +536,13 @@ impl Tsdb {
         if written {
             writer.wal.sync()?;
             let mut head = write(&self.head);
+            let now_wall = crate::head::wall_ms();
             for plan in plans {
                 if plan.sets.is_empty() {
                     continue;
                 }
                 let th = head.tenant_mut(plan.tenant);
+                th.last_append_wall_ms = now_wall;
                 for (id, labels) in plan.new_series {
                     th.create(id, labels);
                 }
@@ -761,8 +763,9 @@ impl Tsdb {
     ///
     /// 1. cut: while a tenant's head spans more than 1.5 block durations (Prometheus's
     ///    rule; samples more than half a block after `now_ms` do not count), or its newest
-    ///    sample is that old relative to `now_ms` (an idle tenant), its oldest aligned
-    ///    block range is written to a block and dropped from the head;
+    ///    sample is that old relative to `now_ms` and nothing was appended for as long by
+    ///    the wall clock (an idle tenant; a backfill of old samples is not idle), its
+    ///    oldest aligned block range is written to a block and dropped from the head;
     /// 2. series left without samples are dropped;
     /// 3. full Gorilla chunks are packed into pco columns (memory);
     /// 4. compaction (see [`crate::compact`]) and retention (blocks whose range ended
@@ -776,13 +779,20 @@ impl Tsdb {
         let block = self.options.block_duration_ms;
         let tenants: Vec<TenantId> = read(&self.head).tenants.keys().cloned().collect();
         for tenant in &tenants {
+            let last_append = read(&self.head)
+                .tenants
+                .get(tenant)
+                .map_or(i64::MIN, |t| t.last_append_wall_ms);
+            // `now_ms` is the wall clock in the server (tests may run it ahead).
+            let appended_lately = now_ms.saturating_sub(last_append) <= block / 2 * 3;
             while let Some((min, max)) = self.head_range(tenant) {
                 let span_limit = block / 2 * 3;
                 // A sample stamped far in the future must not push the head's recent data
                 // into blocks (which would refuse everything on time as too old): the span
                 // counts only up to half a block past now.
                 let max_counted = max.min(now_ms.saturating_add(block / 2));
-                if max_counted - min <= span_limit && now_ms.saturating_sub(max) <= span_limit {
+                let idle = now_ms.saturating_sub(max) > span_limit && !appended_lately;
+                if max_counted - min <= span_limit && !idle {
                     break;
                 }
                 let start = min.div_euclid(block) * block;

@@ -28,6 +28,18 @@ pub struct TenantHead {
     postings: HashMap<u32, HashMap<u32, PostingList>>,
     /// Samples before this time are in blocks: appends before it are refused as too old.
     pub boundary: i64,
+    /// Wall-clock time (ms) of the last append, or of the head's creation or restore: a
+    /// tenant is idle when nothing was appended for a while, whatever its samples' times
+    /// (a client backfilling hours-old samples is not idle).
+    pub last_append_wall_ms: i64,
+}
+
+/// Wall-clock milliseconds since the epoch.
+pub fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// One hasher (random seed) for every label-set hash of the process, so that a hash
@@ -87,6 +99,7 @@ impl Default for TenantHead {
             by_labels: HashTable::new(),
             postings: HashMap::new(),
             boundary: i64::MIN,
+            last_append_wall_ms: wall_ms(),
         }
     }
 }

@@ -19,7 +19,8 @@
 //! 4. Waits for on-disk blocks (Prometheus cuts its first 2 h block once the head spans
 //!    3 h; Sightline runs its maintenance every few seconds here), and computes bytes per
 //!    sample over the blocks: their size on disk divided by the samples they hold (from
-//!    Prometheus's `meta.json` and Sightline's block metadata).
+//!    Prometheus's `meta.json`, and Sightline's `sightline_tsdb_block_bytes` and
+//!    `_block_samples` in `/metrics`, checked against its blocks directory).
 //! 5. Times ten representative PromQL queries (instant and range) on both, `--query-runs`
 //!    each, p50.
 //!
@@ -101,7 +102,28 @@ impl System for Sightline {
         self.process.child.id()
     }
     fn blocks(&self) -> anyhow::Result<Option<(u64, u64)>> {
-        block_dirs(&self.data.join("tsdb").join("blocks"))
+        // The store reports its blocks' bytes and samples in /metrics.
+        let text = reqwest::blocking::get(format!("{}/metrics", self.base_url()))?.text()?;
+        let gauge = |name: &str| -> u64 {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+                .unwrap_or(0.0) as u64
+        };
+        let (bytes, samples) = (
+            gauge("sightline_tsdb_block_bytes"),
+            gauge("sightline_tsdb_block_samples"),
+        );
+        let on_disk = dir_size(&self.data.join("tsdb").join("blocks")).unwrap_or(0);
+        if samples > 0 && on_disk < bytes {
+            bail!("block bytes in /metrics ({bytes}) exceed the blocks directory ({on_disk})");
+        }
+        Ok((samples > 0).then_some((bytes, samples)))
     }
 }
 
@@ -133,8 +155,8 @@ impl System for Prometheus {
     }
 }
 
-/// Sums block directories under `root` (those with a `meta.json` holding
-/// `stats.numSamples`, the layout of both systems): (bytes, samples).
+/// Sums Prometheus's block directories under `root` (those with a `meta.json` holding
+/// `stats.numSamples`): (bytes, samples).
 fn block_dirs(root: &Path) -> anyhow::Result<Option<(u64, u64)>> {
     let Ok(entries) = fs::read_dir(root) else {
         return Ok(None);
