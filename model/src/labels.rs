@@ -19,18 +19,26 @@ impl Labels {
         K: Into<String>,
         V: Into<String>,
     {
-        let mut v: Vec<(String, String)> = Vec::new();
-        for (k, val) in pairs {
-            let (k, val) = (k.into(), val.into());
-            if let Some(slot) = v.iter_mut().find(|(n, _)| *n == k) {
+        let pairs = pairs.into_iter();
+        let mut v: Vec<(String, String)> = Vec::with_capacity(pairs.size_hint().0);
+        v.extend(pairs.map(|(k, val)| (k.into(), val.into())));
+        // Fast path: names already strictly sorted (as remote_write and our own code send
+        // them) cannot hold duplicates.
+        if v.windows(2).all(|w| w[0].0 < w[1].0) {
+            v.retain(|(_, val)| !val.is_empty());
+            return Self(v);
+        }
+        let mut unique: Vec<(String, String)> = Vec::with_capacity(v.len());
+        for (k, val) in v {
+            if let Some(slot) = unique.iter_mut().find(|(n, _)| *n == k) {
                 slot.1 = val;
             } else {
-                v.push((k, val));
+                unique.push((k, val));
             }
         }
-        v.retain(|(_, val)| !val.is_empty());
-        v.sort();
-        Self(v)
+        unique.retain(|(_, val)| !val.is_empty());
+        unique.sort();
+        Self(unique)
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {

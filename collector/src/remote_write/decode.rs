@@ -207,19 +207,25 @@ fn convert_series(
         Some(_) => {}
     }
     for l in &ts.labels {
-        let name = String::from_utf8_lossy(&l.name);
-        if !std::str::from_utf8(&l.name).is_ok_and(is_valid_label_name) {
+        // One UTF-8 check per name (this loop is the hot path of every write).
+        let Some(name) = std::str::from_utf8(&l.name)
+            .ok()
+            .filter(|n| is_valid_label_name(n))
+        else {
             return Err(refuse(
                 REASON_INVALID_LABEL_NAME,
-                format!("invalid label name {name:?}: must match [a-zA-Z_][a-zA-Z0-9_]*"),
+                format!(
+                    "invalid label name {:?}: must match [a-zA-Z_][a-zA-Z0-9_]*",
+                    String::from_utf8_lossy(&l.name)
+                ),
             ));
-        }
+        };
         if l.name.len() > limits.max_label_name_bytes {
             return Err(refuse(
                 REASON_LABEL_NAME_TOO_LONG,
                 format!(
                     "label name {}… is {} bytes long, the limit is {} (max_label_name_length)",
-                    shorten(&name, 64),
+                    shorten(name, 64),
                     l.name.len(),
                     limits.max_label_name_bytes
                 ),
