@@ -17,9 +17,9 @@ use sightline_indexer::LogStore;
 use sightline_logql::{Direction, Engine, Matcher, QueryResult};
 use sightline_model::Labels;
 
-use super::ApiError;
 use super::params::{Params, tenant};
-use crate::metrics::{QueryLabels, ServerMetrics};
+use super::{ApiError, timed};
+use crate::metrics::ServerMetrics;
 
 /// What the query handlers share.
 #[derive(Clone)]
@@ -67,24 +67,6 @@ fn direction(params: &Params) -> Result<Direction, ApiError> {
     }
 }
 
-/// Runs blocking query work off the async threads and records its latency.
-pub(crate) async fn timed<T: Send + 'static>(
-    state: &QueryState,
-    endpoint: &'static str,
-    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let started = Instant::now();
-    let result = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::internal(format!("query task failed: {e}")))?;
-    state
-        .metrics
-        .query_seconds
-        .get_or_create(&QueryLabels { endpoint })
-        .observe(started.elapsed().as_secs_f64());
-    result
-}
-
 async fn query_range(
     State(state): State<QueryState>,
     headers: HeaderMap,
@@ -103,7 +85,7 @@ async fn query_range(
     let step_ns = params.step_ns(start, end)?;
     let s = state.clone();
     let started = Instant::now();
-    let result = timed(&state, "query_range", move || {
+    let result = timed(&state.metrics, "query_range", move || {
         let expr =
             sightline_logql::parse(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
         Engine {
@@ -142,7 +124,7 @@ async fn query(
     let direction = direction(&params)?;
     let s = state.clone();
     let started = Instant::now();
-    let result = timed(&state, "query", move || {
+    let result = timed(&state.metrics, "query", move || {
         let expr =
             sightline_logql::parse(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
         Engine {
@@ -286,7 +268,7 @@ async fn streams_data<T: Send + 'static>(
         None => Vec::new(),
     };
     let s = state.clone();
-    timed(state, endpoint, move || {
+    timed(&state.metrics, endpoint, move || {
         let streams = s
             .store
             .streams(&r.tenant, r.start, r.end, &matchers)
@@ -361,7 +343,7 @@ async fn series(
         return Err(ApiError::bad_request("missing match[] parameter"));
     }
     let s = state.clone();
-    let found = timed(&state, "series", move || {
+    let found = timed(&state.metrics, "series", move || {
         let mut all = BTreeSet::new();
         for matchers in &selectors {
             let streams = s

@@ -8,6 +8,8 @@ pub mod params;
 pub mod patterns;
 pub mod prom;
 
+use std::time::Instant;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -47,4 +49,26 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// Runs blocking query work off the async threads and records its latency under `endpoint`.
+/// Generic over the API's error type (Loki's plain text, Prometheus's JSON).
+pub(crate) async fn timed<T, E>(
+    metrics: &crate::metrics::ServerMetrics,
+    endpoint: &'static str,
+    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E>
+where
+    T: Send + 'static,
+    E: From<ApiError> + Send + 'static,
+{
+    let started = Instant::now();
+    let result = tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| E::from(ApiError::internal(format!("query task failed: {e}"))))?;
+    metrics
+        .query_seconds
+        .get_or_create(&crate::metrics::QueryLabels { endpoint })
+        .observe(started.elapsed().as_secs_f64());
+    result
 }

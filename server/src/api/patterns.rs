@@ -15,9 +15,9 @@ use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
 use sightline_logql::{Buckets, MAX_STEPS};
 
-use super::ApiError;
-use super::loki::{QueryState, selector_matchers, timed};
+use super::loki::{QueryState, selector_matchers};
 use super::params::{Params, tenant};
+use super::{ApiError, timed};
 
 const HOUR_NS: i64 = 3_600_000_000_000;
 
@@ -51,7 +51,7 @@ pub async fn patterns(
         count: steps as usize,
     };
     let s = state.clone();
-    let summaries = timed(&state, "patterns", move || {
+    let summaries = timed(&state.metrics, "patterns", move || {
         s.store
             .pattern_summaries(&tenant, &matchers, buckets)
             .map_err(|e| ApiError::internal(e.to_string()))

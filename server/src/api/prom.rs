@@ -4,7 +4,6 @@
 //! unchanged. The tenant is `X-Scope-OrgID` (`default` when absent), as on the Loki API.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -20,7 +19,8 @@ use sightline_promql::{
 use sightline_tsdb::Tsdb;
 
 use super::params::{Params, parse_duration, tenant};
-use crate::metrics::{QueryLabels, ServerMetrics};
+use super::timed;
+use crate::metrics::ServerMetrics;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -183,24 +183,6 @@ fn query_param(params: &Params) -> Result<String, PromError> {
         .ok_or_else(|| PromError::bad_data("invalid parameter \"query\": query is empty"))
 }
 
-/// Runs blocking query work off the async threads and records its latency.
-async fn timed<T: Send + 'static>(
-    state: &PromState,
-    endpoint: &'static str,
-    work: impl FnOnce() -> Result<T, PromError> + Send + 'static,
-) -> Result<T, PromError> {
-    let started = Instant::now();
-    let result = tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| PromError::internal(format!("query task failed: {e}")))?;
-    state
-        .metrics
-        .query_seconds
-        .get_or_create(&QueryLabels { endpoint })
-        .observe(started.elapsed().as_secs_f64());
-    result
-}
-
 async fn query(
     State(state): State<PromState>,
     headers: HeaderMap,
@@ -212,12 +194,14 @@ async fn query(
     let query = query_param(&params)?;
     let time = time_param(&params, "time", crate::now_ns() / 1_000_000)?;
     let s = state.clone();
-    let result = timed(&state, "prom_query", move || {
+    let result = timed(&state.metrics, "prom_query", move || {
         let source = TenantSource {
             tsdb: &s.tsdb,
             tenant: &tenant,
         };
-        Ok(s.engine.instant_query(&source, &query, time)?)
+        s.engine
+            .instant_query(&source, &query, time)
+            .map_err(PromError::from)
     })
     .await?;
     Ok(Json(success_result(result)).into_response())
@@ -258,12 +242,14 @@ async fn query_range(
         ));
     }
     let s = state.clone();
-    let result = timed(&state, "prom_query_range", move || {
+    let result = timed(&state.metrics, "prom_query_range", move || {
         let source = TenantSource {
             tsdb: &s.tsdb,
             tenant: &tenant,
         };
-        Ok(s.engine.range_query(&source, &query, start, end, step)?)
+        s.engine
+            .range_query(&source, &query, start, end, step)
+            .map_err(PromError::from)
     })
     .await?;
     Ok(Json(success_result(result)).into_response())
@@ -299,7 +285,7 @@ async fn series(
     let (start, end) = metadata_range(&params)?;
     let limit = params.usize("limit", 0)?;
     let s = state.clone();
-    let mut found = timed(&state, "prom_series", move || {
+    let mut found = timed(&state.metrics, "prom_series", move || {
         s.tsdb
             .series(&tenant, &sets, start, end)
             .map_err(|e| PromError::internal(e.to_string()))
@@ -322,7 +308,7 @@ async fn labels(
     let (start, end) = metadata_range(&params)?;
     let limit = params.usize("limit", 0)?;
     let s = state.clone();
-    let mut names = timed(&state, "prom_labels", move || {
+    let mut names = timed(&state.metrics, "prom_labels", move || {
         s.tsdb
             .label_names(&tenant, &sets, start, end)
             .map_err(|e| PromError::internal(e.to_string()))
@@ -347,7 +333,7 @@ async fn label_values(
     let (start, end) = metadata_range(&params)?;
     let limit = params.usize("limit", 0)?;
     let s = state.clone();
-    let mut values = timed(&state, "prom_label_values", move || {
+    let mut values = timed(&state.metrics, "prom_label_values", move || {
         s.tsdb
             .label_values(&tenant, &name, &sets, start, end)
             .map_err(|e| PromError::internal(e.to_string()))
