@@ -9,6 +9,19 @@ use anyhow::{Context, bail};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+/// Which server and tenant a client command talks to.
+#[derive(clap::Args, Debug)]
+pub struct Endpoint {
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:7070",
+        env = "SIGHTLINE_SERVER"
+    )]
+    server: String,
+    #[arg(long, default_value = "default")]
+    tenant: String,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum LogsCommand {
     /// Run a LogQL query over the last `--since` and print the result.
@@ -27,14 +40,8 @@ pub enum LogsCommand {
         /// Oldest first instead of newest first.
         #[arg(long)]
         forward: bool,
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:7070",
-            env = "SIGHTLINE_SERVER"
-        )]
-        server: String,
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        at: Endpoint,
         /// `text` (human-readable) or `json` (the API's answer as is).
         #[arg(long, default_value = "text")]
         output: String,
@@ -46,14 +53,8 @@ pub enum LogsCommand {
         /// How far back from now.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         since: Duration,
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:7070",
-            env = "SIGHTLINE_SERVER"
-        )]
-        server: String,
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        at: Endpoint,
         /// `text` (a table) or `json` (the API's answer as is).
         #[arg(long, default_value = "text")]
         output: String,
@@ -64,14 +65,8 @@ pub enum LogsCommand {
         /// `service_name` of the imported lines (default: the file's stem).
         #[arg(long)]
         service: Option<String>,
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:7070",
-            env = "SIGHTLINE_SERVER"
-        )]
-        server: String,
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        at: Endpoint,
         /// Lines per request.
         #[arg(long, default_value_t = 2000)]
         batch_lines: usize,
@@ -97,14 +92,8 @@ pub enum MetricsCommand {
         /// Resolution of a range query (default: about 250 points).
         #[arg(long, value_parser = humantime::parse_duration, requires = "start")]
         step: Option<Duration>,
-        #[arg(
-            long,
-            default_value = "http://127.0.0.1:7070",
-            env = "SIGHTLINE_SERVER"
-        )]
-        server: String,
-        #[arg(long, default_value = "default")]
-        tenant: String,
+        #[command(flatten)]
+        at: Endpoint,
         /// `text` (human-readable) or `json` (the API's answer as is).
         #[arg(long, default_value = "text")]
         output: String,
@@ -118,8 +107,7 @@ pub fn run_metrics(command: MetricsCommand) -> anyhow::Result<()> {
         start,
         end,
         step,
-        server,
-        tenant,
+        at,
         output,
     } = command;
     let now_s = (crate::now_ns() / 1_000_000) as f64 / 1000.0;
@@ -155,7 +143,7 @@ pub fn run_metrics(command: MetricsCommand) -> anyhow::Result<()> {
         }
     };
     params.push(("query", query));
-    let Some(v) = get_api(&server, path, &tenant, &params, &output)? else {
+    let Some(v) = get_api(&at.server, path, &at.tenant, &params, &output)? else {
         return Ok(());
     };
     print_text(&v);
@@ -170,30 +158,27 @@ pub fn run(command: LogsCommand) -> anyhow::Result<()> {
             limit,
             step,
             forward,
-            server,
-            tenant,
+            at,
             output,
         } => run_query(
-            &query, since, limit, step, forward, &server, &tenant, &output,
+            &query, since, limit, step, forward, &at.server, &at.tenant, &output,
         ),
         LogsCommand::Patterns {
             selector,
             since,
-            server,
-            tenant,
+            at,
             output,
-        } => run_patterns(&selector, since, &server, &tenant, &output),
+        } => run_patterns(&selector, since, &at.server, &at.tenant, &output),
         LogsCommand::Import {
             files,
             service,
-            server,
-            tenant,
+            at,
             batch_lines,
         } => run_import(
             &files,
             service.as_deref(),
-            &server,
-            &tenant,
+            &at.server,
+            &at.tenant,
             batch_lines.max(1),
         ),
     }

@@ -527,6 +527,27 @@ fn is_stale(flags: u32) -> bool {
 }
 
 impl Translator<'_> {
+    /// Whether a sum or histogram is delta (`Some(true)`) or cumulative; an unspecified
+    /// temporality refuses its `points` and gives `None`.
+    fn is_delta(
+        &mut self,
+        temporality: i32,
+        what: &str,
+        points: usize,
+        at: &dyn std::fmt::Display,
+    ) -> Option<bool> {
+        match AggregationTemporality::try_from(temporality).unwrap_or_default() {
+            AggregationTemporality::Delta => Some(true),
+            AggregationTemporality::Cumulative => Some(false),
+            AggregationTemporality::Unspecified => {
+                self.refuse(points as u64, REASON_UNSPECIFIED_TEMPORALITY, || {
+                    format!("{at}: {what} with unspecified aggregation temporality")
+                });
+                None
+            }
+        }
+    }
+
     fn refuse(&mut self, points: u64, reason: &'static str, what: impl FnOnce() -> String) {
         if points == 0 {
             return;
@@ -577,7 +598,6 @@ impl Translator<'_> {
             });
             return None;
         }
-        let temporality = |t: i32| AggregationTemporality::try_from(t).unwrap_or_default();
         let mut latest = None;
         let mut seen = |t: i64| latest = Some(latest.map_or(t, |l: i64| l.max(t)));
         match data {
@@ -589,16 +609,7 @@ impl Translator<'_> {
                 }
             }
             Data::Sum(s) => {
-                let delta = match temporality(s.aggregation_temporality) {
-                    AggregationTemporality::Delta => true,
-                    AggregationTemporality::Cumulative => false,
-                    AggregationTemporality::Unspecified => {
-                        self.refuse(points as u64, REASON_UNSPECIFIED_TEMPORALITY, || {
-                            format!("{at}: sum with unspecified aggregation temporality")
-                        });
-                        return None;
-                    }
-                };
+                let delta = self.is_delta(s.aggregation_temporality, "sum", points, &at)?;
                 for (pi, p) in s.data_points.into_iter().enumerate() {
                     if let Some(t) = self.number_point(ctx, &prom_name, p, delta, at, pi) {
                         seen(t);
@@ -606,16 +617,7 @@ impl Translator<'_> {
                 }
             }
             Data::Histogram(h) => {
-                let delta = match temporality(h.aggregation_temporality) {
-                    AggregationTemporality::Delta => true,
-                    AggregationTemporality::Cumulative => false,
-                    AggregationTemporality::Unspecified => {
-                        self.refuse(points as u64, REASON_UNSPECIFIED_TEMPORALITY, || {
-                            format!("{at}: histogram with unspecified aggregation temporality")
-                        });
-                        return None;
-                    }
-                };
+                let delta = self.is_delta(h.aggregation_temporality, "histogram", points, &at)?;
                 for (pi, p) in h.data_points.into_iter().enumerate() {
                     let t = self.time_ms(p.time_unix_nano);
                     let outs = histogram_outputs(&p);
@@ -635,18 +637,12 @@ impl Translator<'_> {
                 }
             }
             Data::ExponentialHistogram(h) => {
-                let delta = match temporality(h.aggregation_temporality) {
-                    AggregationTemporality::Delta => true,
-                    AggregationTemporality::Cumulative => false,
-                    AggregationTemporality::Unspecified => {
-                        self.refuse(points as u64, REASON_UNSPECIFIED_TEMPORALITY, || {
-                            format!(
-                                "{at}: exponential histogram with unspecified aggregation temporality"
-                            )
-                        });
-                        return None;
-                    }
-                };
+                let delta = self.is_delta(
+                    h.aggregation_temporality,
+                    "exponential histogram",
+                    points,
+                    &at,
+                )?;
                 for (pi, p) in h.data_points.into_iter().enumerate() {
                     let t = self.time_ms(p.time_unix_nano);
                     let outs = exp_histogram_outputs(&p, self.options.max_exp_scale);

@@ -270,28 +270,64 @@ fn metadata_range(params: &Params) -> Result<(i64, i64), PromError> {
     ))
 }
 
+/// What `/series`, `/labels` and `/label/{name}/values` share: tenant, `match[]` sets,
+/// range and `limit`.
+struct MetadataRequest {
+    tenant: TenantId,
+    sets: Vec<Vec<LabelMatcher>>,
+    start: i64,
+    end: i64,
+    limit: usize,
+}
+
+impl MetadataRequest {
+    fn parse(raw: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Self, PromError> {
+        let params = Params::parse(raw, headers, body);
+        let (start, end) = metadata_range(&params)?;
+        Ok(Self {
+            tenant: tenant(headers)?,
+            sets: matcher_sets(&params)?,
+            start,
+            end,
+            limit: params.usize("limit", 0)?,
+        })
+    }
+
+    /// Runs one store lookup off the async threads and applies `limit` (with its warning).
+    async fn run<T: Send + 'static>(
+        self,
+        state: &PromState,
+        endpoint: &'static str,
+        lookup: impl FnOnce(&Tsdb, &MetadataRequest) -> Result<Vec<T>, sightline_tsdb::TsdbError>
+        + Send
+        + 'static,
+    ) -> Result<(Vec<T>, Vec<String>), PromError> {
+        let tsdb = state.tsdb.clone();
+        let limit = self.limit;
+        let mut found = timed(&state.metrics, endpoint, move || {
+            lookup(&tsdb, &self).map_err(|e| PromError::internal(e.to_string()))
+        })
+        .await?;
+        let warnings = truncate(&mut found, limit);
+        Ok((found, warnings))
+    }
+}
+
 async fn series(
     State(state): State<PromState>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let params = Params::parse(raw.as_deref(), &headers, &body);
-    let tenant = tenant(&headers)?;
-    let sets = matcher_sets(&params)?;
-    if sets.is_empty() {
+    let req = MetadataRequest::parse(raw.as_deref(), &headers, &body)?;
+    if req.sets.is_empty() {
         return Err(PromError::bad_data("no match[] parameter provided"));
     }
-    let (start, end) = metadata_range(&params)?;
-    let limit = params.usize("limit", 0)?;
-    let s = state.clone();
-    let mut found = timed(&state.metrics, "prom_series", move || {
-        s.tsdb
-            .series(&tenant, &sets, start, end)
-            .map_err(|e| PromError::internal(e.to_string()))
-    })
-    .await?;
-    let warnings = truncate(&mut found, limit);
+    let (found, warnings) = req
+        .run(&state, "prom_series", |db, r| {
+            db.series(&r.tenant, &r.sets, r.start, r.end)
+        })
+        .await?;
     let data: Vec<Json_> = found.iter().map(labels_json).collect();
     Ok(Json(success(json!(data), warnings)).into_response())
 }
@@ -302,19 +338,12 @@ async fn labels(
     RawQuery(raw): RawQuery,
     body: Bytes,
 ) -> Result<Response, PromError> {
-    let params = Params::parse(raw.as_deref(), &headers, &body);
-    let tenant = tenant(&headers)?;
-    let sets = matcher_sets(&params)?;
-    let (start, end) = metadata_range(&params)?;
-    let limit = params.usize("limit", 0)?;
-    let s = state.clone();
-    let mut names = timed(&state.metrics, "prom_labels", move || {
-        s.tsdb
-            .label_names(&tenant, &sets, start, end)
-            .map_err(|e| PromError::internal(e.to_string()))
-    })
-    .await?;
-    let warnings = truncate(&mut names, limit);
+    let req = MetadataRequest::parse(raw.as_deref(), &headers, &body)?;
+    let (names, warnings) = req
+        .run(&state, "prom_labels", |db, r| {
+            db.label_names(&r.tenant, &r.sets, r.start, r.end)
+        })
+        .await?;
     Ok(Json(success(json!(names), warnings)).into_response())
 }
 
@@ -324,22 +353,15 @@ async fn label_values(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PromError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
+    let req = MetadataRequest::parse(raw.as_deref(), &headers, b"")?;
     if !sightline_model::is_valid_label_name(&name) {
         return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
     }
-    let sets = matcher_sets(&params)?;
-    let (start, end) = metadata_range(&params)?;
-    let limit = params.usize("limit", 0)?;
-    let s = state.clone();
-    let mut values = timed(&state.metrics, "prom_label_values", move || {
-        s.tsdb
-            .label_values(&tenant, &name, &sets, start, end)
-            .map_err(|e| PromError::internal(e.to_string()))
-    })
-    .await?;
-    let warnings = truncate(&mut values, limit);
+    let (values, warnings) = req
+        .run(&state, "prom_label_values", move |db, r| {
+            db.label_values(&r.tenant, &name, &r.sets, r.start, r.end)
+        })
+        .await?;
     Ok(Json(success(json!(values), warnings)).into_response())
 }
 
