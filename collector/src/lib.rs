@@ -5,9 +5,8 @@
 //! One module per source, each with its decoder, its receiver (HTTP routes, gRPC service or
 //! socket listener) and its tests. A receiver answers a client only after
 //! [`IngestHandle::ingest`] returned, i.e. after the batch is in the write-ahead log. This
-//! crate never touches storage itself: it knows only the [`IngestHandle`] channel.
+//! crate never touches storage itself: it knows only the [`IngestHandle`] queue of `sightline-ingest`.
 
-pub mod ingest;
 pub mod loki_push;
 pub mod metrics;
 pub mod otlp;
@@ -16,7 +15,9 @@ pub mod scrape;
 pub mod syslog;
 pub mod tenant;
 
-pub use ingest::{
+// The queue receivers hand batches to is the ingest crate's; re-exported because every
+// receiver names it.
+pub use metrics::CollectorMetrics;
+pub use sightline_ingest::{
     IngestError, IngestHandle, IngestRequest, MetricIngestHandle, MetricIngestRequest,
 };
-pub use metrics::CollectorMetrics;

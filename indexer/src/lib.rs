@@ -10,6 +10,7 @@
 mod patterns;
 mod pushdown;
 mod schema;
+mod sink;
 mod split;
 mod store;
 

@@ -314,6 +314,29 @@ impl LogStore {
         Ok(committed)
     }
 
+    /// Discards every document added since the last commit in every split, so that the
+    /// uncommitted batches can be added again exactly once after a failed `add_batch` or
+    /// `commit`. Pattern counts mined from the discarded lines are kept (they only count).
+    pub fn rollback(&self) -> Result<(), IndexerError> {
+        let splits: Vec<Arc<Split>> = {
+            let s = self.splits.read().unwrap_or_else(|p| p.into_inner());
+            s.values().cloned().collect()
+        };
+        for split in splits {
+            let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if state.pending_seq > state.committed_seq {
+                if let Some(writer) = state.writer.as_mut() {
+                    writer.rollback().map_err(|source| IndexerError::Tantivy {
+                        path: split.dir.clone(),
+                        source,
+                    })?;
+                }
+                state.pending_seq = state.committed_seq;
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes whole splits whose window ended before `now_ns - retention`. Returns how many.
     pub fn apply_retention(&self, now_ns: i64) -> Result<usize, IndexerError> {
         let Some(retention) = self.config.retention else {

@@ -9,7 +9,6 @@ mod api;
 mod cli;
 mod config;
 mod metrics;
-mod pipeline;
 mod serve;
 
 use clap::{Parser, Subcommand};

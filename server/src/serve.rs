@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use axum::Router;
@@ -14,8 +14,12 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
 use sightline_collector::scrape::ScrapeManager;
-use sightline_collector::{CollectorMetrics, IngestHandle, MetricIngestHandle, otlp, remote_write};
+use sightline_collector::{CollectorMetrics, otlp, remote_write};
 use sightline_indexer::{LogStore, LogStoreConfig};
+use sightline_ingest::{
+    IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
+    WalWriterConfig,
+};
 use sightline_model::TenantId;
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
@@ -28,7 +32,6 @@ use crate::api::loki::{self, QueryState};
 use crate::api::prom::{self, PromState};
 use crate::config::{Config, Overrides, RangeSemantics};
 use crate::metrics::{ServerMetrics, TsdbGauges};
-use crate::pipeline::{self, Watermarks};
 
 pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -51,7 +54,10 @@ pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
 #[derive(Clone)]
 struct HealthState {
     registry: Arc<Registry>,
-    watermarks: Arc<Watermarks>,
+    /// True once the WAL is replayed and the pipelines run.
+    started: Arc<AtomicBool>,
+    /// Every sink's progress, for `/readyz`.
+    sinks: Vec<Arc<SinkProgress>>,
     tsdb: Arc<Tsdb>,
     tsdb_gauges: TsdbGauges,
 }
@@ -73,11 +79,27 @@ async fn metrics_handler(State(s): State<HealthState>) -> impl IntoResponse {
     }
 }
 
+/// 200 once started and while every store accepts writes; otherwise 503 saying why.
 async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
-    if s.watermarks.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, "ready\n")
+    if !s.started.load(Ordering::Acquire) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "replaying wal\n".to_string(),
+        );
+    }
+    let problems: Vec<String> = s
+        .sinks
+        .iter()
+        .filter(|p| !p.is_healthy())
+        .filter_map(|p| p.problem())
+        .collect();
+    if problems.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "replaying wal\n")
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {}\n", problems.join("; ")),
+        )
     }
 }
 
@@ -115,6 +137,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     let collector_metrics = CollectorMetrics::register(&mut registry);
     let server_metrics = ServerMetrics::register(&mut registry);
+    let ingest_metrics = IngestMetrics::register(&mut registry);
     let tsdb_gauges = TsdbGauges::register(&mut registry);
     let registry = Arc::new(registry);
 
@@ -157,7 +180,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         MetricIngestHandle::channel(config.tsdb.ingest_queue_batches);
 
     let (ingest, ingest_rx) = IngestHandle::channel(config.limits.ingest_queue_batches);
-    let watermarks = Arc::new(Watermarks::default());
+    let started = Arc::new(AtomicBool::new(false));
+    // Log progress starts at 0 and moves to the replayed watermark once replay has run.
+    let log_progress = Arc::new(SinkProgress::new(0));
+    let metric_progress = Arc::new(SinkProgress::new(0));
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     // Bind everything first so that a taken port fails fast and port 0 resolves.
@@ -195,7 +221,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
 
     let health = HealthState {
         registry: registry.clone(),
-        watermarks: watermarks.clone(),
+        started: started.clone(),
+        sinks: vec![log_progress.clone(), metric_progress.clone()],
         tsdb: tsdb.clone(),
         tsdb_gauges,
     };
@@ -306,46 +333,69 @@ async fn run(config: Config) -> anyhow::Result<()> {
         segment_bytes: config.wal.segment_bytes,
     };
     let replay_store = store.clone();
-    let wal = tokio::task::spawn_blocking(move || {
-        pipeline::recover(&wal_dir, wal_options, &replay_store)
+    let (wal, recovered) = tokio::task::spawn_blocking(move || {
+        sightline_ingest::recover::<sightline_model::LogBatch, _>(
+            &wal_dir,
+            wal_options,
+            replay_store.as_ref(),
+        )
     })
     .await
-    .context("wal replay task failed")??;
-    watermarks
-        .durable_seq
-        .store(wal.next_seq() - 1, Ordering::Release);
+    .context("wal replay task failed")?
+    .context("cannot replay the log wal")?;
+    log_progress.set_durable(recovered.durable_seq);
 
-    let (to_indexer, indexer_rx) = pipeline::indexer_queue();
+    let (to_sink, sink_rx) = sightline_ingest::sequenced_channel();
+    // Set at shutdown: a store that keeps failing is then retried only briefly, its batches
+    // left in the WAL for the next start.
+    let stopping = Arc::new(AtomicBool::new(false));
     let indexer = {
         let store = store.clone();
-        let watermarks = watermarks.clone();
-        let metrics = server_metrics.clone();
-        let interval = config.indexer.commit_interval;
+        let progress = log_progress.clone();
+        let metrics = ingest_metrics.clone();
+        let stopping = stopping.clone();
+        let runner_config = SinkRunnerConfig {
+            commit_interval: config.indexer.commit_interval,
+            ..Default::default()
+        };
         std::thread::Builder::new()
             .name("indexer".into())
-            .spawn(move || pipeline::run_indexer(store, indexer_rx, interval, watermarks, metrics))
+            .spawn(move || {
+                sightline_ingest::run_sink(
+                    store.as_ref(),
+                    sink_rx,
+                    &progress,
+                    &runner_config,
+                    stopping,
+                    &metrics,
+                    crate::now_ns,
+                )
+            })
             .context("cannot start the indexer thread")?
     };
-    let wal_writer = tokio::spawn(pipeline::run_wal_writer(
+    let wal_writer = tokio::spawn(sightline_ingest::run_wal_writer(
         wal,
         ingest_rx,
-        to_indexer,
-        config.wal.group_commit_delay,
-        watermarks.clone(),
-        server_metrics.clone(),
+        to_sink,
+        log_progress.clone(),
+        WalWriterConfig {
+            group_commit_delay: config.wal.group_commit_delay,
+        },
+        ingest_metrics.clone(),
     ));
-    let metric_writer = tokio::spawn(pipeline::run_metric_writer(
+    let metric_writer = tokio::spawn(sightline_ingest::run_direct_writer(
         tsdb.clone(),
         metric_ingest_rx,
+        metric_progress.clone(),
         config.wal.group_commit_delay,
-        server_metrics.clone(),
+        ingest_metrics.clone(),
     ));
-    let maintenance = tokio::spawn(pipeline::run_tsdb_maintenance(
+    let maintenance = tokio::spawn(run_tsdb_maintenance(
         tsdb.clone(),
         config.tsdb.maintain_interval,
         shutdown_rx.clone(),
     ));
-    watermarks.ready.store(true, Ordering::Release);
+    started.store(true, Ordering::Release);
     tracing::info!("sightline ready");
 
     tokio::select! {
@@ -356,6 +406,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
+    stopping.store(true, Ordering::Release);
     while let Some(result) = servers.join_next().await {
         if let Ok(Err(e)) = result {
             tracing::warn!(error = %e, "listener ended with an error");
@@ -380,6 +431,31 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("indexer thread panicked"))?;
     tracing::info!("sightline stopped");
     Ok(())
+}
+
+/// TSDB housekeeping every `interval` until `stop` turns true: head → blocks, compaction,
+/// retention, WAL truncation (the work itself is `Tsdb::maintain`).
+async fn run_tsdb_maintenance(
+    tsdb: Arc<Tsdb>,
+    interval: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let tsdb = tsdb.clone();
+        let now_ms = crate::now_ns() / 1_000_000;
+        match tokio::task::spawn_blocking(move || tsdb.maintain(now_ms)).await {
+            Ok(Ok(report)) => tracing::debug!(?report, "tsdb maintenance done"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "tsdb maintenance failed"),
+            Err(e) => tracing::error!(error = %e, "tsdb maintenance task failed"),
+        }
+    }
 }
 
 fn display_opt(addr: Option<SocketAddr>) -> String {

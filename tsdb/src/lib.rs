@@ -38,6 +38,7 @@ mod error;
 pub mod head;
 pub mod postings;
 pub mod series;
+mod sink;
 pub mod snapshot;
 mod symbols;
 pub mod wal_records;

@@ -246,19 +246,19 @@ fn main() -> anyhow::Result<()> {
 
     // ---- the server's own account of commits, then index size after a clean stop ----
     let metrics = api.metrics_text()?;
-    let mean = |name: &str| -> (f64, f64) {
+    let mean = |name: &str, labels: &str| -> (f64, f64) {
         let value = |suffix: &str| {
             metrics
                 .lines()
-                .find_map(|l| l.strip_prefix(&format!("{name}_{suffix} ")))
+                .find_map(|l| l.strip_prefix(&format!("{name}_{suffix}{labels} ")))
                 .and_then(|v| v.trim().parse::<f64>().ok())
                 .unwrap_or(f64::NAN)
         };
         let (sum, count) = (value("sum"), value("count"));
         (sum / count, count)
     };
-    let (commit_mean, commits) = mean("sightline_indexer_commit_seconds");
-    let (fsync_mean, fsyncs) = mean("sightline_wal_fsync_seconds");
+    let (commit_mean, commits) = mean("sightline_ingest_sink_commit_seconds", r#"{sink="logs"}"#);
+    let (fsync_mean, fsyncs) = mean("sightline_wal_fsync_seconds", "");
     println!(
         "server: {commits} index commits, mean {:.0} ms; {fsyncs} WAL fsyncs, mean {:.1} ms",
         commit_mean * 1e3,
