@@ -1,5 +1,5 @@
 //! The log store: Tantivy indexes split by tenant and time window, written from the WAL and
-//! searched by the LogQL engine through [`sightline_logql::LogSource`].
+//! searched through the log store's query seam, [`sightline_model::LogSource`].
 //!
 //! Tantivy types never leave this crate. The store is written by one thread (the server's
 //! indexing loop: [`LogStore::add_batch`] then [`LogStore::commit`]) and read by any number of

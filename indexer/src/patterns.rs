@@ -16,8 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_logql::Buckets;
-use sightline_model::{Labels, TenantId};
+use sightline_model::{Buckets, Labels, TenantId};
 use sightline_patterns::{MinerConfig, Pattern, PatternId, PatternStore, PatternsError};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};

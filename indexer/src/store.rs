@@ -1,5 +1,5 @@
 //! [`LogStore`]: the set of splits, the write path (add, commit, retention) and the read path
-//! (the LogQL [`LogSource`]).
+//! (the [`LogSource`] seam).
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::ops::Bound;
@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use sightline_logql::{
-    BucketCounts, Buckets, Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource,
-    Matcher, SelectRequest, SourceError,
+use sightline_model::{
+    BucketCounts, Buckets, Direction, Entry, EntryIter, LabelMatcher, Labels, LineFilter,
+    LineFilterOp, LogBatch, LogSource, SelectRequest, StoreError, TenantId, UNKNOWN_SERVICE,
 };
-use sightline_model::{Labels, LogBatch, TenantId, UNKNOWN_SERVICE};
 use tantivy::collector::{Collector, DocSetCollector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermSetQuery};
@@ -52,6 +51,13 @@ pub enum IndexerError {
         #[source]
         source: tantivy::TantivyError,
     },
+}
+
+impl From<IndexerError> for StoreError {
+    /// Hands the error to a query engine with its cause chain intact.
+    fn from(error: IndexerError) -> Self {
+        StoreError::new(error)
+    }
 }
 
 /// Tunables of the log store.
@@ -386,7 +392,7 @@ impl LogStore {
         tenant: &TenantId,
         start_ns: i64,
         end_ns: i64,
-        matchers: &[Matcher],
+        matchers: &[LabelMatcher],
     ) -> Result<Vec<Arc<Labels>>, IndexerError> {
         let mut seen: HashSet<Arc<Labels>> = HashSet::new();
         for split in self.splits_in(tenant, start_ns, end_ns) {
@@ -534,7 +540,7 @@ impl LogStore {
     pub fn pattern_summaries(
         &self,
         tenant: &TenantId,
-        matchers: &[Matcher],
+        matchers: &[LabelMatcher],
         buckets: Buckets,
     ) -> Result<Vec<PatternSummary>, IndexerError> {
         let (lo, hi) = buckets.range_ns();
@@ -689,16 +695,16 @@ impl LogSource for LogStore {
         &self,
         request: &SelectRequest<'_>,
         buckets: Buckets,
-    ) -> Option<Result<BucketCounts, SourceError>> {
+    ) -> Option<Result<BucketCounts, StoreError>> {
         if !request.line_filters.is_empty() {
             return None;
         }
         self.count_in_buckets(request, buckets)
-            .map_err(|e| SourceError(e.to_string()))
+            .map_err(StoreError::from)
             .transpose()
     }
 
-    fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+    fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, StoreError> {
         let mut splits = self.splits_in(request.tenant, request.start_ns, request.end_ns);
         if request.direction == Direction::Backward {
             splits.reverse();
@@ -723,7 +729,7 @@ impl LogSource for LogStore {
 /// each document only when asked for.
 struct EntryCursor<'a> {
     store: &'a LogStore,
-    matchers: Vec<Matcher>,
+    matchers: Vec<LabelMatcher>,
     line_filters: Vec<LineFilter>,
     tenant: TenantId,
     start_ns: i64,
@@ -974,7 +980,7 @@ impl EntryCursor<'_> {
 }
 
 impl Iterator for EntryCursor<'_> {
-    type Item = Result<Entry, SourceError>;
+    type Item = Result<Entry, StoreError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -995,22 +1001,18 @@ impl Iterator for EntryCursor<'_> {
                 // Stop after reporting a failure rather than skip data silently.
                 self.pending.clear();
                 self.current = None;
-                return Some(Err(SourceError(e.to_string())));
+                return Some(Err(StoreError::from(e)));
             }
         }
     }
 }
 
 /// Indices into the catalogue of `view` of the streams that satisfy `matchers`.
-fn matching_streams(view: &SegmentView, matchers: &[Matcher]) -> Vec<usize> {
+fn matching_streams(view: &SegmentView, matchers: &[LabelMatcher]) -> Vec<usize> {
     view.catalogue
         .iter()
         .enumerate()
-        .filter(|(_, (_, labels))| {
-            matchers
-                .iter()
-                .all(|m| m.matches(labels.get(&m.name).unwrap_or("")))
-        })
+        .filter(|(_, (_, labels))| matchers.iter().all(|m| m.matches_labels(labels)))
         .map(|(i, _)| i)
         .collect()
 }
@@ -1358,7 +1360,7 @@ mod tests {
     }
 
     impl LogSource for Probe<'_> {
-        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, StoreError> {
             self.selects.set(self.selects.get() + 1);
             self.store.select(request)
         }
@@ -1367,7 +1369,7 @@ mod tests {
             &self,
             request: &SelectRequest<'_>,
             buckets: Buckets,
-        ) -> Option<Result<BucketCounts, SourceError>> {
+        ) -> Option<Result<BucketCounts, StoreError>> {
             if self.buckets {
                 self.store.count_buckets(request, buckets)
             } else {
