@@ -4,9 +4,10 @@
 //! Tantivy types never leave this crate, and it knows no query language: the seam's types
 //! (matchers, pushed-down line filters, requests, entries) are the model's, so a store never
 //! depends on the engine that reads it. The store is written by one thread (the server's
-//! indexing loop: [`LogStore::add_batch`] then [`LogStore::commit`]) and read by any number
-//! of query threads. Each split's commit carries the highest WAL sequence number it
-//! contains, so a WAL replay after a crash adds each record to each split exactly once.
+//! indexing loop: [`LogStore::add_batch`] then [`LogStore::commit`], or
+//! [`LogStore::rollback`] after either failed) and read by any number of query threads.
+//! Each split's commit carries the highest WAL sequence number it contains, so a WAL replay
+//! after a crash adds each record to each split exactly once.
 //! Every line gets the id of its log pattern at ingest ([`patterns`]).
 //!
 //! Modules, from the bottom up (none depends on one above it): `error`, `schema`,

@@ -1,9 +1,9 @@
-//! The write path: [`LogStore::add_batch`] and [`LogStore::commit`].
+//! The write path: [`LogStore::add_batch`], [`LogStore::commit`] and [`LogStore::rollback`].
 //!
 //! One thread writes. Each split remembers the highest WAL sequence number it has committed
 //! (its Tantivy commit payload) and the highest it holds uncommitted; a record at or below
-//! the committed one is skipped, so replaying the WAL after a crash adds each record to
-//! each split exactly once.
+//! the committed one is skipped, so replaying the WAL after a crash, or re-adding batches
+//! after a rollback, adds each record to each split exactly once.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,12 +134,40 @@ impl LogStore {
         }
         Ok(committed)
     }
+
+    /// Discards every document added since the last commit, in every split, so that the
+    /// caller can add the uncommitted batches again after a failed [`LogStore::add_batch`]
+    /// or [`LogStore::commit`]: each split's pending sequence number falls back to its
+    /// committed one, so the re-added records are taken (once) and committed ones are still
+    /// skipped.
+    ///
+    /// The pattern miners are not rolled back: lines mined before the rollback stay in the
+    /// miners' state (pattern counters, last-seen times, patterns they created), and mining
+    /// them again when they are re-added counts them twice there. Those counters only rank
+    /// patterns for eviction; the counts `pattern_summaries` reports come from the index,
+    /// which holds each line once. A line mined again finds the pattern it created or
+    /// joined the first time, so ids stay valid. Accepted rather than snapshotting every
+    /// miner at each commit.
+    pub fn rollback(&self) -> Result<(), IndexerError> {
+        for split in self.all_splits() {
+            let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(writer) = state.writer.as_mut() {
+                writer.rollback().map_err(|source| IndexerError::Tantivy {
+                    path: split.dir.clone(),
+                    source,
+                })?;
+            }
+            state.pending_seq = state.committed_seq;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use sightline_model::{Direction, LabelMatcher, MatchOp};
 
+    use super::*;
     use crate::test_support::*;
 
     /// `{service_name="…"}`.
@@ -172,5 +200,69 @@ mod tests {
             got.iter().map(|e| e.line.as_str()).collect::<Vec<_>>(),
             vec!["one", "two"]
         );
+    }
+
+    #[test]
+    fn rollback_lets_uncommitted_batches_be_added_again_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store
+            .add_batch(1, &batch("t", "a", &[(1, "one"), (HOUR + 1, "one later")]))
+            .unwrap();
+        store.commit().unwrap();
+        // Seq 2 lands in both splits and a new third one; then the ingest layer gives up on
+        // the round (a failed add or commit) and rolls back.
+        let two = batch(
+            "t",
+            "a",
+            &[
+                (2, "two"),
+                (HOUR + 2, "two later"),
+                (2 * HOUR + 2, "two latest"),
+            ],
+        );
+        assert_eq!(store.add_batch(2, &two).unwrap(), 3);
+        store.rollback().unwrap();
+        assert_eq!(store.commit().unwrap(), 0, "nothing left to commit");
+        // Re-added once, committed once.
+        assert_eq!(store.add_batch(2, &two).unwrap(), 3);
+        assert_eq!(store.commit().unwrap(), 3);
+        let lines = |store: &LogStore| -> Vec<String> {
+            select(store, "t", &service("a"), &[], Direction::Forward, true)
+                .into_iter()
+                .map(|e| e.line)
+                .collect()
+        };
+        let expected = ["one", "two", "one later", "two later", "two latest"];
+        assert_eq!(lines(&store), expected);
+        // Replay semantics are unchanged: committed records are skipped, in every split,
+        // also after a restart.
+        assert_eq!(store.add_batch(2, &two).unwrap(), 0);
+        assert_eq!(
+            store.add_batch(1, &batch("t", "a", &[(1, "one")])).unwrap(),
+            0
+        );
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.add_batch(2, &two).unwrap(), 0);
+        assert_eq!(lines(&store), expected);
+    }
+
+    #[test]
+    fn rollback_without_pending_documents_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.rollback().unwrap();
+        store.add_batch(1, &batch("t", "a", &[(1, "one")])).unwrap();
+        store.commit().unwrap();
+        store.rollback().unwrap();
+        assert_eq!(
+            store.add_batch(1, &batch("t", "a", &[(1, "one")])).unwrap(),
+            0
+        );
+        store.add_batch(2, &batch("t", "a", &[(2, "two")])).unwrap();
+        assert_eq!(store.commit().unwrap(), 1);
+        let got = select(&store, "t", &service("a"), &[], Direction::Forward, true);
+        assert_eq!(got.len(), 2);
     }
 }
