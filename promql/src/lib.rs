@@ -6,7 +6,8 @@
 //! The engine reads each selector's data once per query, over the whole time span the query
 //! needs (offsets, `@`, lookback and subquery ranges included), then evaluates step by step
 //! over that data. [`TsdbSource`] is the source over Sightline's TSDB (the TSDB knows no
-//! query language; this crate adapts to it).
+//! query language; this crate adapts to it). With the `promqltest` feature, `promqltest`
+//! runs Prometheus's own `.test` conformance scripts against the engine.
 
 mod aggregate;
 mod binop;
@@ -15,6 +16,7 @@ mod functions;
 mod histogram;
 mod labels;
 mod plan;
+#[cfg(any(test, feature = "promqltest"))]
 pub mod promqltest;
 mod quantile;
 mod source;
