@@ -9,22 +9,17 @@
 //! again against the saved state.
 //!
 //! Pattern ids start at 1 and are unique per (tenant, service); 0 in the field means the
-//! line was indexed with mining off.
+//! line was indexed with mining off. Reading patterns back (counts per bucket, templates,
+//! samples) is `pattern_summaries.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sightline_logql::Buckets;
-use sightline_model::{Labels, TenantId};
+use sightline_model::TenantId;
 use sightline_patterns::{MinerConfig, Pattern, PatternId, PatternStore, PatternsError};
-use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
-use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
-use crate::split::{SegmentView, Split};
-use crate::store::IndexerError;
+use crate::error::IndexerError;
 
 /// File name of a tenant's saved miners, inside the tenant's log directory.
 pub const PATTERNS_FILE: &str = "patterns.bin";
@@ -162,137 +157,4 @@ impl IngestPatterns {
             .miner(tenant.as_str(), service)
             .and_then(|m| m.pattern(PatternId(id))))
     }
-}
-
-/// Lines of one pattern in one stream, per time bucket, as [`crate::LogStore::pattern_counts`]
-/// reports them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PatternCount {
-    pub labels: Arc<Labels>,
-    /// The pattern id as indexed (0: mined with patterns off).
-    pub pattern: u64,
-    /// Lines per bucket.
-    pub counts: Vec<u32>,
-    /// The latest line of the pattern in the range: timestamp and document.
-    pub(crate) latest: (i64, DocAddress),
-}
-
-/// Counts matching documents per (stream ordinal, pattern) and time bucket, per segment,
-/// remembering each pair's latest document.
-pub(crate) struct PatternCollector {
-    pub view: Arc<SegmentView>,
-    pub buckets: Buckets,
-}
-
-type PatternCells = HashMap<(u64, u64), (Vec<u32>, i64, DocId)>;
-
-pub(crate) struct PatternSegmentCollector {
-    segment_ord: SegmentOrdinal,
-    ts: Column<i64>,
-    stream: Option<StrColumn>,
-    pattern: Option<Column<u64>>,
-    buckets: Buckets,
-    cells: PatternCells,
-}
-
-impl Collector for PatternCollector {
-    type Fruit = Vec<(SegmentOrdinal, PatternCells)>;
-    type Child = PatternSegmentCollector;
-
-    fn for_segment(
-        &self,
-        segment_ord: SegmentOrdinal,
-        segment: &SegmentReader,
-    ) -> tantivy::Result<Self::Child> {
-        Ok(PatternSegmentCollector {
-            segment_ord,
-            ts: self.view.ts_columns[segment_ord as usize].clone(),
-            stream: self.view.stream_columns[segment_ord as usize].clone(),
-            // Absent in splits written before patterns were indexed.
-            pattern: segment.fast_fields().u64("pattern").ok(),
-            buckets: self.buckets,
-            cells: HashMap::new(),
-        })
-    }
-
-    fn requires_scoring(&self) -> bool {
-        false
-    }
-
-    fn merge_fruits(&self, fruits: Vec<Self::Fruit>) -> tantivy::Result<Self::Fruit> {
-        Ok(fruits.into_iter().flatten().collect())
-    }
-}
-
-impl SegmentCollector for PatternSegmentCollector {
-    type Fruit = Vec<(SegmentOrdinal, PatternCells)>;
-
-    fn collect(&mut self, doc: DocId, _score: Score) {
-        let Some(ts) = self.ts.first(doc) else { return };
-        let Some(bucket) = self.buckets.index(ts) else {
-            return;
-        };
-        let Some(ord) = self.stream.as_ref().and_then(|c| c.term_ords(doc).next()) else {
-            return;
-        };
-        let pattern = self
-            .pattern
-            .as_ref()
-            .and_then(|c| c.first(doc))
-            .unwrap_or(0);
-        let count = self.buckets.count;
-        let cell = self
-            .cells
-            .entry((ord, pattern))
-            .or_insert_with(|| (vec![0; count], i64::MIN, doc));
-        cell.0[bucket] += 1;
-        if ts >= cell.1 {
-            cell.1 = ts;
-            cell.2 = doc;
-        }
-    }
-
-    fn harvest(self) -> Self::Fruit {
-        vec![(self.segment_ord, self.cells)]
-    }
-}
-
-/// Merges per-segment cells into counts per (stream labels, pattern).
-pub(crate) fn merge_pattern_cells(
-    split: &Split,
-    view: &SegmentView,
-    per_segment: Vec<(SegmentOrdinal, PatternCells)>,
-    into: &mut HashMap<(Arc<Labels>, u64), PatternCount>,
-) -> Result<(), IndexerError> {
-    let mut key = String::new();
-    for (segment, cells) in per_segment {
-        let Some(column) = &view.stream_columns[segment as usize] else {
-            continue;
-        };
-        for ((ord, pattern), (counts, ts, doc)) in cells {
-            key.clear();
-            column
-                .ord_to_str(ord, &mut key)
-                .map_err(|source| IndexerError::Io {
-                    path: split.dir.clone(),
-                    source,
-                })?;
-            let labels = split.labels_of(&key);
-            let entry = into
-                .entry((labels.clone(), pattern))
-                .or_insert_with(|| PatternCount {
-                    labels,
-                    pattern,
-                    counts: vec![0; counts.len()],
-                    latest: (i64::MIN, DocAddress::new(segment, doc)),
-                });
-            for (total, c) in entry.counts.iter_mut().zip(&counts) {
-                *total += c;
-            }
-            if ts >= entry.latest.0 {
-                entry.latest = (ts, DocAddress::new(segment, doc));
-            }
-        }
-    }
-    Ok(())
 }

@@ -136,7 +136,7 @@ pub enum NeedlePushdown {
     Cheap(Vec<Box<dyn Query>>),
     /// Only a walk over the whole term dictionary is sound: the needle is the tail or the
     /// inside of a token. The walk costs about as much as the dictionary is large, so the
-    /// store defers it (see `store.rs`).
+    /// store defers it (see `cursor.rs`).
     Walk(Box<dyn Query>),
 }
 

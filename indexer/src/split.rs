@@ -15,8 +15,8 @@ use tantivy::index::SegmentId;
 use tantivy::store::{Compressor, ZstdCompressor};
 use tantivy::{Index, IndexReader, IndexSettings, IndexWriter, ReloadPolicy, Searcher};
 
+use crate::error::IndexerError;
 use crate::schema::{BODY_TOKENIZER, LogSchema, body_analyzer};
-use crate::store::IndexerError;
 
 /// Writer-side state, touched only by the indexing thread.
 pub(crate) struct WriterState {

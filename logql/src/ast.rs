@@ -2,10 +2,11 @@
 //!
 //! Regexes are compiled once, when the tree is built, so that evaluation never fails on them
 //! and never recompiles per entry. Equality of nodes compares the query text's meaning (names,
-//! operators, values), not the compiled regexes.
+//! operators, values), not the compiled regexes. Label matchers and line filters are the
+//! log store's own types ([`sightline_model::LabelMatcher`], [`sightline_model::LineFilter`]):
+//! the selector and the leading line filters are handed to the store as they are.
 
-use regex::Regex;
-use sightline_model::Labels;
+use sightline_model::{LabelMatcher, Labels, LineFilter};
 
 /// A whole query: either a log query (returns lines) or a metric query (returns numbers).
 #[derive(Debug, Clone, PartialEq)]
@@ -20,7 +21,7 @@ pub enum Expr {
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogExpr {
     /// The selector's matchers; at least one of them does not match the empty value.
-    pub matchers: Vec<Matcher>,
+    pub matchers: Vec<LabelMatcher>,
     /// The pipeline, applied in order to every selected entry.
     pub stages: Vec<Stage>,
 }
@@ -48,148 +49,6 @@ impl LogExpr {
     /// Whether a stream's labels satisfy every matcher of the selector.
     pub fn matches_stream(&self, labels: &Labels) -> bool {
         self.matchers.iter().all(|m| m.matches_labels(labels))
-    }
-}
-
-/// A label matcher operator, as in a stream selector.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MatchOp {
-    /// `=`
-    Eq,
-    /// `!=`
-    Neq,
-    /// `=~`
-    Re,
-    /// `!~`
-    Nre,
-}
-
-impl MatchOp {
-    /// The operator as written in a query.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MatchOp::Eq => "=",
-            MatchOp::Neq => "!=",
-            MatchOp::Re => "=~",
-            MatchOp::Nre => "!~",
-        }
-    }
-}
-
-/// `name op "value"`; used in selectors and as a string label filter.
-#[derive(Debug, Clone)]
-pub struct Matcher {
-    /// The label name.
-    pub name: String,
-    pub op: MatchOp,
-    /// The value or, for `=~`/`!~`, the regex as written.
-    pub value: String,
-    /// Compiled for `=~`/`!~`, fully anchored (`^(?s:value)$`) like Prometheus and Loki.
-    regex: Option<Regex>,
-}
-
-impl Matcher {
-    /// Builds a matcher, compiling the regex of `=~`/`!~`.
-    pub fn new(
-        name: impl Into<String>,
-        op: MatchOp,
-        value: impl Into<String>,
-    ) -> Result<Self, regex::Error> {
-        let value = value.into();
-        let regex = match op {
-            MatchOp::Re | MatchOp::Nre => Some(Regex::new(&format!("^(?s:{value})$"))?),
-            MatchOp::Eq | MatchOp::Neq => None,
-        };
-        Ok(Self {
-            name: name.into(),
-            op,
-            value,
-            regex,
-        })
-    }
-
-    /// Whether a label value satisfies the matcher; pass `""` for an absent label.
-    pub fn matches(&self, value: &str) -> bool {
-        match self.op {
-            MatchOp::Eq => value == self.value,
-            MatchOp::Neq => value != self.value,
-            MatchOp::Re => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-            MatchOp::Nre => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        }
-    }
-
-    /// Whether the label named by the matcher satisfies it (absent counts as empty).
-    pub fn matches_labels(&self, labels: &Labels) -> bool {
-        self.matches(labels.get(&self.name).unwrap_or(""))
-    }
-}
-
-impl PartialEq for Matcher {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.op == other.op && self.value == other.value
-    }
-}
-
-/// A line filter operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LineFilterOp {
-    /// `|=`: the line contains the value (case-sensitive).
-    Contains,
-    /// `!=`: the line does not contain the value.
-    NotContains,
-    /// `|~`: the regex matches somewhere in the line.
-    Regex,
-    /// `!~`: the regex matches nowhere in the line.
-    NotRegex,
-}
-
-impl LineFilterOp {
-    /// The operator as written in a query.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LineFilterOp::Contains => "|=",
-            LineFilterOp::NotContains => "!=",
-            LineFilterOp::Regex => "|~",
-            LineFilterOp::NotRegex => "!~",
-        }
-    }
-}
-
-/// `|= "text"`, `!= "text"`, `|~ "re"`, `!~ "re"`.
-#[derive(Debug, Clone)]
-pub struct LineFilter {
-    pub op: LineFilterOp,
-    /// The substring or, for `|~`/`!~`, the regex as written.
-    pub value: String,
-    /// Compiled for the regex operators, unanchored as in Loki.
-    regex: Option<Regex>,
-}
-
-impl LineFilter {
-    /// Builds a line filter, compiling the regex of `|~`/`!~`.
-    pub fn new(op: LineFilterOp, value: impl Into<String>) -> Result<Self, regex::Error> {
-        let value = value.into();
-        let regex = match op {
-            LineFilterOp::Regex | LineFilterOp::NotRegex => Some(Regex::new(&value)?),
-            LineFilterOp::Contains | LineFilterOp::NotContains => None,
-        };
-        Ok(Self { op, value, regex })
-    }
-
-    /// Whether the line passes the filter.
-    pub fn matches(&self, line: &str) -> bool {
-        match self.op {
-            LineFilterOp::Contains => line.contains(self.value.as_str()),
-            LineFilterOp::NotContains => !line.contains(self.value.as_str()),
-            LineFilterOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(line)),
-            LineFilterOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(line)),
-        }
-    }
-}
-
-impl PartialEq for LineFilter {
-    fn eq(&self, other: &Self) -> bool {
-        self.op == other.op && self.value == other.value
     }
 }
 
@@ -247,7 +106,7 @@ pub enum LabelFilter {
     /// Either holds.
     Or(Box<LabelFilter>, Box<LabelFilter>),
     /// `name =|!=|=~|!~ "value"`: an absent label counts as empty.
-    String(Matcher),
+    String(LabelMatcher),
     /// `name op 42.5`: the label value is parsed as a float.
     Number {
         /// The label compared.
@@ -426,38 +285,6 @@ pub struct VectorAggregation {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn matchers_are_fully_anchored_and_treat_absent_as_empty() {
-        let re = Matcher::new("app", MatchOp::Re, "api|web").unwrap();
-        assert!(re.matches("api"));
-        assert!(!re.matches("api2"));
-        assert!(!re.matches("my-api"));
-        let nre = Matcher::new("app", MatchOp::Nre, "a.*").unwrap();
-        assert!(nre.matches("b"));
-        assert!(!nre.matches("abc"));
-        let neq = Matcher::new("env", MatchOp::Neq, "prod").unwrap();
-        assert!(neq.matches_labels(&Labels::default()));
-        let eq_empty = Matcher::new("env", MatchOp::Eq, "").unwrap();
-        assert!(eq_empty.matches_labels(&Labels::from_pairs([("app", "x")])));
-    }
-
-    #[test]
-    fn line_filters_are_case_sensitive_and_unanchored() {
-        let contains = LineFilter::new(LineFilterOp::Contains, "Error").unwrap();
-        assert!(contains.matches("an Error here"));
-        assert!(!contains.matches("an error here"));
-        let re = LineFilter::new(LineFilterOp::Regex, "err(or)?").unwrap();
-        assert!(re.matches("some error"));
-        let nre = LineFilter::new(LineFilterOp::NotRegex, "^debug").unwrap();
-        assert!(nre.matches("info: debug"));
-        assert!(!nre.matches("debug: x"));
-        assert!(
-            LineFilter::new(LineFilterOp::NotContains, "x")
-                .unwrap()
-                .matches("abc")
-        );
-    }
 
     #[test]
     fn templates_substitute_labels_only() {

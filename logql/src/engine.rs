@@ -13,13 +13,14 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use sightline_model::{Labels, TenantId};
+use sightline_model::{
+    Buckets, Direction, Entry, Labels, LogSource, SelectRequest, StoreError, TenantId,
+};
 
 use crate::ast::{
     Expr, LogExpr, MetricExpr, RangeAggregation, RangeOp, VectorAggregation, VectorOp,
 };
 use crate::pipeline::Pipeline;
-use crate::source::{Buckets, Direction, Entry, LogSource, SelectRequest, SourceError};
 
 /// Default cap on the series (or streams) one query may build.
 pub const DEFAULT_MAX_SERIES: usize = 10_000;
@@ -67,11 +68,11 @@ pub struct Sample {
 }
 
 /// Why a query could not be evaluated.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum EvalError {
     #[error("log store error: {0}")]
-    /// The store failed.
-    Source(#[from] SourceError),
+    /// The store failed; its error is kept as the source.
+    Source(#[from] StoreError),
     #[error(
         "maximum number of series ({limit}) reached for a single query; narrow the selector or aggregate, e.g. sum by (service_name) (...)"
     )]
@@ -833,7 +834,7 @@ mod tests {
 
     use super::*;
     use crate::parser::parse;
-    use crate::source::EntryIter;
+    use sightline_model::{BucketCounts, EntryIter};
 
     const S: i64 = 1_000_000_000;
 
@@ -875,7 +876,7 @@ mod tests {
     }
 
     impl LogSource for MemorySource {
-        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
+        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, StoreError> {
             self.requests.borrow_mut().push((
                 request.start_ns,
                 request.end_ns,
@@ -906,12 +907,44 @@ mod tests {
         }
     }
 
+    /// A [`MemorySource`] that also counts in buckets, by the contract's definition (every
+    /// selected entry in the bucket its timestamp falls in), and records each count request.
+    struct CountingSource {
+        inner: MemorySource,
+        counted: RefCell<usize>,
+    }
+
+    impl LogSource for CountingSource {
+        fn select(&self, request: &SelectRequest<'_>) -> Result<EntryIter<'_>, StoreError> {
+            self.inner.select(request)
+        }
+
+        fn count_buckets(
+            &self,
+            request: &SelectRequest<'_>,
+            buckets: Buckets,
+        ) -> Option<Result<BucketCounts, StoreError>> {
+            *self.counted.borrow_mut() += 1;
+            let mut counts: BTreeMap<Arc<Labels>, Vec<u32>> = BTreeMap::new();
+            for e in &self.inner.entries {
+                if let Some(j) = buckets.index(e.timestamp_ns)
+                    && request.matchers.iter().all(|m| m.matches_labels(&e.labels))
+                {
+                    counts
+                        .entry(Arc::clone(&e.labels))
+                        .or_insert_with(|| vec![0; buckets.count])[j] += 1;
+                }
+            }
+            Some(Ok(counts.into_iter().collect()))
+        }
+    }
+
     struct FailingSource;
 
     impl LogSource for FailingSource {
-        fn select(&self, _: &SelectRequest<'_>) -> Result<EntryIter<'_>, SourceError> {
-            Ok(Box::new(std::iter::once(Err(SourceError(
-                "disk on fire".into(),
+        fn select(&self, _: &SelectRequest<'_>) -> Result<EntryIter<'_>, StoreError> {
+            Ok(Box::new(std::iter::once(Err(StoreError::msg(
+                "disk on fire",
             )))))
         }
     }
@@ -1312,10 +1345,10 @@ mod tests {
             ])
         );
         let log = parse(r#"{env="prod"}"#).unwrap();
-        assert_eq!(
+        assert!(matches!(
             query_instant(&source, &tenant(), &log, 10 * S, 100, Direction::Backward),
             Err(EvalError::InstantLogQuery)
-        );
+        ));
     }
 
     #[test]
@@ -1335,14 +1368,23 @@ mod tests {
                 Direction::Forward,
             )
         };
-        assert_eq!(run(&metric, 0, 10, 0, 1), Err(EvalError::NonPositiveStep));
-        assert_eq!(run(&metric, 10, 0, 1, 1), Err(EvalError::EndBeforeStart));
-        assert_eq!(
+        assert!(matches!(
+            run(&metric, 0, 10, 0, 1),
+            Err(EvalError::NonPositiveStep)
+        ));
+        assert!(matches!(
+            run(&metric, 10, 0, 1, 1),
+            Err(EvalError::EndBeforeStart)
+        ));
+        assert!(matches!(
             run(&metric, 0, 11_000, 1, 1),
             Err(EvalError::TooManySteps { steps: 11_001 })
-        );
+        ));
         assert!(run(&metric, 0, 10_999, 1, 1).is_ok());
-        assert_eq!(run(&log, 0, 10, 1, 0), Err(EvalError::NonPositiveLimit));
+        assert!(matches!(
+            run(&log, 0, 10, 1, 0),
+            Err(EvalError::NonPositiveLimit)
+        ));
         assert!(run(&metric, i64::MIN, i64::MAX, i64::MAX, 1).is_ok());
 
         let engine = Engine::new(1);
@@ -1358,7 +1400,7 @@ mod tests {
                 Direction::Forward,
             )
             .unwrap_err();
-        assert_eq!(err, EvalError::TooManySeries { limit: 1 });
+        assert!(matches!(err, EvalError::TooManySeries { limit: 1 }));
         assert!(err.to_string().contains("maximum number of series (1)"));
 
         let err = query_range(
@@ -1373,5 +1415,52 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.to_string(), "log store error: disk on fire");
+        // The store's error stays the cause, not only its text.
+        let cause = std::error::Error::source(&err).expect("the store error is the source");
+        assert_eq!(cause.to_string(), "disk on fire");
+    }
+
+    #[test]
+    fn counts_from_the_store_give_the_same_metrics_as_counting_entries() {
+        // Entries every 7 s with three phases, some exactly on step and window edges.
+        let mut inner = MemorySource::default();
+        for (app, phase) in [("api", 0), ("db", 3), ("web", 5)] {
+            let labels = stream(&[("app", app), ("env", "prod")]);
+            for i in 0..400 {
+                inner.push(&labels, i * 7 + phase, &format!("line {i}"));
+            }
+        }
+        let counting = CountingSource {
+            inner: MemorySource {
+                entries: inner.entries.clone(),
+                ..Default::default()
+            },
+            counted: RefCell::new(0),
+        };
+        for (query, step) in [
+            (r#"count_over_time({env="prod"}[60s])"#, 60),
+            (r#"count_over_time({env="prod"}[5m])"#, 60),
+            (r#"rate({app=~"api|db"}[90s])"#, 60),
+            (
+                r#"sum by (env) (count_over_time({env="prod"}[35s] offset 1m))"#,
+                14,
+            ),
+            (r#"count_over_time({app="web"}[1h])"#, 300),
+        ] {
+            let before = *counting.counted.borrow();
+            let fast = range_query(&counting, query, 30, 2800, step);
+            let slow = range_query(&inner, query, 30, 2800, step);
+            assert_eq!(fast, slow, "{query}");
+            assert!(!fast.is_empty(), "{query}");
+            assert!(
+                *counting.counted.borrow() > before,
+                "{query}: counted by the store"
+            );
+            let expr = parse(query).unwrap();
+            let at = 1400 * S;
+            let fast = query_instant(&counting, &tenant(), &expr, at, 100, Direction::Forward);
+            let slow = query_instant(&inner, &tenant(), &expr, at, 100, Direction::Forward);
+            assert_eq!(fast.unwrap(), slow.unwrap(), "{query} at {at}");
+        }
     }
 }

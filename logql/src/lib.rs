@@ -3,9 +3,11 @@
 //! This crate owns the query language end to end: the syntax tree ([`ast`]), the parser
 //! ([`parser`]), the per-entry log pipeline ([`pipeline`]) and the evaluator ([`engine`]) that
 //! turns a parsed query into streams, a matrix or a vector. It reaches log data only through
-//! the [`source::LogSource`] trait, so it must never do I/O itself, never spawn threads or
-//! tasks, and never depend on a storage engine's types: a store adapts itself to the trait,
-//! not the other way around. Everything here is plain, synchronous and testable in memory.
+//! the log store's [`LogSource`](sightline_model::LogSource) trait, which lives with the
+//! stores' vocabulary in `sightline-model` (with the label matchers and line filters it
+//! carries), so it must never do I/O itself, never spawn threads or tasks, and never depend
+//! on a storage engine's types: a store implements the trait without knowing LogQL.
+//! Everything here is plain, synchronous and testable in memory.
 
 pub mod ast;
 mod duration;
@@ -13,11 +15,10 @@ pub mod engine;
 mod lexer;
 pub mod parser;
 pub mod pipeline;
-pub mod source;
 
 pub use ast::{
-    Expr, Grouping, LabelFilter, LineFilter, LineFilterOp, LineTemplate, LogExpr, MatchOp, Matcher,
-    MetricExpr, NumericOp, RangeAggregation, RangeOp, Stage, VectorAggregation, VectorOp,
+    Expr, Grouping, LabelFilter, LineTemplate, LogExpr, MetricExpr, NumericOp, RangeAggregation,
+    RangeOp, Stage, VectorAggregation, VectorOp,
 };
 pub use engine::{
     DEFAULT_MAX_SERIES, Engine, EvalError, MAX_STEPS, QueryResult, Sample, Series, Stream,
@@ -25,6 +26,3 @@ pub use engine::{
 };
 pub use parser::{ParseError, parse};
 pub use pipeline::{Pipeline, Processed};
-pub use source::{
-    BucketCounts, Buckets, Direction, Entry, EntryIter, LogSource, SelectRequest, SourceError,
-};

@@ -21,9 +21,11 @@
 //! Errors carry the 1-based line and column (in characters) of the offending token and print
 //! like Loki's: `parse error at line 1, col 15: syntax error: unexpected IDENTIFIER, expecting {`.
 
+use sightline_model::{LabelMatcher, LineFilter, LineFilterOp, MatchOp};
+
 use crate::ast::{
-    Expr, Grouping, LabelFilter, LineFilter, LineFilterOp, LineTemplate, LogExpr, MatchOp, Matcher,
-    MetricExpr, NumericOp, RangeAggregation, RangeOp, Stage, VectorAggregation, VectorOp,
+    Expr, Grouping, LabelFilter, LineTemplate, LogExpr, MetricExpr, NumericOp, RangeAggregation,
+    RangeOp, Stage, VectorAggregation, VectorOp,
 };
 use crate::lexer::{Token, TokenKind, tokenize};
 
@@ -447,14 +449,14 @@ impl Parser {
         })
     }
 
-    fn check_selector(selector: &Token, matchers: &[Matcher]) -> Result<(), ParseError> {
+    fn check_selector(selector: &Token, matchers: &[LabelMatcher]) -> Result<(), ParseError> {
         if matchers.iter().all(|m| m.matches("")) {
             return Err(ParseError::at(selector, EMPTY_SELECTOR));
         }
         Ok(())
     }
 
-    fn selector(&mut self) -> Result<Vec<Matcher>, ParseError> {
+    fn selector(&mut self) -> Result<Vec<LabelMatcher>, ParseError> {
         self.expect(TokenKind::LBrace, "{")?;
         let mut matchers = Vec::new();
         loop {
@@ -465,14 +467,14 @@ impl Parser {
             let name = self.expect_ident()?;
             let op_token = self.next();
             let op = match op_token.kind {
-                TokenKind::Eq => MatchOp::Eq,
-                TokenKind::Neq => MatchOp::Neq,
-                TokenKind::Re => MatchOp::Re,
-                TokenKind::Nre => MatchOp::Nre,
+                TokenKind::Eq => MatchOp::Equal,
+                TokenKind::Neq => MatchOp::NotEqual,
+                TokenKind::Re => MatchOp::Regex,
+                TokenKind::Nre => MatchOp::NotRegex,
                 _ => return Err(self.unexpected(&op_token, Some("=, !=, =~ or !~"))),
             };
             let (value, value_token) = self.expect_string()?;
-            let matcher = Matcher::new(name, op, value.as_str())
+            let matcher = LabelMatcher::new(name, op, value.as_str())
                 .map_err(|e| ParseError::at(&value_token, regex_message(&value, &e)))?;
             matchers.push(matcher);
             let token = self.next();
@@ -637,13 +639,13 @@ impl Parser {
         match (&value_token.kind, numeric_op) {
             (TokenKind::Str(value), _) => {
                 let op = match op_token.kind {
-                    TokenKind::Eq | TokenKind::EqEq => MatchOp::Eq,
-                    TokenKind::Neq => MatchOp::Neq,
-                    TokenKind::Re => MatchOp::Re,
-                    TokenKind::Nre => MatchOp::Nre,
+                    TokenKind::Eq | TokenKind::EqEq => MatchOp::Equal,
+                    TokenKind::Neq => MatchOp::NotEqual,
+                    TokenKind::Re => MatchOp::Regex,
+                    TokenKind::Nre => MatchOp::NotRegex,
                     _ => return Err(self.unexpected(&value_token, Some("NUMBER or DURATION"))),
                 };
-                Matcher::new(name, op, value.as_str())
+                LabelMatcher::new(name, op, value.as_str())
                     .map(LabelFilter::String)
                     .map_err(|e| ParseError::at(&value_token, regex_message(value, &e)))
             }
@@ -688,8 +690,8 @@ mod tests {
         }
     }
 
-    fn matcher(name: &str, op: MatchOp, value: &str) -> Matcher {
-        Matcher::new(name, op, value).unwrap()
+    fn matcher(name: &str, op: MatchOp, value: &str) -> LabelMatcher {
+        LabelMatcher::new(name, op, value).unwrap()
     }
 
     fn range(agg: &MetricExpr) -> &RangeAggregation {
@@ -712,16 +714,16 @@ mod tests {
         assert_eq!(
             l.matchers,
             vec![
-                matcher("app", MatchOp::Eq, "api"),
-                matcher("env", MatchOp::Neq, "dev"),
-                matcher("pod", MatchOp::Re, "api-.*"),
-                matcher("ns", MatchOp::Nre, "kube-.*"),
+                matcher("app", MatchOp::Equal, "api"),
+                matcher("env", MatchOp::NotEqual, "dev"),
+                matcher("pod", MatchOp::Regex, "api-.*"),
+                matcher("ns", MatchOp::NotRegex, "kube-.*"),
             ]
         );
         assert!(l.stages.is_empty());
         assert_eq!(
             log(r#"( {a="b"} )"#).matchers,
-            vec![matcher("a", MatchOp::Eq, "b")]
+            vec![matcher("a", MatchOp::Equal, "b")]
         );
     }
 
@@ -764,7 +766,7 @@ mod tests {
         };
         let s = |name, op, value| Box::new(LabelFilter::String(matcher(name, op, value)));
         let expected = LabelFilter::Or(
-            s("x", MatchOp::Eq, "1"),
+            s("x", MatchOp::Equal, "1"),
             Box::new(LabelFilter::And(
                 Box::new(LabelFilter::And(
                     Box::new(LabelFilter::And(
@@ -780,7 +782,7 @@ mod tests {
                         }),
                     )),
                     Box::new(LabelFilter::Or(
-                        s("w", MatchOp::Re, "v.*"),
+                        s("w", MatchOp::Regex, "v.*"),
                         Box::new(LabelFilter::Number {
                             name: "u".into(),
                             op: NumericOp::Eq,
@@ -788,7 +790,7 @@ mod tests {
                         }),
                     )),
                 )),
-                s("q", MatchOp::Neq, "r"),
+                s("q", MatchOp::NotEqual, "r"),
             )),
         );
         assert_eq!(filter, &expected);

@@ -1,12 +1,17 @@
-//! Sightline's shared telemetry vocabulary: tenants, resources, log records,
-//! metric samples and label matchers.
+//! Sightline's shared telemetry vocabulary: tenants, resources, log records, metric samples,
+//! label matchers, and the log store's query seam.
 //!
 //! Every other crate speaks these types. This crate owns no I/O, no async and no engine
 //! types (no Tantivy, no tonic): it must stay cheap to depend on and easy to reason about.
+//! The stores' query contracts that more than one crate implements or consumes live here
+//! ([`LogSource`], [`StoreError`]), so that a store never depends on a query language.
 
 pub mod labels;
 pub mod log;
+pub mod log_query;
+pub mod matcher;
 pub mod metric;
+pub mod store_error;
 pub mod tenant;
 
 pub use labels::{
@@ -14,8 +19,14 @@ pub use labels::{
     index_labels_from_resource, is_valid_label_name,
 };
 pub use log::{LogBatch, LogRecord, LogStream, SeverityNumber};
-pub use metric::{
-    AppendReport, LabelMatcher, METRIC_NAME_LABEL, MatchOp, MetricBatch, MetricSeries,
-    RejectReason, STALE_NAN_BITS, Sample, is_stale_nan, stale_nan,
+pub use log_query::{
+    BucketCounts, Buckets, Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource,
+    SelectRequest,
 };
+pub use matcher::{LabelMatcher, MatchOp};
+pub use metric::{
+    AppendReport, METRIC_NAME_LABEL, MetricBatch, MetricSeries, RejectReason, STALE_NAN_BITS,
+    Sample, is_stale_nan, stale_nan,
+};
+pub use store_error::StoreError;
 pub use tenant::{TenantError, TenantId};

@@ -1,5 +1,5 @@
-//! Metric samples, series, batches and label matchers: what receivers hand to the TSDB and
-//! what the PromQL engine reads back.
+//! Metric samples, series and batches: what receivers hand to the TSDB and what the PromQL
+//! engine reads back.
 //!
 //! Times are milliseconds since the Unix epoch (Prometheus's unit); values are `f64`, where
 //! NaN and ±Inf are ordinary values and one NaN bit pattern, [`STALE_NAN_BITS`], is
@@ -106,110 +106,9 @@ impl AppendReport {
     }
 }
 
-/// How a [`LabelMatcher`] compares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MatchOp {
-    Equal,
-    NotEqual,
-    Regex,
-    NotRegex,
-}
-
-/// One label matcher of a selector (`name="v"`, `!=`, `=~`, `!~`). An absent label matches
-/// as the empty string, as in Prometheus; regexes are fully anchored.
-#[derive(Debug, Clone)]
-pub struct LabelMatcher {
-    pub name: String,
-    pub op: MatchOp,
-    pub value: String,
-    regex: Option<regex::Regex>,
-}
-
-impl LabelMatcher {
-    /// A matcher; fails only on an invalid regex.
-    pub fn new(
-        name: impl Into<String>,
-        op: MatchOp,
-        value: impl Into<String>,
-    ) -> Result<Self, regex::Error> {
-        let value = value.into();
-        let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                regex::RegexBuilder::new(&format!("^(?s:{value})$"))
-                    .size_limit(1 << 22)
-                    .build()?,
-            ),
-            MatchOp::Equal | MatchOp::NotEqual => None,
-        };
-        Ok(Self {
-            name: name.into(),
-            op,
-            value,
-            regex,
-        })
-    }
-
-    /// Whether a label value (`""` when the label is absent) satisfies the matcher.
-    pub fn matches(&self, value: &str) -> bool {
-        match self.op {
-            MatchOp::Equal => value == self.value,
-            MatchOp::NotEqual => value != self.value,
-            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
-        }
-    }
-
-    /// Whether the matcher accepts the empty string (so it also selects series without the
-    /// label).
-    pub fn matches_empty(&self) -> bool {
-        self.matches("")
-    }
-
-    /// Whether a label set satisfies the matcher.
-    pub fn matches_labels(&self, labels: &Labels) -> bool {
-        self.matches(labels.get(&self.name).unwrap_or(""))
-    }
-}
-
-impl PartialEq for LabelMatcher {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.op == other.op && self.value == other.value
-    }
-}
-
-impl std::fmt::Display for LabelMatcher {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let op = match self.op {
-            MatchOp::Equal => "=",
-            MatchOp::NotEqual => "!=",
-            MatchOp::Regex => "=~",
-            MatchOp::NotRegex => "!~",
-        };
-        write!(f, "{}{}{:?}", self.name, op, self.value)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn matchers_follow_prometheus() {
-        let l = Labels::from_pairs([("job", "api"), ("__name__", "up")]);
-        let m = |n: &str, op, v: &str| LabelMatcher::new(n, op, v).unwrap();
-        assert!(m("job", MatchOp::Regex, "a.*").matches_labels(&l));
-        assert!(
-            !m("job", MatchOp::Regex, "p").matches_labels(&l),
-            "anchored"
-        );
-        assert!(
-            m("zone", MatchOp::Equal, "").matches_labels(&l),
-            "absent is empty"
-        );
-        assert!(m("zone", MatchOp::NotRegex, ".+").matches_labels(&l));
-        assert!(!m("job", MatchOp::NotEqual, "api").matches_labels(&l));
-        assert!(LabelMatcher::new("a", MatchOp::Regex, "(").is_err());
-    }
 
     #[test]
     fn stale_marker_is_one_nan() {

@@ -5,7 +5,9 @@
 //!
 //! The engine reads each selector's data once per query, over the whole time span the query
 //! needs (offsets, `@`, lookback and subquery ranges included), then evaluates step by step
-//! over that data. [`promqltest`] runs Prometheus's own `.test` conformance scripts against it.
+//! over that data. [`TsdbSource`] is the source over Sightline's TSDB (the TSDB knows no
+//! query language; this crate adapts to it). With the `promqltest` feature, `promqltest`
+//! runs Prometheus's own `.test` conformance scripts against the engine.
 
 mod aggregate;
 mod binop;
@@ -14,18 +16,21 @@ mod functions;
 mod histogram;
 mod labels;
 mod plan;
+#[cfg(any(test, feature = "promqltest"))]
 pub mod promqltest;
 mod quantile;
 mod source;
+mod tsdb_source;
 
 use std::fmt;
 
-use sightline_model::{LabelMatcher, Labels, MetricSeries};
+use sightline_model::{LabelMatcher, Labels, MetricSeries, StoreError};
 
 pub use histogram::{
     Bucket, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, HistogramError,
 };
-pub use source::{HistogramSample, HistogramSeries, MemorySource, SeriesSource, SourceError};
+pub use source::{HistogramSample, HistogramSeries, MemorySource, SeriesSource};
+pub use tsdb_source::TsdbSource;
 
 /// How the engine evaluates queries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +101,7 @@ pub struct InstantSample {
 }
 
 /// Why a query failed. The `Display` text follows Prometheus's messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum QueryError {
     /// The query text is not valid PromQL (HTTP 400, `bad_data`).
     Parse(String),
@@ -105,16 +110,16 @@ pub enum QueryError {
     /// The query would hold more samples than [`EngineOptions::max_samples`] (HTTP 422,
     /// `execution`); holds the stage, like Prometheus's `ErrTooManySamples`.
     TooManySamples(String),
-    /// The series source failed (HTTP 500, `internal`).
-    Storage(String),
+    /// The series source failed (HTTP 500, `internal`); the store's error is kept, and
+    /// `Display` and `source()` are its own.
+    Storage(StoreError),
 }
 
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueryError::Parse(m) | QueryError::Execution(m) | QueryError::Storage(m) => {
-                f.write_str(m)
-            }
+            QueryError::Parse(m) | QueryError::Execution(m) => f.write_str(m),
+            QueryError::Storage(e) => e.fmt(f),
             QueryError::TooManySamples(stage) => write!(
                 f,
                 "query processing would load too many samples into memory in {stage}"
@@ -123,11 +128,20 @@ impl fmt::Display for QueryError {
     }
 }
 
-impl std::error::Error for QueryError {}
+impl std::error::Error for QueryError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            // Transparent, like `StoreError` itself: the message is the store error's, so
+            // the chain continues below it rather than repeating it.
+            QueryError::Storage(e) => e.source(),
+            _ => None,
+        }
+    }
+}
 
-impl From<SourceError> for QueryError {
-    fn from(e: SourceError) -> Self {
-        QueryError::Storage(e.0)
+impl From<StoreError> for QueryError {
+    fn from(e: StoreError) -> Self {
+        QueryError::Storage(e)
     }
 }
 

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use sightline_model::{LabelMatcher, Labels, MetricSeries, Sample};
+use sightline_model::{LabelMatcher, Labels, MetricSeries, Sample, StoreError};
 
 use crate::histogram::FloatHistogram;
 
-/// Where the engine reads samples. Implemented by the TSDB adapter in the server and by
-/// [`MemorySource`] here. The tenant is bound inside the implementation.
+/// Where the engine reads samples. Implemented by [`TsdbSource`](crate::TsdbSource) over
+/// the TSDB and by [`MemorySource`] here. The tenant is bound inside the implementation.
+/// A store's failure is passed through as a [`StoreError`] that keeps the store's error.
 pub trait SeriesSource: Send + Sync {
     /// Every series matching all `matchers` that has samples in `[mint, maxt]` (ms, inclusive),
     /// with those samples in time order, staleness markers included (the engine handles them).
@@ -16,7 +17,7 @@ pub trait SeriesSource: Send + Sync {
         matchers: &[LabelMatcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<MetricSeries>, SourceError>;
+    ) -> Result<Vec<MetricSeries>, StoreError>;
 
     /// The native histogram samples of the series matching all `matchers` in `[mint, maxt]`,
     /// in time order. A series may have both float samples (from [`SeriesSource::select`],
@@ -27,7 +28,7 @@ pub trait SeriesSource: Send + Sync {
         matchers: &[LabelMatcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<HistogramSeries>, SourceError> {
+    ) -> Result<Vec<HistogramSeries>, StoreError> {
         let _ = (matchers, mint, maxt);
         Ok(Vec::new())
     }
@@ -46,11 +47,6 @@ pub struct HistogramSeries {
     pub labels: Labels,
     pub samples: Vec<HistogramSample>,
 }
-
-/// A failure of the series source, reported to the client as an internal error.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
 
 /// An in-memory [`SeriesSource`]: series kept sorted by labels (so selections come back in the
 /// order Prometheus's TSDB returns them), samples sorted by time.
@@ -132,7 +128,7 @@ impl SeriesSource for MemorySource {
         matchers: &[LabelMatcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<MetricSeries>, SourceError> {
+    ) -> Result<Vec<MetricSeries>, StoreError> {
         let mut out = Vec::new();
         for (labels, samples) in &self.series {
             if !matchers.iter().all(|m| m.matches_labels(labels)) {
@@ -155,7 +151,7 @@ impl SeriesSource for MemorySource {
         matchers: &[LabelMatcher],
         mint: i64,
         maxt: i64,
-    ) -> Result<Vec<HistogramSeries>, SourceError> {
+    ) -> Result<Vec<HistogramSeries>, StoreError> {
         let mut out = Vec::new();
         for (labels, samples) in &self.histograms {
             if !matchers.iter().all(|m| m.matches_labels(labels)) {
@@ -197,5 +193,33 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].samples, vec![s(10, 9.0), s(20, 4.0)]);
         assert!(src.select(&[], 30, 40).unwrap().is_empty());
+    }
+
+    /// A source whose store fails with an error of its own type.
+    struct FailingSource;
+
+    impl SeriesSource for FailingSource {
+        fn select(
+            &self,
+            _: &[LabelMatcher],
+            _: i64,
+            _: i64,
+        ) -> Result<Vec<MetricSeries>, StoreError> {
+            Err(StoreError::new(std::io::Error::other("disk on fire")))
+        }
+    }
+
+    #[test]
+    fn a_store_failure_reaches_the_caller_with_its_error() {
+        let err = crate::Engine::default()
+            .instant_query(&FailingSource, "sum(up)", 0)
+            .unwrap_err();
+        assert_eq!(err.to_string(), "disk on fire");
+        match &err {
+            crate::QueryError::Storage(e) => {
+                assert!(e.store_error().downcast_ref::<std::io::Error>().is_some());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

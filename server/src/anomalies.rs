@@ -19,10 +19,9 @@ use serde::{Deserialize, Serialize};
 use sightline_anomaly::{Detector, DetectorConfig, Score};
 use sightline_collector::MetricIngestHandle;
 use sightline_model::{Labels, METRIC_NAME_LABEL, MetricBatch, MetricSeries, Sample, TenantId};
-use sightline_promql::{Engine, Value};
+use sightline_promql::{Engine, TsdbSource, Value};
 use sightline_tsdb::Tsdb;
 
-use crate::api::prom::TenantSource;
 use crate::config::AnomalyConfig;
 
 /// Label naming the rule on the output series.
@@ -155,7 +154,7 @@ impl Anomalies {
         let mut batches: HashMap<usize, Vec<MetricSeries>> = HashMap::new();
         for (i, rule) in self.config.rules.iter().enumerate() {
             let tenant = &self.tenants[i];
-            let source = TenantSource { tsdb, tenant };
+            let source = TsdbSource::new(tsdb, tenant);
             let points: Vec<(Labels, f64)> = match engine.instant_query(&source, &rule.expr, now_ms)
             {
                 Ok(result) => match result.value {

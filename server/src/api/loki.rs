@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use sightline_indexer::LogStore;
-use sightline_logql::{Direction, Engine, Matcher, QueryResult};
-use sightline_model::Labels;
+use sightline_logql::{Engine, QueryResult};
+use sightline_model::{Direction, LabelMatcher, Labels};
 
 use super::params::{Params, tenant};
 use super::{ApiError, timed};
@@ -225,7 +225,7 @@ fn success(result: QueryResult, started: Instant) -> Value {
 }
 
 /// Stream matchers of a selector parameter (`{a="b"}`), for `series` and label values.
-pub(crate) fn selector_matchers(selector: &str) -> Result<Vec<Matcher>, ApiError> {
+pub(crate) fn selector_matchers(selector: &str) -> Result<Vec<LabelMatcher>, ApiError> {
     match sightline_logql::parse(selector).map_err(|e| ApiError::bad_request(e.to_string()))? {
         sightline_logql::Expr::Log(log) if log.stages.is_empty() => Ok(log.matchers),
         _ => Err(ApiError::bad_request(format!(
@@ -334,7 +334,7 @@ async fn series(
 ) -> Result<Response, ApiError> {
     let params = Params::parse(raw.as_deref(), &headers, &body);
     let r = range(&headers, &params)?;
-    let selectors: Vec<Vec<Matcher>> = params
+    let selectors: Vec<Vec<LabelMatcher>> = params
         .all("match[]")
         .chain(params.all("match"))
         .map(selector_matchers)

@@ -13,7 +13,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
-use sightline_logql::{Buckets, MAX_STEPS};
+use sightline_logql::MAX_STEPS;
+use sightline_model::Buckets;
 
 use super::loki::{QueryState, selector_matchers};
 use super::params::{Params, tenant};

@@ -12,10 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value as Json_, json};
-use sightline_model::{LabelMatcher, Labels, MetricSeries, TenantId};
-use sightline_promql::{
-    Engine, QueryError, QueryResult, SeriesSource, SourceError, Value, parse_selector,
-};
+use sightline_model::{LabelMatcher, Labels, TenantId};
+use sightline_promql::{Engine, QueryError, QueryResult, TsdbSource, Value, parse_selector};
 use sightline_tsdb::Tsdb;
 
 use super::params::{Params, parse_duration, tenant};
@@ -39,25 +37,6 @@ pub fn router(state: PromState) -> Router {
         .route("/api/v1/label/{name}/values", get(label_values))
         .route("/api/v1/status/buildinfo", get(buildinfo))
         .with_state(state)
-}
-
-/// The engine's view of one tenant's data in the TSDB.
-pub struct TenantSource<'a> {
-    pub tsdb: &'a Tsdb,
-    pub tenant: &'a TenantId,
-}
-
-impl SeriesSource for TenantSource<'_> {
-    fn select(
-        &self,
-        matchers: &[LabelMatcher],
-        mint: i64,
-        maxt: i64,
-    ) -> Result<Vec<MetricSeries>, SourceError> {
-        self.tsdb
-            .select(self.tenant, matchers, mint, maxt)
-            .map_err(|e| SourceError(e.to_string()))
-    }
 }
 
 /// A Prometheus API error: `{"status":"error","errorType":…,"error":…}`.
@@ -195,10 +174,7 @@ async fn query(
     let time = time_param(&params, "time", crate::now_ns() / 1_000_000)?;
     let s = state.clone();
     let result = timed(&state.metrics, "prom_query", move || {
-        let source = TenantSource {
-            tsdb: &s.tsdb,
-            tenant: &tenant,
-        };
+        let source = TsdbSource::new(&s.tsdb, &tenant);
         s.engine
             .instant_query(&source, &query, time)
             .map_err(PromError::from)
@@ -243,10 +219,7 @@ async fn query_range(
     }
     let s = state.clone();
     let result = timed(&state.metrics, "prom_query_range", move || {
-        let source = TenantSource {
-            tsdb: &s.tsdb,
-            tenant: &tenant,
-        };
+        let source = TsdbSource::new(&s.tsdb, &tenant);
         s.engine
             .range_query(&source, &query, start, end, step)
             .map_err(PromError::from)

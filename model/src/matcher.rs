@@ -1,0 +1,161 @@
+//! Label matchers: `name="v"`, `name!="v"`, `name=~"re"`, `name!~"re"`, the one type both
+//! query languages use to select series and streams and both stores use to answer them.
+//!
+//! Semantics are Prometheus's and Loki's (they agree): an absent label matches as the empty
+//! string, and regexes are fully anchored (`^(?s:re)$`). The regex is compiled once, when
+//! the matcher is built, so matching never fails and never recompiles.
+
+use crate::Labels;
+
+/// Compiled size at most of a matcher's regex (the `regex` crate's `size_limit`): a
+/// selector is user input, and a pathological regex must fail to build rather than take a
+/// query thread's memory.
+const REGEX_SIZE_LIMIT: usize = 1 << 22;
+
+/// How a [`LabelMatcher`] compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchOp {
+    /// `=`
+    Equal,
+    /// `!=`
+    NotEqual,
+    /// `=~`
+    Regex,
+    /// `!~`
+    NotRegex,
+}
+
+impl MatchOp {
+    /// The operator as written in a query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchOp::Equal => "=",
+            MatchOp::NotEqual => "!=",
+            MatchOp::Regex => "=~",
+            MatchOp::NotRegex => "!~",
+        }
+    }
+}
+
+/// One label matcher of a selector (`name="v"`, `!=`, `=~`, `!~`), also LogQL's string label
+/// filter. Equality compares name, operator and value as written, not the compiled regex.
+#[derive(Debug, Clone)]
+pub struct LabelMatcher {
+    /// The label name.
+    pub name: String,
+    pub op: MatchOp,
+    /// The value or, for `=~`/`!~`, the regex as written.
+    pub value: String,
+    /// Compiled for `=~`/`!~`, fully anchored.
+    regex: Option<regex::Regex>,
+}
+
+impl LabelMatcher {
+    /// A matcher; fails only on an invalid (or too large) regex.
+    pub fn new(
+        name: impl Into<String>,
+        op: MatchOp,
+        value: impl Into<String>,
+    ) -> Result<Self, regex::Error> {
+        let value = value.into();
+        let regex = match op {
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                regex::RegexBuilder::new(&format!("^(?s:{value})$"))
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()?,
+            ),
+            MatchOp::Equal | MatchOp::NotEqual => None,
+        };
+        Ok(Self {
+            name: name.into(),
+            op,
+            value,
+            regex,
+        })
+    }
+
+    /// Whether a label value (`""` when the label is absent) satisfies the matcher.
+    pub fn matches(&self, value: &str) -> bool {
+        match self.op {
+            MatchOp::Equal => value == self.value,
+            MatchOp::NotEqual => value != self.value,
+            MatchOp::Regex => self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+            MatchOp::NotRegex => !self.regex.as_ref().is_some_and(|r| r.is_match(value)),
+        }
+    }
+
+    /// Whether the matcher accepts the empty string (so it also selects series without the
+    /// label).
+    pub fn matches_empty(&self) -> bool {
+        self.matches("")
+    }
+
+    /// Whether a label set satisfies the matcher (an absent label counts as empty).
+    pub fn matches_labels(&self, labels: &Labels) -> bool {
+        self.matches(labels.get(&self.name).unwrap_or(""))
+    }
+}
+
+impl PartialEq for LabelMatcher {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.op == other.op && self.value == other.value
+    }
+}
+
+impl std::fmt::Display for LabelMatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{:?}", self.name, self.op.as_str(), self.value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(name: &str, op: MatchOp, value: &str) -> LabelMatcher {
+        LabelMatcher::new(name, op, value).unwrap()
+    }
+
+    #[test]
+    fn matchers_follow_prometheus() {
+        let l = Labels::from_pairs([("job", "api"), ("__name__", "up")]);
+        assert!(m("job", MatchOp::Regex, "a.*").matches_labels(&l));
+        assert!(
+            !m("job", MatchOp::Regex, "p").matches_labels(&l),
+            "anchored"
+        );
+        assert!(
+            m("zone", MatchOp::Equal, "").matches_labels(&l),
+            "absent is empty"
+        );
+        assert!(m("zone", MatchOp::NotRegex, ".+").matches_labels(&l));
+        assert!(!m("job", MatchOp::NotEqual, "api").matches_labels(&l));
+        assert!(LabelMatcher::new("a", MatchOp::Regex, "(").is_err());
+    }
+
+    #[test]
+    fn regexes_are_fully_anchored_and_absent_is_empty() {
+        let re = m("app", MatchOp::Regex, "api|web");
+        assert!(re.matches("api"));
+        assert!(!re.matches("api2"));
+        assert!(!re.matches("my-api"));
+        let nre = m("app", MatchOp::NotRegex, "a.*");
+        assert!(nre.matches("b"));
+        assert!(!nre.matches("abc"));
+        assert!(m("env", MatchOp::NotEqual, "prod").matches_labels(&Labels::default()));
+        assert!(m("env", MatchOp::Equal, "").matches_labels(&Labels::from_pairs([("app", "x")])));
+        assert!(
+            m("msg", MatchOp::Regex, "a.b").matches("a\nb"),
+            "dot matches newline"
+        );
+    }
+
+    #[test]
+    fn display_is_the_query_text() {
+        assert_eq!(
+            m("job", MatchOp::NotRegex, "a\"b").to_string(),
+            r#"job!~"a\"b""#
+        );
+        assert_eq!(MatchOp::Equal.as_str(), "=");
+    }
+}
