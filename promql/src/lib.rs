@@ -36,9 +36,13 @@ pub struct EngineOptions {
     /// The most samples a query may hold in memory at once (Prometheus's
     /// `--query.max-samples`); exceeding it fails the query with [`QueryError::TooManySamples`].
     pub max_samples: usize,
-    /// `false`: Prometheus 3 left-open windows, `(t-range, t]` for range selectors and
-    /// lookback. `true`: Prometheus 2.x closed windows `[t-range, t]` (and 2.x subquery step
-    /// alignment), for differential tests against a Prometheus 2 server.
+    /// `false`: Prometheus 3 — left-open windows, `(t-range, t]` for range selectors and
+    /// lookback, and `rate`/`increase` extrapolation as since 2.51. `true`:
+    /// Prometheus 2.42 — closed windows `[t-range, t]`, 2.x subquery step alignment, and the
+    /// extrapolation before 2.51, which limits a counter's extrapolation to its zero point
+    /// before the half-interval rule (a series starting inside the window can get up to 0.6
+    /// of a scrape interval's increase more). For comparisons with a Prometheus 2.42 server;
+    /// 2.51–2.55 (closed windows, new extrapolation) match neither exactly.
     pub prometheus2_ranges: bool,
 }
 
