@@ -20,6 +20,9 @@
 //! timestamp and one whose windows begin before the series do (where the versions'
 //! extrapolations part), and short ranges over fast counters.
 //!
+//! Invalid queries must give Prometheus's position (and, where `promql-parser` words the
+//! fault as Prometheus does, its message).
+//!
 //! Needs `prometheus` and `promtool` on the PATH (`scripts/install-test-deps.sh`); built only
 //! with `--features interop`.
 
@@ -108,6 +111,26 @@ const VERSIONED: &[(&str, &str, i64)] = &[
         "prometheus_tsdb_head_samples_appended_total",
         30,
     ),
+];
+
+/// Invalid queries, and whether our message is Prometheus's word for word (else only the
+/// position must be the same): `promql-parser` words some faults its own way.
+const INVALID: &[(&str, bool)] = &[
+    ("foo bar", true),
+    ("sum(rate(x[5m])) by (job) foo", true),
+    ("sum(rate(x[5m])", true),
+    ("(a) + (b", true),
+    ("foo $ bar", true),
+    ("up{job=\"a\"} +", true),
+    ("x + 1 2", true),
+    ("rate(x[5m]) offset", true),
+    ("foo{", true),
+    ("sum(x) by (a) without (b)", true),
+    ("sum by (a) by (b) (x)", false),
+    ("foo{a=\"b}", false),
+    ("1 + nosuchfunc(x)", false),
+    ("x @ foo", false),
+    ("sum(\n  rate(x[5m])\n) foo", true),
 ];
 
 fn free_port() -> u16 {
@@ -572,6 +595,41 @@ fn promql_over_remote_written_data_equals_prometheus() {
     assert!(
         failures.is_empty(),
         "{} comparisons differ:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+
+    // Parse errors say what and where as Prometheus's do (2.42 prefixes `invalid parameter
+    // "query": `, which Prometheus 3 dropped).
+    for &(query, same_message) in INVALID {
+        let params = [("query", query.to_string()), ("time", at.to_string())];
+        let error = |client: &reqwest::blocking::Client, url: String| {
+            let r = client.get(url).query(&params).send().unwrap();
+            assert_eq!(r.status().as_u16(), 400, "{query:?}");
+            let v: Value = r.json().unwrap();
+            assert_eq!(v["errorType"], "bad_data", "{query:?}: {v}");
+            let message = v["error"].as_str().unwrap().to_string();
+            message
+                .strip_prefix("invalid parameter \"query\": ")
+                .map_or(message.clone(), str::to_string)
+        };
+        let ours = error(p2.client(), p2.url("/api/v1/query"));
+        let theirs = error(&client, format!("{prom_url}/api/v1/query"));
+        let position = |m: &str| {
+            m.split(": parse error")
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        if position(&ours) != position(&theirs) || (same_message && ours != theirs) {
+            failures.push(format!(
+                "parse error of {query:?}: ours {ours:?}, Prometheus {theirs:?}"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} parse errors differ:\n{}",
         failures.len(),
         failures.join("\n")
     );
