@@ -702,7 +702,7 @@ pub(crate) fn execute(
         },
     )?;
     if is_range && !matches!(plan.root_type, VType::Scalar | VType::Vector) {
-        return Err(QueryError::Parse(format!(
+        return Err(QueryError::parse(format!(
             "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
             plan.root_type.documented()
         )));

@@ -635,7 +635,12 @@ impl RangeCall<'_> {
         let threshold = avg * 1.1;
         let range_secs = a.range as f64 / 1000.0;
         let factor = if a.closed {
-            // Prometheus 2.x: the zero point is considered before the threshold.
+            // Prometheus before 2.51 (the 2.42 the differential test runs): the counter's
+            // zero point limits `to_start` before the threshold check, so a series that
+            // starts inside the window with its zero point within 1.1 intervals of its
+            // first sample is extrapolated up to 1.1 intervals back. 2.51 (PR #13725) and
+            // 3.x check the threshold first and extrapolate at most half an interval (the
+            // branch below). `docs/metrics.md` documents the difference.
             if is_counter && growth > 0.0 && first_count >= 0.0 {
                 let to_zero = sampled * (first_count / growth);
                 if to_zero < to_start {

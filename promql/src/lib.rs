@@ -15,6 +15,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod labels;
+mod parse_error;
 mod plan;
 #[cfg(any(test, feature = "promqltest"))]
 pub mod promqltest;
@@ -29,6 +30,7 @@ use sightline_model::{LabelMatcher, Labels, MetricSeries, StoreError};
 pub use histogram::{
     Bucket, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, HistogramError,
 };
+pub use parse_error::{ParseError, Position};
 pub use source::{HistogramSample, HistogramSeries, MemorySource, SeriesSource};
 pub use tsdb_source::TsdbSource;
 
@@ -41,9 +43,13 @@ pub struct EngineOptions {
     /// The most samples a query may hold in memory at once (Prometheus's
     /// `--query.max-samples`); exceeding it fails the query with [`QueryError::TooManySamples`].
     pub max_samples: usize,
-    /// `false`: Prometheus 3 left-open windows, `(t-range, t]` for range selectors and
-    /// lookback. `true`: Prometheus 2.x closed windows `[t-range, t]` (and 2.x subquery step
-    /// alignment), for differential tests against a Prometheus 2 server.
+    /// `false`: Prometheus 3 — left-open windows, `(t-range, t]` for range selectors and
+    /// lookback, and `rate`/`increase` extrapolation as since 2.51. `true`:
+    /// Prometheus 2.42 — closed windows `[t-range, t]`, 2.x subquery step alignment, and the
+    /// extrapolation before 2.51, which limits a counter's extrapolation to its zero point
+    /// before the half-interval rule (a series starting inside the window can get up to 0.6
+    /// of a scrape interval's increase more). For comparisons with a Prometheus 2.42 server;
+    /// 2.51–2.55 (closed windows, new extrapolation) match neither exactly.
     pub prometheus2_ranges: bool,
 }
 
@@ -103,8 +109,9 @@ pub struct InstantSample {
 /// Why a query failed. The `Display` text follows Prometheus's messages.
 #[derive(Debug, Clone)]
 pub enum QueryError {
-    /// The query text is not valid PromQL (HTTP 400, `bad_data`).
-    Parse(String),
+    /// The query text is not valid PromQL (HTTP 400, `bad_data`): what and, for faults in
+    /// the text, where.
+    Parse(ParseError),
     /// Evaluation failed, e.g. a many-to-many match (HTTP 422, `execution`).
     Execution(String),
     /// The query would hold more samples than [`EngineOptions::max_samples`] (HTTP 422,
@@ -118,7 +125,8 @@ pub enum QueryError {
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            QueryError::Parse(m) | QueryError::Execution(m) => f.write_str(m),
+            QueryError::Parse(e) => e.fmt(f),
+            QueryError::Execution(m) => f.write_str(m),
             QueryError::Storage(e) => e.fmt(f),
             QueryError::TooManySamples(stage) => write!(
                 f,
@@ -136,6 +144,13 @@ impl std::error::Error for QueryError {
             QueryError::Storage(e) => e.source(),
             _ => None,
         }
+    }
+}
+
+impl QueryError {
+    /// A parse error about the query as a whole (no position in its text).
+    pub(crate) fn parse(message: impl Into<String>) -> Self {
+        QueryError::Parse(ParseError::new(message))
     }
 }
 
@@ -204,14 +219,13 @@ impl Engine {
         step_ms: i64,
     ) -> Result<eval::Output, QueryError> {
         if step_ms <= 0 {
-            return Err(QueryError::Parse(
-                "zero or negative query resolution step widths are not accepted. Try a positive integer"
-                    .into(),
+            return Err(QueryError::parse(
+                "zero or negative query resolution step widths are not accepted. Try a positive integer",
             ));
         }
         if end_ms < start_ms {
-            return Err(QueryError::Parse(
-                "end timestamp must not be before start time".into(),
+            return Err(QueryError::parse(
+                "end timestamp must not be before start time",
             ));
         }
         eval::execute(&self.options, src, expr, text, start_ms, end_ms, step_ms)
@@ -257,9 +271,11 @@ fn public_result(out: eval::Output) -> QueryResult {
     }
 }
 
-/// Parses a query with `promql-parser`, mapping its error to [`QueryError::Parse`].
+/// Parses a query with `promql-parser`, mapping its error to [`QueryError::Parse`] with the
+/// fault's position ([`parse_error::locate`]).
 pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
-    promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(format!("parse error: {e}")))
+    promql_parser::parser::parse(query)
+        .map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
 }
 
 /// Checks that `query` is valid PromQL (for configuration checks), naming the fault if not.
@@ -273,19 +289,19 @@ pub fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>, QueryError> {
     match parse(s)? {
         promql_parser::parser::Expr::VectorSelector(vs) => {
             if vs.offset.is_some() || vs.at.is_some() {
-                return Err(QueryError::Parse(format!(
+                return Err(QueryError::parse(format!(
                     "invalid series selector {s:?}: offset and @ are not allowed"
                 )));
             }
             let mut sets = plan::selector_matchers(&vs)?;
             if sets.len() != 1 {
-                return Err(QueryError::Parse(format!(
+                return Err(QueryError::parse(format!(
                     "invalid series selector {s:?}: `or` in label matchers is not supported here"
                 )));
             }
             Ok(sets.remove(0))
         }
-        _ => Err(QueryError::Parse(format!(
+        _ => Err(QueryError::parse(format!(
             "invalid series selector {s:?}: expected a vector selector such as up{{job=\"x\"}}"
         ))),
     }

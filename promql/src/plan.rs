@@ -25,7 +25,7 @@ pub(crate) const TIME_LIMIT_MS: i64 = 1_000_000_000_000_000;
 /// Rejects a time or duration beyond [`TIME_LIMIT_MS`].
 pub(crate) fn check_time(what: &str, ms: i64) -> Result<i64, QueryError> {
     if ms.abs() > TIME_LIMIT_MS {
-        return Err(QueryError::Parse(format!("{what} out of range: {ms}ms")));
+        return Err(QueryError::parse(format!("{what} out of range: {ms}ms")));
     }
     Ok(ms)
 }
@@ -486,7 +486,7 @@ fn convert(expr: &Expr, cx: &mut PlanCx) -> Result<Node, QueryError> {
         }
         Expr::Aggregate(agg) => {
             let op = agg_op(agg.op.id()).ok_or_else(|| {
-                QueryError::Parse(format!("unknown aggregation operator {}", agg.op))
+                QueryError::parse(format!("unknown aggregation operator {}", agg.op))
             })?;
             let nargs = if agg.param.is_some() { 2 } else { 1 };
             let (pos, arg_pos) = cx.text.find_call(&agg.op.to_string(), true, nargs);
@@ -518,7 +518,7 @@ fn convert(expr: &Expr, cx: &mut PlanCx) -> Result<Node, QueryError> {
         }
         Expr::Binary(b) => {
             let op = bin_op(b.op.id())
-                .ok_or_else(|| QueryError::Parse(format!("unknown binary operator {}", b.op)))?;
+                .ok_or_else(|| QueryError::parse(format!("unknown binary operator {}", b.op)))?;
             let pos = cx.text.expression_start();
             let lhs = convert(&b.lhs, cx)?;
             let rhs = convert(&b.rhs, cx)?;
@@ -567,8 +567,8 @@ fn convert(expr: &Expr, cx: &mut PlanCx) -> Result<Node, QueryError> {
                 && lhs_type == VType::Scalar
                 && rhs_type == VType::Scalar
             {
-                return Err(QueryError::Parse(
-                    "comparisons between scalars must use BOOL modifier".into(),
+                return Err(QueryError::parse(
+                    "comparisons between scalars must use BOOL modifier",
                 ));
             }
             Node::Binary(Box::new(BinNode {
@@ -583,9 +583,7 @@ fn convert(expr: &Expr, cx: &mut PlanCx) -> Result<Node, QueryError> {
             }))
         }
         Expr::Extension(_) => {
-            return Err(QueryError::Parse(
-                "extension expressions are not supported".into(),
-            ));
+            return Err(QueryError::parse("extension expressions are not supported"));
         }
     })
 }
@@ -639,7 +637,7 @@ pub(crate) fn selector_matchers(vs: &VectorSelector) -> Result<Vec<Vec<LabelMatc
     if let Some(n) = &vs.name {
         name.push(
             LabelMatcher::new(METRIC_NAME_LABEL, MatchOp::Equal, n.clone())
-                .map_err(|e| QueryError::Parse(e.to_string()))?,
+                .map_err(|e| QueryError::parse(e.to_string()))?,
         );
     }
     let groups: Vec<&Vec<Matcher>> = if vs.matchers.or_matchers.is_empty() {
@@ -669,7 +667,7 @@ fn convert_matcher(m: &Matcher) -> Result<LabelMatcher, QueryError> {
     LabelMatcher::new(m.name.clone(), op, m.value.clone())
         .or_else(|_| LabelMatcher::new(m.name.clone(), op, escape_go_only_braces(&m.value)))
         .map_err(|e| {
-            QueryError::Parse(format!(
+            QueryError::parse(format!(
                 "invalid regular expression {:?} in label matcher: {e}",
                 m.value
             ))

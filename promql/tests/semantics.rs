@@ -133,6 +133,45 @@ fn staleness_markers_and_lookback() {
     }
 }
 
+/// Regression (issue 9, item 5): against Debian's Prometheus 2.42 the default engine gave
+/// `rate(prometheus_http_requests_total[30s])` 0.7624 where Prometheus gave 0.7791, with
+/// equal samples. The series had started inside the window, one increment per scrape, so
+/// its zero point lay one scrape interval before its first sample. Prometheus before 2.51
+/// limits the extrapolation to the zero point *before* applying the 1.1-interval threshold
+/// and so extrapolates a whole interval; 2.51 (PR #13725) and 3.x apply the threshold first
+/// and extrapolate half an interval. The default follows 3.x, `prometheus2_ranges` 2.42.
+#[test]
+fn rate_of_a_counter_starting_inside_the_window_follows_the_chosen_prometheus_version() {
+    let mut src = MemorySource::new();
+    // Born at 44s (value 0, never scraped), then 1 per second scraped from 45s to 60s.
+    let points: Vec<(i64, f64)> = (45..=60).map(|s| (s * S, (s - 44) as f64)).collect();
+    series(&mut src, &[("__name__", "c_total")], &points);
+    // Window [30s, 60s]: 15 s sampled, 15 s of nothing before it, zero point 1 s before the
+    // first sample.
+    // Prometheus 3: threshold first → half an interval (0.5 s): 15 × 15.5 / 15.
+    assert!(close(one(&src, "increase(c_total[30s])", 60 * S), 15.5));
+    assert!(close(one(&src, "rate(c_total[30s])", 60 * S), 15.5 / 30.0));
+    // Prometheus 2.42: zero point first (1 s, under the 1.1 s threshold) → 15 × 16 / 15.
+    let p2 = Engine::new(EngineOptions {
+        prometheus2_ranges: true,
+        ..EngineOptions::default()
+    });
+    let p2_one = |q: &str| match p2.instant_query(&src, q, 60 * S).unwrap().value {
+        Value::Vector(v) if v.len() == 1 => v[0].v,
+        other => panic!("{q}: {other:?}"),
+    };
+    assert!(close(p2_one("increase(c_total[30s])"), 16.0));
+    assert!(close(p2_one("rate(c_total[30s])"), 16.0 / 30.0));
+    // A zero point under half an interval limits both versions alike: 15 × 15.25 / 15.
+    let mut near_zero = MemorySource::new();
+    let points: Vec<(i64, f64)> = (45..=60).map(|s| (s * S, 0.25 + (s - 45) as f64)).collect();
+    series(&mut near_zero, &[("__name__", "c_total")], &points);
+    assert!(close(
+        one(&near_zero, "increase(c_total[30s])", 60 * S),
+        15.25
+    ));
+}
+
 #[test]
 fn group_left_copies_labels_and_rejects_ambiguous_matches() {
     let mut src = MemorySource::new();

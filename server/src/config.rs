@@ -136,8 +136,10 @@ pub struct PromqlConfig {
     pub lookback_delta: Duration,
     /// Samples one query may hold at most (Prometheus's `--query.max-samples`).
     pub max_samples: usize,
-    /// `prometheus3` (default): range selectors and lookback exclude their start, as in
-    /// Prometheus 3; `prometheus2`: they include it, as in Prometheus 2.x.
+    /// `prometheus3` (default): Prometheus 3 — range selectors and lookback exclude their
+    /// start, rates extrapolate as since 2.51; `prometheus2`: Prometheus 2.42 — they include
+    /// it, and rates of counters starting inside the window extrapolate as before 2.51
+    /// (`docs/metrics.md`).
     pub range_semantics: RangeSemantics,
 }
 

@@ -169,6 +169,33 @@ fn remote_write_is_queryable_through_the_prometheus_api_and_cli() {
     let e: Value = r.json().unwrap();
     assert_eq!(e["status"], "error");
     assert_eq!(e["errorType"], "bad_data");
+    assert_eq!(
+        e["error"], "1:16: parse error: unclosed left parenthesis",
+        "{e}"
+    );
+    // Syntax errors name the token met and where, in Prometheus's words; so does the CLI.
+    let r = server
+        .client()
+        .get(server.url("/api/v1/query"))
+        .query(&[("query", "foo bar")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().unwrap();
+    assert_eq!(
+        e["error"], "1:5: parse error: unexpected identifier \"bar\"",
+        "{e}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["metrics", "query", "sum(rate(x[5m])) by (job) foo"])
+        .args(["--server", &server.url("")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("1:27: parse error: unexpected identifier"),
+        "{stderr}"
+    );
 
     // Form POST, as promtool and Grafana send it.
     let r = server
