@@ -11,10 +11,13 @@ pub mod ingest;
 pub mod loki_push;
 pub mod metrics;
 pub mod otlp;
+mod refusal;
 pub mod remote_write;
 pub mod scrape;
 pub mod syslog;
-pub mod tenant;
+
+/// The tenant header, shared with the query APIs (see [`sightline_http::tenant`]).
+pub use sightline_http::tenant;
 
 pub use ingest::{
     IngestError, IngestHandle, IngestRequest, MetricIngestHandle, MetricIngestRequest,

@@ -41,6 +41,7 @@ use tonic::{Request, Response, Status};
 use super::body::unix_now_ns;
 use super::convert::{Converted, convert_request};
 use super::metrics::OtlpMetricsIngest;
+use crate::refusal::ingest_refusal;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 use crate::{CollectorMetrics, IngestError, IngestHandle};
 
@@ -94,13 +95,11 @@ fn request_tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
         .map_err(|e: TenantError| Status::invalid_argument(format!("invalid {key} metadata: {e}")))
 }
 
-/// The gRPC status of an ingest failure and the counters' reason.
+/// The gRPC status of an ingest failure (the same kinds as over HTTP) and the counters'
+/// reason.
 fn ingest_status(e: &IngestError) -> (Status, &'static str) {
-    match e {
-        IngestError::Overloaded => (Status::resource_exhausted(e.to_string()), "overloaded"),
-        IngestError::ShuttingDown => (Status::unavailable(e.to_string()), "shutting_down"),
-        IngestError::Storage(_) => (Status::internal(e.to_string()), "storage_error"),
-    }
+    let (error, reason) = ingest_refusal(e);
+    (error.into(), reason)
 }
 
 #[tonic::async_trait]

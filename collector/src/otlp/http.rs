@@ -25,7 +25,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -35,6 +35,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
+use sightline_http::{ApiError, ErrorBody, tenant_from_headers};
 use sightline_model::{LogBatch, TenantId};
 
 use super::body::{
@@ -42,8 +43,8 @@ use super::body::{
 };
 use super::convert::{Converted, convert_request};
 use super::metrics::OtlpMetricsIngest;
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
-use crate::{CollectorMetrics, IngestError, IngestHandle};
+use crate::refusal::ingest_refusal;
+use crate::{CollectorMetrics, IngestHandle};
 
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "otlp_http";
@@ -122,102 +123,13 @@ impl Encoding {
             Self::Json => "application/json",
         }
     }
-}
 
-/// `google.rpc.Status`, the error body of OTLP/HTTP (details are never filled).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-/// An error answer: HTTP status, gRPC code for the `Status` body, message and retry delay.
-#[derive(Debug)]
-struct Failure {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<&'static str>,
-}
-
-impl Failure {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
+    /// The error body answered in this encoding: `google.rpc.Status`.
+    fn error_body(self) -> ErrorBody {
+        match self {
+            Self::Protobuf => ErrorBody::OtlpProtobuf,
+            Self::Json => ErrorBody::OtlpJson,
         }
-    }
-
-    fn grpc_code(&self) -> tonic::Code {
-        match self.status {
-            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                tonic::Code::InvalidArgument
-            }
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => {
-                tonic::Code::ResourceExhausted
-            }
-            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
-            _ => tonic::Code::Internal,
-        }
-    }
-
-    fn into_response(self, encoding: Encoding) -> Response {
-        let code = self.grpc_code() as i32;
-        let body = match encoding {
-            Encoding::Protobuf => RpcStatus {
-                code,
-                message: self.message,
-            }
-            .encode_to_vec(),
-            Encoding::Json => serde_json::json!({ "code": code, "message": self.message })
-                .to_string()
-                .into_bytes(),
-        };
-        let mut resp = (
-            self.status,
-            [(header::CONTENT_TYPE, encoding.content_type())],
-            body,
-        )
-            .into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
-        }
-        resp
-    }
-}
-
-impl From<BodyError> for Failure {
-    fn from(e: BodyError) -> Self {
-        Self::new(e.status(), e.to_string())
-    }
-}
-
-/// Maps an ingest failure to the HTTP answer and the metrics reason.
-fn ingest_failure(e: &IngestError) -> (Failure, &'static str) {
-    match e {
-        IngestError::Overloaded => (
-            Failure {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: e.to_string(),
-                retry_after: Some("1"),
-            },
-            "overloaded",
-        ),
-        IngestError::ShuttingDown => (
-            Failure {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: e.to_string(),
-                retry_after: Some("5"),
-            },
-            "shutting_down",
-        ),
-        IngestError::Storage(_) => (
-            Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            "storage_error",
-        ),
     }
 }
 
@@ -234,7 +146,7 @@ fn preamble(
     state: &OtlpHttpState,
     signal: Signal,
     headers: &HeaderMap,
-) -> Result<(TenantId, Encoding), (Failure, Encoding)> {
+) -> Result<(TenantId, Encoding), (ApiError, Encoding)> {
     let media = media_type(headers);
     let encoding = match media.as_deref() {
         Some("application/x-protobuf") => Some(Encoding::Protobuf),
@@ -244,28 +156,14 @@ fn preamble(
     // Errors found before the encoding is known are answered in JSON: readable by anyone.
     let reply_encoding = encoding.unwrap_or(Encoding::Json);
 
-    let tenant = match tenant_from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err((
-                Failure::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid {TENANT_HEADER} header: {e}"),
-                ),
-                reply_encoding,
-            ));
-        }
-    };
+    let tenant = tenant_from_headers(headers).map_err(|e| (e, reply_encoding))?;
     let Some(encoding) = encoding else {
         refused_whole(state, signal, &tenant, "unsupported_media_type", 0);
         let shown = media.unwrap_or_else(|| "none".to_string());
         return Err((
-            Failure::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
-                ),
-            ),
+            ApiError::unsupported_media_type(format!(
+                "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
+            )),
             reply_encoding,
         ));
     };
@@ -279,11 +177,11 @@ async fn export_logs(
 ) -> Response {
     let (tenant, encoding) = match preamble(&state, Signal::Logs, &headers) {
         Ok(ok) => ok,
-        Err((failure, encoding)) => return failure.into_response(encoding),
+        Err((failure, encoding)) => return failure.response(encoding.error_body()),
     };
     match handle_logs(&state, &tenant, encoding, &headers, body).await {
         Ok(resp) => resp,
-        Err(f) => f.into_response(encoding),
+        Err(f) => f.response(encoding.error_body()),
     }
 }
 
@@ -298,7 +196,7 @@ async fn decode_body<T, R>(
     headers: &HeaderMap,
     body: Body,
     convert: impl FnOnce(T) -> R + Send + 'static,
-) -> Result<(usize, R), Failure>
+) -> Result<(usize, R), ApiError>
 where
     T: Message + Default + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
@@ -306,7 +204,7 @@ where
     let limits = state.limits;
     let body_error = |e: BodyError, bytes: usize| {
         refused_whole(state, signal, tenant, e.reason(), bytes as u64);
-        Failure::from(e)
+        ApiError::from(e)
     };
     let content = content_encoding(headers).map_err(|e| body_error(e, 0))?;
     let raw = read_limited(headers, body, limits.max_body_bytes)
@@ -321,18 +219,13 @@ where
         Ok((payload.len(), convert(request)))
     })
     .await
-    .map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoding task failed: {e}"),
-        )
-    })?;
+    .map_err(|e| ApiError::internal(format!("decoding task failed: {e}")))?;
     match decoded {
         Ok(ok) => Ok(ok),
         Err(Undecodable::Body(e)) => Err(body_error(e, raw_len)),
         Err(Undecodable::Payload(msg)) => {
             refused_whole(state, signal, tenant, "decode_error", raw_len as u64);
-            Err(Failure::new(StatusCode::BAD_REQUEST, msg))
+            Err(ApiError::bad_request(msg))
         }
     }
 }
@@ -353,7 +246,7 @@ async fn handle_logs(
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let now_ns = unix_now_ns();
     let (payload_len, converted) = decode_body(
         state,
@@ -385,7 +278,7 @@ async fn handle_logs(
             streams,
         };
         if let Err(e) = state.ingest.ingest(batch).await {
-            let (failure, reason) = ingest_failure(&e);
+            let (failure, reason) = ingest_refusal(&e);
             m.rejected(SOURCE, t, reason, accepted);
             return Err(failure);
         }
@@ -412,11 +305,11 @@ async fn export_metrics(
 ) -> Response {
     let (tenant, encoding) = match preamble(&state, Signal::Metrics, &headers) {
         Ok(ok) => ok,
-        Err((failure, encoding)) => return failure.into_response(encoding),
+        Err((failure, encoding)) => return failure.response(encoding.error_body()),
     };
     match handle_metrics(&state, &tenant, encoding, &headers, body).await {
         Ok(resp) => resp,
-        Err(f) => f.into_response(encoding),
+        Err(f) => f.response(encoding.error_body()),
     }
 }
 
@@ -426,10 +319,9 @@ async fn handle_metrics(
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let Some(sink) = state.metric_ingest.clone() else {
-        return Err(Failure::new(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::not_found(
             "metrics are not received on this endpoint",
         ));
     };
@@ -457,7 +349,7 @@ async fn handle_metrics(
             &state.metrics,
         )
         .await
-        .map_err(|e| ingest_failure(&e).0)?;
+        .map_err(|e| ingest_refusal(&e).0)?;
     let response = outcome.response();
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
@@ -534,23 +426,21 @@ fn refused_whole(
     reason: &'static str,
     bytes: u64,
 ) {
-    let (m, t) = (&state.metrics, tenant.as_str());
-    match signal {
-        Signal::Logs => {
-            m.received(SOURCE, t, 1, bytes);
-            m.rejected(SOURCE, t, reason, 1);
-        }
-        Signal::Metrics => {
-            m.metric_received(SOURCE, t, 1, bytes);
-            m.metric_rejected(SOURCE, t, reason, 1);
-        }
-    }
+    let signal = match signal {
+        Signal::Logs => "logs",
+        Signal::Metrics => "metrics",
+    };
+    let m = &state.metrics;
+    m.refused_whole(signal, SOURCE, tenant.as_str(), reason, bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
+
+    use sightline_http::TENANT_HEADER;
+    use sightline_http::error::RpcStatus;
 
     use super::super::body::testing::{full_ingest, gzip, recording_ingest};
     use super::super::convert::tests::{record, request};

@@ -1,6 +1,7 @@
-//! HTTP APIs on the main port: Loki's query API, Prometheus's query API, our patterns API,
-//! and one error type that maps failures to status codes and Loki's plain-text error bodies
-//! (the Prometheus API has its own JSON errors, in `prom.rs`).
+//! HTTP APIs on the main port: Loki's query API, Prometheus's query API, our patterns and
+//! anomalies APIs. Failures are [`ApiError`]s (`sightline-http`: one mapping of error kinds
+//! to status codes and retry hints); each API only picks its body shape: plain text for
+//! Loki's API and ours, Prometheus's JSON in `prom.rs`.
 
 pub mod anomalies;
 pub mod loki;
@@ -10,46 +11,7 @@ pub mod prom;
 
 use std::time::Instant;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-
-/// An API failure: a status and a message for the client.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: message.into(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        // Loki answers errors as plain text; Grafana shows the body as is.
-        (
-            self.status,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            self.message,
-        )
-            .into_response()
-    }
-}
+pub use sightline_http::ApiError;
 
 /// Runs blocking query work off the async threads and records its latency under `endpoint`.
 /// Generic over the API's error type (Loki's plain text, Prometheus's JSON).
