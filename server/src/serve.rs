@@ -234,7 +234,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .route("/healthz", get(|| async { "ok\n" }))
                 .route("/readyz", get(readyz))
                 .with_state(health),
-        )
+        );
+    let main_router = api::with_fallbacks(main_router)
         .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
     // One delta→cumulative state for both OTLP transports.
     let otlp_metrics = otlp::OtlpMetricsIngest::new(metric_ingest.clone());

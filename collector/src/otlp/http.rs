@@ -25,7 +25,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
@@ -101,12 +101,39 @@ impl OtlpHttpState {
 
 /// The OTLP/HTTP routes: `POST /v1/logs`, and `POST /v1/metrics` when the state has a
 /// metric ingest ([`OtlpHttpState::with_metrics`]).
+///
+/// Any other path is a 404 and any other method a 405, answered as a `google.rpc.Status`
+/// naming the path (protobuf when the request is, JSON otherwise).
 pub fn router(state: OtlpHttpState) -> Router {
     let mut router = Router::new().route("/v1/logs", post(export_logs));
     if state.metric_ingest.is_some() {
         router = router.route("/v1/metrics", post(export_metrics));
     }
-    router.with_state(state)
+    router
+        .with_state(state)
+        .fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let error = ApiError::unknown_path(method.as_str(), uri.path());
+            error.response(reply_encoding(&headers).error_body())
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let error = ApiError::method_not_allowed(method.as_str(), uri.path());
+            error.response(reply_encoding(&headers).error_body())
+        })
+}
+
+/// The encoding of a request, if it is one OTLP/HTTP speaks.
+fn request_encoding(media: Option<&str>) -> Option<Encoding> {
+    match media {
+        Some("application/x-protobuf") => Some(Encoding::Protobuf),
+        Some("application/json") => Some(Encoding::Json),
+        _ => None,
+    }
+}
+
+/// The encoding to answer in: the request's, JSON when it has none we speak (readable by
+/// anyone).
+fn reply_encoding(headers: &HeaderMap) -> Encoding {
+    request_encoding(media_type(headers).as_deref()).unwrap_or(Encoding::Json)
 }
 
 /// Wire encoding of the request and therefore of the response.
@@ -148,11 +175,7 @@ fn preamble(
     headers: &HeaderMap,
 ) -> Result<(TenantId, Encoding), (ApiError, Encoding)> {
     let media = media_type(headers);
-    let encoding = match media.as_deref() {
-        Some("application/x-protobuf") => Some(Encoding::Protobuf),
-        Some("application/json") => Some(Encoding::Json),
-        _ => None,
-    };
+    let encoding = request_encoding(media.as_deref());
     // Errors found before the encoding is known are answered in JSON: readable by anyone.
     let reply_encoding = encoding.unwrap_or(Encoding::Json);
 
@@ -576,6 +599,31 @@ mod tests {
         let (status, _, _) = send(router(state(ingest)), req).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(recorded.lock().unwrap()[0].record_count(), 1);
+    }
+
+    /// Regression: unknown paths answered 404 with an empty body.
+    #[tokio::test]
+    async fn unknown_path_is_404_status_naming_it() {
+        let (ingest, _) = recording_ingest();
+        let req = post("application/x-protobuf")
+            .uri("/v1/trace")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = send(router(state(ingest.clone())), req).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
+        let st = RpcStatus::decode(body.as_slice()).unwrap();
+        assert_eq!(st.code, tonic::Code::NotFound as i32);
+        assert!(st.message.contains("/v1/trace"), "{}", st.message);
+
+        let req = Request::get("/v1/logs").body(Body::empty()).unwrap();
+        let (status, _, body) = send(router(state(ingest)), req).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let message = json_body(&body)["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("GET") && message.contains("/v1/logs"),
+            "{message}"
+        );
     }
 
     #[tokio::test]

@@ -11,7 +11,44 @@ pub mod prom;
 
 use std::time::Instant;
 
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::Response;
 pub use sightline_http::ApiError;
+use sightline_http::ErrorBody;
+
+/// The error body of the API a path belongs to: Prometheus's JSON under `/api/v1/` (the
+/// Prometheus API, remote write, and our own APIs beside them), Loki's plain text under
+/// `/loki/` (as every other Loki API error), our JSON anywhere else.
+fn error_body_for(path: &str) -> ErrorBody {
+    if path.starts_with("/loki/") {
+        ErrorBody::PlainText
+    } else if path.starts_with("/api/") {
+        ErrorBody::Prometheus
+    } else {
+        ErrorBody::Json
+    }
+}
+
+/// The main router's answers for a path no route serves (404) and for a method a route does
+/// not take (405), in the shape of the API the path belongs to, naming the path. Call it
+/// once every route is added: the 405 answer is attached to the routes present.
+pub fn with_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|method: Method, uri: Uri| async move {
+            in_api_shape(ApiError::unknown_path(method.as_str(), uri.path()), &uri)
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            in_api_shape(
+                ApiError::method_not_allowed(method.as_str(), uri.path()),
+                &uri,
+            )
+        })
+}
+
+fn in_api_shape(error: ApiError, uri: &Uri) -> Response {
+    error.response(error_body_for(uri.path()))
+}
 
 /// Runs blocking query work off the async threads and records its latency under `endpoint`.
 /// Generic over the API's error type (Loki's plain text, Prometheus's JSON).
