@@ -16,7 +16,6 @@ use prometheus_client::registry::Registry;
 use sightline_collector::scrape::ScrapeManager;
 use sightline_collector::{CollectorMetrics, IngestHandle, MetricIngestHandle, otlp, remote_write};
 use sightline_indexer::{LogStore, LogStoreConfig};
-use sightline_model::TenantId;
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
@@ -164,14 +163,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let http_listener = bind(config.server.http_addr, "http").await?;
     let otlp_http_listener = bind(config.server.otlp_http_addr, "otlp http").await?;
     let otlp_grpc_listener = bind(config.server.otlp_grpc_addr, "otlp grpc").await?;
-    let syslog_tenant = TenantId::new(config.server.syslog_tenant.clone())?;
     let syslog = sightline_collector::syslog::start(
         sightline_collector::syslog::SyslogConfig {
             tcp_addr: Some(config.server.syslog_addr),
             udp_addr: Some(config.server.syslog_addr),
-            default_tenant: syslog_tenant,
-            max_message_bytes: config.limits.max_syslog_message_bytes,
-            ..Default::default()
+            ..config.syslog.clone()
         },
         ingest.clone(),
         collector_metrics.clone(),
@@ -212,10 +208,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }))
         .merge(remote_write::router(
             remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
-                .with_limits(remote_write::RemoteWriteLimits {
-                    max_body_bytes: config.limits.max_request_bytes,
-                    ..Default::default()
-                }),
+                .with_config(config.remote_write),
         ))
         .merge(
             Router::new()
@@ -226,7 +219,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             sightline_collector::loki_push::LokiPushState::new(
                 ingest.clone(),
                 collector_metrics.clone(),
-            ),
+            )
+            .with_config(config.loki_push),
         ))
         .merge(
             Router::new()
@@ -235,15 +229,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .route("/readyz", get(readyz))
                 .with_state(health),
         );
-    let main_router = api::with_fallbacks(main_router)
-        .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
+    let main_router =
+        api::with_fallbacks(main_router).layer(DefaultBodyLimit::max(config.max_request_bytes()));
     // One delta→cumulative state for both OTLP transports.
     let otlp_metrics = otlp::OtlpMetricsIngest::new(metric_ingest.clone());
     let otlp_http_router = otlp::http::router(
         otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
+            .with_config(config.otlp)
             .with_metrics(otlp_metrics.clone()),
-    )
-    .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
+    );
 
     let mut servers = tokio::task::JoinSet::new();
     for (name, listener, router) in [
@@ -262,14 +256,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     {
         let mut stop = shutdown_rx.clone();
-        let service = otlp::grpc::logs_service(otlp::grpc::OtlpGrpcState::new(
-            ingest.clone(),
-            collector_metrics.clone(),
-        ));
-        let metrics_service = otlp::grpc::metrics_service(otlp::grpc::OtlpGrpcMetricsState::new(
-            otlp_metrics,
-            collector_metrics.clone(),
-        ));
+        let service = otlp::grpc::logs_service(
+            otlp::grpc::OtlpGrpcState::new(ingest.clone(), collector_metrics.clone())
+                .with_config(&config.otlp),
+        );
+        let metrics_service = otlp::grpc::metrics_service(
+            otlp::grpc::OtlpGrpcMetricsState::new(otlp_metrics, collector_metrics.clone())
+                .with_config(&config.otlp),
+        );
         servers.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)

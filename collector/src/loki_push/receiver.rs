@@ -26,7 +26,7 @@ use axum::routing::post;
 use sightline_http::{ApiError, ErrorKind, tenant_from_headers};
 use sightline_model::{LogBatch, TenantId};
 
-use super::decode::{DecodeError, Decoded, LokiLimits, PushFormat, decode_push};
+use super::decode::{DecodeError, Decoded, LokiPushConfig, PushFormat, decode_push};
 use crate::otlp::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
@@ -46,18 +46,24 @@ pub struct LokiPushState {
     pub ingest: IngestHandle,
     /// Counters, source `loki_push`.
     pub metrics: CollectorMetrics,
-    /// Size and validation limits.
-    pub limits: LokiLimits,
+    /// Size and validation limits (`[loki_push]` in the server's configuration).
+    pub config: LokiPushConfig,
 }
 
 impl LokiPushState {
-    /// State with the default [`LokiLimits`].
+    /// State with the default [`LokiPushConfig`].
     pub fn new(ingest: IngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: LokiLimits::default(),
+            config: LokiPushConfig::default(),
         }
+    }
+
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: LokiPushConfig) -> Self {
+        self.config = config;
+        self
     }
 }
 
@@ -94,7 +100,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let limits = state.limits;
+    let limits = state.config;
     let body_error = |e: BodyError, bytes: usize| {
         refused_whole(state, tenant, e.reason(), bytes as u64);
         ApiError::from(e)
@@ -425,7 +431,7 @@ mod tests {
     async fn oversized_body_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits.max_body_bytes = 16;
+        st.config.max_body_bytes = 16;
         let req = post("application/json").body(Body::from(JSON)).unwrap();
         let (status, _, _) = send(router(st), req).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

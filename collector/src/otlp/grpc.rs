@@ -38,6 +38,7 @@ use sightline_model::{TenantError, TenantId};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use super::OtlpConfig;
 use super::body::unix_now_ns;
 use super::convert::{Converted, convert_request};
 use super::metrics::OtlpMetricsIngest;
@@ -70,6 +71,12 @@ impl OtlpGrpcState {
             metrics,
             max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
         }
+    }
+
+    /// The same state with the message size limit of `config`.
+    pub fn with_config(mut self, config: &OtlpConfig) -> Self {
+        self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self
     }
 }
 
@@ -166,6 +173,12 @@ impl OtlpGrpcMetricsState {
             metrics,
             max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
         }
+    }
+
+    /// The same state with the message size limit of `config`.
+    pub fn with_config(mut self, config: &OtlpConfig) -> Self {
+        self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self
     }
 }
 

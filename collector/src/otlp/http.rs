@@ -38,6 +38,7 @@ use prost::Message;
 use sightline_http::{ApiError, ErrorBody, tenant_from_headers};
 use sightline_model::{LogBatch, TenantId};
 
+use super::OtlpConfig;
 use super::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
@@ -49,24 +50,6 @@ use crate::{CollectorMetrics, IngestHandle};
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "otlp_http";
 
-/// Size limits of OTLP/HTTP request bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtlpHttpLimits {
-    /// Largest body accepted as sent (compressed or not), in bytes. Default 16 MiB.
-    pub max_body_bytes: usize,
-    /// Largest body accepted after gzip decompression, in bytes. Default 64 MiB.
-    pub max_decompressed_bytes: usize,
-}
-
-impl Default for OtlpHttpLimits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 16 << 20,
-            max_decompressed_bytes: 64 << 20,
-        }
-    }
-}
-
 /// What the `/v1/logs` and `/v1/metrics` handlers need.
 #[derive(Debug, Clone)]
 pub struct OtlpHttpState {
@@ -74,21 +57,27 @@ pub struct OtlpHttpState {
     pub ingest: IngestHandle,
     /// Counters, source `otlp_http`.
     pub metrics: CollectorMetrics,
-    /// Body size limits.
-    pub limits: OtlpHttpLimits,
+    /// Body size limits (`[otlp]` in the server's configuration).
+    pub config: OtlpConfig,
     /// Where accepted metrics go; `None`: no `/v1/metrics` route.
     pub metric_ingest: Option<OtlpMetricsIngest>,
 }
 
 impl OtlpHttpState {
-    /// State with the default [`OtlpHttpLimits`], logs only.
+    /// State with the default [`OtlpConfig`], logs only.
     pub fn new(ingest: IngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: OtlpHttpLimits::default(),
+            config: OtlpConfig::default(),
             metric_ingest: None,
         }
+    }
+
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: OtlpConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// The same state also receiving metrics on `/v1/metrics`. Give the gRPC metrics service
@@ -224,7 +213,7 @@ where
     T: Message + Default + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
 {
-    let limits = state.limits;
+    let limits = state.config;
     let body_error = |e: BodyError, bytes: usize| {
         refused_whole(state, signal, tenant, e.reason(), bytes as u64);
         ApiError::from(e)
@@ -655,9 +644,10 @@ mod tests {
     async fn gzip_bomb_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits = OtlpHttpLimits {
+        st.config = OtlpConfig {
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
+            ..Default::default()
         };
         let bomb = gzip(&vec![0u8; 8 << 20]);
         assert!(bomb.len() < 1 << 20);
@@ -679,7 +669,7 @@ mod tests {
     async fn oversized_body_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits.max_body_bytes = 10;
+        st.config.max_body_bytes = 10;
         let req = post("application/json")
             .body(Body::from(SPEC_JSON))
             .unwrap();
@@ -1106,7 +1096,7 @@ mod tests {
             assert_eq!(rejected("unsupported_media_type"), 1);
 
             let mut small = st.clone();
-            small.limits.max_body_bytes = 8;
+            small.config.max_body_bytes = 8;
             let req = post_metrics("application/json")
                 .body(Body::from(SPEC_METRICS_JSON))
                 .unwrap();

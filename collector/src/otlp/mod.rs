@@ -22,5 +22,29 @@ pub use grpc::{
     OtlpGrpcMetricsState, OtlpGrpcState, OtlpLogsService, OtlpMetricsService, logs_service,
     metrics_service,
 };
-pub use http::{OtlpHttpLimits, OtlpHttpState, router};
+pub use http::{OtlpHttpState, router};
 pub use metrics::{OtlpMetricsIngest, TranslateOptions};
+
+/// The OTLP receivers' configuration, `[otlp]` in the server's TOML: request size limits of
+/// both transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP: largest body accepted as sent (compressed or not), in bytes. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// OTLP/HTTP: largest body accepted after gzip decompression, in bytes. Default 64 MiB.
+    pub max_decompressed_bytes: usize,
+    /// OTLP/gRPC: largest request message, compressed and decompressed, in bytes. Default
+    /// 64 MiB.
+    pub max_grpc_message_bytes: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_grpc_message_bytes: grpc::DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+        }
+    }
+}

@@ -30,7 +30,7 @@ use axum::routing::post;
 use sightline_http::{ApiError, ErrorKind, tenant_from_headers};
 use sightline_model::{AppendReport, MetricBatch, TenantId};
 
-use super::decode::{DecodeError, Decoded, RemoteWriteLimits, decode_write_request};
+use super::decode::{DecodeError, Decoded, RemoteWriteConfig, decode_write_request};
 use crate::otlp::body::{BodyError, media_type, read_limited};
 use crate::refusal::ingest_refusal;
 use crate::{CollectorMetrics, MetricIngestHandle};
@@ -48,23 +48,23 @@ pub struct RemoteWriteState {
     pub ingest: MetricIngestHandle,
     /// Counters, signal `metrics`, source `remote_write`.
     pub metrics: CollectorMetrics,
-    /// Size and validation limits.
-    pub limits: RemoteWriteLimits,
+    /// Size and validation limits (`[remote_write]` in the server's configuration).
+    pub config: RemoteWriteConfig,
 }
 
 impl RemoteWriteState {
-    /// State with the default [`RemoteWriteLimits`].
+    /// State with the default [`RemoteWriteConfig`].
     pub fn new(ingest: MetricIngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: RemoteWriteLimits::default(),
+            config: RemoteWriteConfig::default(),
         }
     }
 
-    /// The same state with other limits.
-    pub fn with_limits(mut self, limits: RemoteWriteLimits) -> Self {
-        self.limits = limits;
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: RemoteWriteConfig) -> Self {
+        self.config = config;
         self
     }
 }
@@ -129,7 +129,7 @@ async fn handle(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let limits = state.limits;
+    let limits = state.config;
     let raw = read_limited(headers, body, limits.max_body_bytes)
         .await
         .map_err(|e: BodyError| {
@@ -410,7 +410,7 @@ mod tests {
         let (ingest, _) = metric_ingest(accept_all);
         let payload = body(vec![series(&[("__name__", "up")], &[(1, 1.0)])]);
         let mut st = state(ingest.clone());
-        st.limits.max_body_bytes = payload.len() - 1;
+        st.config.max_body_bytes = payload.len() - 1;
         let (status, _, text) = send(
             router(st),
             post().body(Body::from(payload.clone())).unwrap(),
@@ -419,7 +419,7 @@ mod tests {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(text.contains("exceeds the limit"), "{text}");
 
-        let st = state(ingest).with_limits(RemoteWriteLimits {
+        let st = state(ingest).with_config(RemoteWriteConfig {
             max_decompressed_bytes: 4,
             ..Default::default()
         });
