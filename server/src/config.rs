@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sightline_collector::loki_push::LokiPushConfig;
 use sightline_collector::otlp::OtlpConfig;
 use sightline_collector::remote_write::RemoteWriteConfig;
+use sightline_collector::scrape::ScrapeConfig;
 use sightline_collector::syslog::SyslogConfig;
 use sightline_model::TenantId;
 
@@ -42,8 +43,34 @@ pub struct Config {
     /// The OTLP receivers (gRPC and HTTP).
     pub otlp: OtlpConfig,
     /// Prometheus-style scrape jobs (`[[scrape_configs]]`).
-    pub scrape_configs: Vec<sightline_collector::scrape::ScrapeConfig>,
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// The server scraping its own `/metrics`, as Prometheus does.
+    pub self_scrape: SelfScrapeConfig,
 }
+
+/// A scrape job, `job="sightline"`, of the server's own `/metrics` on its HTTP address, so
+/// that a fresh server has `up` and its own metrics to query. A `[[scrape_configs]]` job
+/// named `sightline` takes its place.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfScrapeConfig {
+    pub enabled: bool,
+    /// How often (Prometheus's own example configuration scrapes itself every 15s).
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+}
+
+impl Default for SelfScrapeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The job name of the self-scrape.
+pub const SELF_SCRAPE_JOB: &str = "sightline";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -248,6 +275,7 @@ impl Default for Config {
             remote_write: RemoteWriteConfig::default(),
             otlp: OtlpConfig::default(),
             scrape_configs: Vec::new(),
+            self_scrape: SelfScrapeConfig::default(),
         }
     }
 }
@@ -321,6 +349,9 @@ pub struct Overrides {
     /// Syslog over TCP and UDP.
     #[arg(long, env = "SIGHTLINE_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
+    /// Scrape the server's own /metrics as job "sightline" (`self_scrape.enabled`).
+    #[arg(long, env = "SIGHTLINE_SELF_SCRAPE", value_name = "BOOL")]
+    pub self_scrape: Option<bool>,
 }
 
 impl Config {
@@ -351,6 +382,27 @@ impl Config {
         }
     }
 
+    /// The scrape jobs to run: `[[scrape_configs]]`, and the self-scrape of `http_addr` (the
+    /// bound address: port 0 resolved) when enabled and no job of that name is configured.
+    pub fn scrape_jobs(&self, http_addr: SocketAddr) -> Vec<ScrapeConfig> {
+        let mut jobs = self.scrape_configs.clone();
+        let taken = jobs.iter().any(|j| j.job_name == SELF_SCRAPE_JOB);
+        if self.self_scrape.enabled && !taken {
+            // A wildcard listen address is not one to connect to; loopback reaches it.
+            let mut target = http_addr;
+            if target.ip().is_unspecified() {
+                target.set_ip(match target {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let mut job = ScrapeConfig::new(SELF_SCRAPE_JOB, vec![target.to_string()]);
+            job.scrape_interval = self.self_scrape.interval;
+            jobs.push(job);
+        }
+        jobs
+    }
+
     /// The body limit of the query APIs.
     pub fn max_request_bytes(&self) -> usize {
         self.limits
@@ -378,6 +430,9 @@ impl Config {
         }
         if let Some(v) = overrides.syslog_addr {
             config.server.syslog_addr = v;
+        }
+        if let Some(v) = overrides.self_scrape {
+            config.self_scrape.enabled = v;
         }
         config.validate()?;
         Ok(config)
@@ -408,6 +463,9 @@ impl Config {
         }
         sightline_collector::scrape::validate_configs(&self.scrape_configs)
             .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+        if self.self_scrape.interval < Duration::from_secs(1) {
+            bail!("self_scrape.interval must be at least 1s");
+        }
         if self.anomaly.interval.is_zero() {
             bail!("anomaly.interval must be greater than zero");
         }
@@ -542,6 +600,34 @@ mod tests {
         assert_eq!(c.syslog.max_message_bytes, 2048);
         assert_eq!(c.remote_write.max_body_bytes, 4096);
         assert_eq!(c.max_request_bytes(), 4096);
+    }
+
+    #[test]
+    fn the_server_scrapes_itself_unless_disabled_or_replaced() {
+        let mut config = Config::default();
+        let jobs = config.scrape_jobs("0.0.0.0:7070".parse().unwrap());
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].job_name, "sightline");
+        assert_eq!(jobs[0].static_configs[0].targets, ["127.0.0.1:7070"]);
+        assert_eq!(jobs[0].scrape_interval, Duration::from_secs(15));
+        sightline_collector::scrape::validate_configs(&jobs).unwrap();
+
+        config.scrape_configs = vec![ScrapeConfig::new("sightline", vec!["h:1".into()])];
+        let jobs = config.scrape_jobs("127.0.0.1:7070".parse().unwrap());
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].static_configs[0].targets, ["h:1"]);
+
+        config.scrape_configs.clear();
+        let o = Overrides {
+            self_scrape: Some(false),
+            ..Default::default()
+        };
+        let config = Config::load(&o).unwrap();
+        assert!(
+            config
+                .scrape_jobs("127.0.0.1:1".parse().unwrap())
+                .is_empty()
+        );
     }
 
     #[test]

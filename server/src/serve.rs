@@ -279,7 +279,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
     let scrape = ScrapeManager::start(
-        config.scrape_configs.clone(),
+        config.scrape_jobs(http_addr),
         metric_ingest.clone(),
         collector_metrics.clone(),
         shutdown_rx.clone(),
