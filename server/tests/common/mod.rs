@@ -227,6 +227,15 @@ fn unsafe_free_sigterm(pid: u32) {
     assert!(status.success());
 }
 
+/// The Python interpreter that has the OpenTelemetry SDK: `SIGHTLINE_PYTHON` (set by
+/// `scripts/test.sh` to its virtual environment), else `python3` from the PATH.
+pub fn python() -> String {
+    std::env::var("SIGHTLINE_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_string())
+}
+
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
