@@ -6,6 +6,10 @@
 //! socket listener) and its tests. A receiver answers a client only after
 //! [`IngestHandle::ingest`] returned, i.e. after the batch is in the write-ahead log. This
 //! crate never touches storage itself: it knows only the [`IngestHandle`] channel.
+//!
+//! Each receiver owns its configuration type (a serde section of the server's TOML) and
+//! answers failures as a [`sightline_http::ApiError`] in its protocol's body shape; how an
+//! ingest failure is answered and counted is written once, in `refusal.rs`.
 
 pub mod ingest;
 pub mod loki_push;
