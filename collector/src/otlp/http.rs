@@ -29,21 +29,22 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
 use sightline_http::{ApiError, ErrorBody, tenant_from_headers};
-use sightline_model::{LogBatch, TenantId};
+use sightline_model::TenantId;
 
 use super::OtlpConfig;
 use super::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
-use super::convert::{Converted, convert_request};
+use super::convert::convert_request;
 use super::metrics::OtlpMetricsIngest;
+use super::store_logs;
 use crate::refusal::ingest_refusal;
 use crate::{CollectorMetrics, IngestHandle};
 
@@ -271,38 +272,16 @@ async fn handle_logs(
     )
     .await?;
 
-    let m = &state.metrics;
-    let t = tenant.as_str();
-    m.received(SOURCE, t, converted.received_records, payload_len as u64);
-    for (reason, n) in &converted.rejected_by_reason {
-        m.rejected(SOURCE, t, reason, *n);
-    }
-    let accepted = converted.accepted_records();
-    let Converted {
-        streams,
-        rejected_records,
-        error_message,
-        ..
-    } = converted;
-    if !streams.is_empty() {
-        let batch = LogBatch {
-            tenant: tenant.clone(),
-            streams,
-        };
-        if let Err(e) = state.ingest.ingest(batch).await {
-            let (failure, reason) = ingest_refusal(&e);
-            m.rejected(SOURCE, t, reason, accepted);
-            return Err(failure);
-        }
-        m.accepted(SOURCE, t, accepted);
-    }
-
-    let response = ExportLogsServiceResponse {
-        partial_success: (rejected_records > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
-            error_message,
-        }),
-    };
+    let bytes = payload_len as u64;
+    let response = store_logs(
+        &state.ingest,
+        &state.metrics,
+        SOURCE,
+        tenant,
+        bytes,
+        converted,
+    )
+    .await?;
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => response_json(&response).into_bytes(),
