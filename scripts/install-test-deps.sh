@@ -1,25 +1,38 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: util-linux's logger (syslog
-# peer), Debian's prometheus and promtool (the PromQL/remote_write peer) and the
-# OpenTelemetry Python SDK with its OTLP exporters. Idempotent and quiet when
-# everything is already there.
+# peer), Debian's prometheus and promtool (the PromQL/remote_write peer) and, in a virtual
+# environment of their own (never into the system's interpreter), the OpenTelemetry Python
+# SDK with its OTLP exporters. Idempotent and quiet when everything is already there.
+#
+# Prints one line on stdout: the Python interpreter of that environment, which
+# `scripts/test.sh` hands to the tests as SIGHTLINE_PYTHON. The environment lives in
+# $SIGHTLINE_VENV, by default outside the repository in the user's cache directory, so that
+# every checkout shares it.
 set -euo pipefail
+
+venv=${SIGHTLINE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/sightline/test-venv}
 
 need_apt=()
 command -v logger >/dev/null 2>&1 || need_apt+=(bsdutils)
-command -v python3 >/dev/null 2>&1 || need_apt+=(python3 python3-pip)
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# Debian splits venv support (ensurepip) out of python3.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # Debian's package puts both prometheus and promtool on the PATH; nothing is started.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >&2
 fi
 
-if ! python3 -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.grpc._log_exporter, opentelemetry.exporter.otlp.proto.http._log_exporter' >/dev/null 2>&1; then
-  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http \
-    || python3 -m pip install -q --break-system-packages \
-    opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http
+python=$venv/bin/python3
+if [ ! -x "$python" ]; then
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv" >&2
 fi
+if ! "$python" -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.grpc._log_exporter, opentelemetry.exporter.otlp.proto.http._log_exporter' >/dev/null 2>&1; then
+  "$python" -m pip install -q --disable-pip-version-check \
+    opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http >&2
+fi
+echo "$python"

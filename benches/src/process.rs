@@ -66,6 +66,8 @@ impl ServerProcess {
             .args(["--otlp-grpc-addr", "127.0.0.1:0"])
             .args(["--otlp-http-addr", "127.0.0.1:0"])
             .args(["--syslog-addr", "127.0.0.1:0"])
+            // The measured load only: the server's scrape of itself stays out of the figures.
+            .args(["--self-scrape", "false"])
             .env("SIGHTLINE_LOG", "info")
             .env_remove("SIGHTLINE_CONFIG")
             .stdout(Stdio::null())

@@ -91,6 +91,21 @@ impl CollectorMetrics {
         self.rejected_signal("metrics", source, tenant, reason, samples);
     }
 
+    /// Counts a request refused as a whole, before its records could be counted, as one
+    /// received and one rejected record of `signal` (`logs` or `metrics`), so that the
+    /// counters still show it.
+    pub fn refused_whole(
+        &self,
+        signal: &'static str,
+        source: &'static str,
+        tenant: &str,
+        reason: &'static str,
+        bytes: u64,
+    ) {
+        self.received_signal(signal, source, tenant, 1, bytes);
+        self.rejected_signal(signal, source, tenant, reason, 1);
+    }
+
     fn received_signal(
         &self,
         signal: &'static str,

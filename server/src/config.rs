@@ -1,5 +1,10 @@
 //! Configuration: defaults, then a TOML file, then `SIGHTLINE_*` environment variables, then
 //! command-line flags (each layer overrides the one before).
+//!
+//! Each receiver owns its configuration type (`[syslog]`, `[loki_push]`, `[remote_write]`,
+//! `[otlp]`, like `[[scrape_configs]]`): this file embeds them and adds only what is the
+//! server's (listen addresses, the data directory, the stores' and engines' settings). Keys
+//! that used to live elsewhere are still read ([`Config::apply_moved_keys`]).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -7,6 +12,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use serde::Deserialize;
+use sightline_collector::loki_push::LokiPushConfig;
+use sightline_collector::otlp::OtlpConfig;
+use sightline_collector::remote_write::RemoteWriteConfig;
+use sightline_collector::scrape::ScrapeConfig;
+use sightline_collector::syslog::SyslogConfig;
+use sightline_model::TenantId;
+
+/// The query APIs' body limit when `limits.max_request_bytes` is not given.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 << 20;
 
 /// The whole configuration. Every field has a default, so an empty file is valid.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -20,9 +34,43 @@ pub struct Config {
     pub tsdb: TsdbConfig,
     pub promql: PromqlConfig,
     pub anomaly: AnomalyConfig,
+    /// The syslog receiver (its addresses come from `server.syslog_addr`).
+    pub syslog: SyslogConfig,
+    /// The Loki push receiver (`/loki/api/v1/push`).
+    pub loki_push: LokiPushConfig,
+    /// The remote-write receiver (`/api/v1/write`).
+    pub remote_write: RemoteWriteConfig,
+    /// The OTLP receivers (gRPC and HTTP).
+    pub otlp: OtlpConfig,
     /// Prometheus-style scrape jobs (`[[scrape_configs]]`).
-    pub scrape_configs: Vec<sightline_collector::scrape::ScrapeConfig>,
+    pub scrape_configs: Vec<ScrapeConfig>,
+    /// The server scraping its own `/metrics`, as Prometheus does.
+    pub self_scrape: SelfScrapeConfig,
 }
+
+/// A scrape job, `job="sightline"`, of the server's own `/metrics` on its HTTP address, so
+/// that a fresh server has `up` and its own metrics to query. A `[[scrape_configs]]` job
+/// named `sightline` takes its place.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SelfScrapeConfig {
+    pub enabled: bool,
+    /// How often (Prometheus's own example configuration scrapes itself every 15s).
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+}
+
+impl Default for SelfScrapeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The job name of the self-scrape.
+pub const SELF_SCRAPE_JOB: &str = "sightline";
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -32,8 +80,8 @@ pub struct ServerConfig {
     pub otlp_http_addr: SocketAddr,
     /// Syslog over TCP and UDP on the same address.
     pub syslog_addr: SocketAddr,
-    /// Tenant of everything received over syslog (which has no tenant header).
-    pub syslog_tenant: String,
+    /// Moved to `syslog.tenant`; still read.
+    pub syslog_tenant: Option<TenantId>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -97,10 +145,11 @@ impl IndexerConfig {
 pub struct LimitsConfig {
     /// Batches waiting for the WAL at most; beyond it clients get 429/RESOURCE_EXHAUSTED.
     pub ingest_queue_batches: usize,
-    /// Largest request body accepted by the HTTP receivers, after decompression.
-    pub max_request_bytes: usize,
-    /// Largest syslog message.
-    pub max_syslog_message_bytes: usize,
+    /// Largest form body of a query request (each receiver has its own limits in its
+    /// section). Also sets `remote_write.max_body_bytes` when given, as it always did.
+    pub max_request_bytes: Option<usize>,
+    /// Moved to `syslog.max_message_bytes`; still read.
+    pub max_syslog_message_bytes: Option<usize>,
     /// Most series a metric query may return.
     pub max_query_series: usize,
 }
@@ -223,7 +272,12 @@ impl Default for Config {
             tsdb: TsdbConfig::default(),
             promql: PromqlConfig::default(),
             anomaly: AnomalyConfig::default(),
+            syslog: SyslogConfig::default(),
+            loki_push: LokiPushConfig::default(),
+            remote_write: RemoteWriteConfig::default(),
+            otlp: OtlpConfig::default(),
             scrape_configs: Vec::new(),
+            self_scrape: SelfScrapeConfig::default(),
         }
     }
 }
@@ -235,7 +289,7 @@ impl Default for ServerConfig {
             otlp_grpc_addr: ([127, 0, 0, 1], 4317).into(),
             otlp_http_addr: ([127, 0, 0, 1], 4318).into(),
             syslog_addr: ([127, 0, 0, 1], 5514).into(),
-            syslog_tenant: "default".into(),
+            syslog_tenant: None,
         }
     }
 }
@@ -269,8 +323,8 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self {
             ingest_queue_batches: 256,
-            max_request_bytes: 64 << 20,
-            max_syslog_message_bytes: 64 << 10,
+            max_request_bytes: None,
+            max_syslog_message_bytes: None,
             max_query_series: 10_000,
         }
     }
@@ -297,6 +351,9 @@ pub struct Overrides {
     /// Syslog over TCP and UDP.
     #[arg(long, env = "SIGHTLINE_SYSLOG_ADDR")]
     pub syslog_addr: Option<SocketAddr>,
+    /// Scrape the server's own /metrics as job "sightline" (`self_scrape.enabled`).
+    #[arg(long, env = "SIGHTLINE_SELF_SCRAPE", value_name = "BOOL")]
+    pub self_scrape: Option<bool>,
 }
 
 impl Config {
@@ -304,10 +361,55 @@ impl Config {
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let config: Config =
+        let mut config: Config =
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        config.apply_moved_keys();
         config.validate()?;
         Ok(config)
+    }
+
+    /// Applies the keys that moved into a receiver's section, so that files written for an
+    /// earlier version keep their meaning: `server.syslog_tenant` → `syslog.tenant`,
+    /// `limits.max_syslog_message_bytes` → `syslog.max_message_bytes`, and
+    /// `limits.max_request_bytes`, which also limited remote write bodies.
+    pub fn apply_moved_keys(&mut self) {
+        if let Some(tenant) = self.server.syslog_tenant.take() {
+            self.syslog.default_tenant = tenant;
+        }
+        if let Some(bytes) = self.limits.max_syslog_message_bytes.take() {
+            self.syslog.max_message_bytes = bytes;
+        }
+        if let Some(bytes) = self.limits.max_request_bytes {
+            self.remote_write.max_body_bytes = bytes;
+        }
+    }
+
+    /// The scrape jobs to run: `[[scrape_configs]]`, and the self-scrape of `http_addr` (the
+    /// bound address: port 0 resolved) when enabled and no job of that name is configured.
+    pub fn scrape_jobs(&self, http_addr: SocketAddr) -> Vec<ScrapeConfig> {
+        let mut jobs = self.scrape_configs.clone();
+        let taken = jobs.iter().any(|j| j.job_name == SELF_SCRAPE_JOB);
+        if self.self_scrape.enabled && !taken {
+            // A wildcard listen address is not one to connect to; loopback reaches it.
+            let mut target = http_addr;
+            if target.ip().is_unspecified() {
+                target.set_ip(match target {
+                    SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                    SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            let mut job = ScrapeConfig::new(SELF_SCRAPE_JOB, vec![target.to_string()]);
+            job.scrape_interval = self.self_scrape.interval;
+            jobs.push(job);
+        }
+        jobs
+    }
+
+    /// The body limit of the query APIs.
+    pub fn max_request_bytes(&self) -> usize {
+        self.limits
+            .max_request_bytes
+            .unwrap_or(DEFAULT_MAX_REQUEST_BYTES)
     }
 
     /// Defaults or the file, then environment and flags (clap merges those two, flags first).
@@ -331,13 +433,14 @@ impl Config {
         if let Some(v) = overrides.syslog_addr {
             config.server.syslog_addr = v;
         }
+        if let Some(v) = overrides.self_scrape {
+            config.self_scrape.enabled = v;
+        }
         config.validate()?;
         Ok(config)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
-        sightline_model::TenantId::new(self.server.syslog_tenant.clone())
-            .context("server.syslog_tenant")?;
         if self.indexer.commit_interval.is_zero() {
             bail!("indexer.commit_interval must be greater than zero");
         }
@@ -362,6 +465,9 @@ impl Config {
         }
         sightline_collector::scrape::validate_configs(&self.scrape_configs)
             .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+        if self.self_scrape.interval < Duration::from_secs(1) {
+            bail!("self_scrape.interval must be at least 1s");
+        }
         if self.anomaly.interval.is_zero() {
             bail!("anomaly.interval must be greater than zero");
         }
@@ -449,6 +555,80 @@ mod tests {
         assert!(
             err.contains("commit_interval") || err.contains("soon"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn receiver_sections_are_the_receivers_own_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[syslog]\ntenant = \"ops\"\nmax_message_bytes = 1024\n\
+             [loki_push]\nmax_line_bytes = 100\n\
+             [remote_write]\nmax_labels_per_series = 5\n\
+             [otlp]\nmax_grpc_message_bytes = 1000\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.syslog.default_tenant.as_str(), "ops");
+        assert_eq!(c.syslog.max_message_bytes, 1024);
+        assert_eq!(c.loki_push.max_line_bytes, 100);
+        assert_eq!(c.remote_write.max_labels_per_series, 5);
+        assert_eq!(c.otlp.max_grpc_message_bytes, 1000);
+        // Defaults are the receivers' own, and what the server used before.
+        let d = Config::default();
+        assert_eq!(d.remote_write.max_body_bytes, 64 << 20);
+        assert_eq!(d.max_request_bytes(), 64 << 20);
+        assert_eq!(d.syslog.max_message_bytes, 64 << 10);
+
+        std::fs::write(&path, "[syslog]\ntenant = \"a/b\"\n").unwrap();
+        let err = Config::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("tenant"), "{err}");
+    }
+
+    #[test]
+    fn moved_receiver_keys_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[server]\nsyslog_tenant = \"legacy\"\n\
+             [limits]\nmax_syslog_message_bytes = 2048\nmax_request_bytes = 4096\n",
+        )
+        .unwrap();
+        let c = Config::from_file(&path).unwrap();
+        assert_eq!(c.syslog.default_tenant.as_str(), "legacy");
+        assert_eq!(c.syslog.max_message_bytes, 2048);
+        assert_eq!(c.remote_write.max_body_bytes, 4096);
+        assert_eq!(c.max_request_bytes(), 4096);
+    }
+
+    #[test]
+    fn the_server_scrapes_itself_unless_disabled_or_replaced() {
+        let mut config = Config::default();
+        let jobs = config.scrape_jobs("0.0.0.0:7070".parse().unwrap());
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].job_name, "sightline");
+        assert_eq!(jobs[0].static_configs[0].targets, ["127.0.0.1:7070"]);
+        assert_eq!(jobs[0].scrape_interval, Duration::from_secs(15));
+        sightline_collector::scrape::validate_configs(&jobs).unwrap();
+
+        config.scrape_configs = vec![ScrapeConfig::new("sightline", vec!["h:1".into()])];
+        let jobs = config.scrape_jobs("127.0.0.1:7070".parse().unwrap());
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].static_configs[0].targets, ["h:1"]);
+
+        config.scrape_configs.clear();
+        let o = Overrides {
+            self_scrape: Some(false),
+            ..Default::default()
+        };
+        let config = Config::load(&o).unwrap();
+        assert!(
+            config
+                .scrape_jobs("127.0.0.1:1".parse().unwrap())
+                .is_empty()
         );
     }
 

@@ -11,6 +11,8 @@ mod config;
 mod metrics;
 mod serve;
 
+use std::io::Write;
+
 use clap::{Parser, Subcommand};
 
 /// Batches are built on the receiving threads and freed on the writer's: mimalloc handles
@@ -62,27 +64,55 @@ enum Command {
 #[derive(Subcommand, Debug)]
 enum ConfigCommand {
     /// Validate a configuration file and print the effective configuration.
-    Check { file: std::path::PathBuf },
+    Check {
+        /// The TOML file to check (see the README for every key).
+        file: std::path::PathBuf,
+    },
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    let result = match Cli::parse().command {
         Command::Serve(overrides) => serve::serve(overrides),
-        Command::Config {
-            command: ConfigCommand::Check { file },
-        } => config::Config::from_file(&file).map(|c| {
-            println!("{}: ok", file.display());
-            println!("{c:#?}");
-        }),
-        Command::Logs { command } => cli::run(command),
-        Command::Metrics { command } => cli::run_metrics(command),
+        client => run_client(client),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
+        // The reader went away (`… | head`): what it wanted it has; stop quietly, as
+        // `cat` and ripgrep do.
+        Err(e) if is_broken_pipe(&e) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The commands that print: through a locked stdout whose write errors they return
+/// instead of panicking in `println!`.
+fn run_client(command: Command) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let out = &mut stdout.lock();
+    match command {
+        Command::Serve(_) => unreachable!("`serve` prints nothing and is run by main"),
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = config::Config::from_file(&file)?;
+            writeln!(out, "{}: ok", file.display())?;
+            writeln!(out, "{config:#?}")?;
+        }
+        Command::Logs { command } => cli::run(command, out)?,
+        Command::Metrics { command } => cli::run_metrics(command, out)?,
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// True when an error comes from writing to a pipe whose reader has closed it.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -20,7 +20,6 @@ use sightline_ingest::{
     IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
     WalWriterConfig,
 };
-use sightline_model::TenantId;
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
@@ -190,14 +189,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let http_listener = bind(config.server.http_addr, "http").await?;
     let otlp_http_listener = bind(config.server.otlp_http_addr, "otlp http").await?;
     let otlp_grpc_listener = bind(config.server.otlp_grpc_addr, "otlp grpc").await?;
-    let syslog_tenant = TenantId::new(config.server.syslog_tenant.clone())?;
     let syslog = sightline_collector::syslog::start(
         sightline_collector::syslog::SyslogConfig {
             tcp_addr: Some(config.server.syslog_addr),
             udp_addr: Some(config.server.syslog_addr),
-            default_tenant: syslog_tenant,
-            max_message_bytes: config.limits.max_syslog_message_bytes,
-            ..Default::default()
+            ..config.syslog.clone()
         },
         ingest.clone(),
         collector_metrics.clone(),
@@ -239,10 +235,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }))
         .merge(remote_write::router(
             remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
-                .with_limits(remote_write::RemoteWriteLimits {
-                    max_body_bytes: config.limits.max_request_bytes,
-                    ..Default::default()
-                }),
+                .with_config(config.remote_write),
         ))
         .merge(
             Router::new()
@@ -253,7 +246,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             sightline_collector::loki_push::LokiPushState::new(
                 ingest.clone(),
                 collector_metrics.clone(),
-            ),
+            )
+            .with_config(config.loki_push),
         ))
         .merge(
             Router::new()
@@ -261,15 +255,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .route("/healthz", get(|| async { "ok\n" }))
                 .route("/readyz", get(readyz))
                 .with_state(health),
-        )
-        .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
+        );
+    let main_router =
+        api::with_fallbacks(main_router).layer(DefaultBodyLimit::max(config.max_request_bytes()));
     // One delta→cumulative state for both OTLP transports.
     let otlp_metrics = otlp::OtlpMetricsIngest::new(metric_ingest.clone());
     let otlp_http_router = otlp::http::router(
         otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
+            .with_config(config.otlp)
             .with_metrics(otlp_metrics.clone()),
-    )
-    .layer(DefaultBodyLimit::max(config.limits.max_request_bytes));
+    );
 
     let mut servers = tokio::task::JoinSet::new();
     for (name, listener, router) in [
@@ -288,14 +283,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     {
         let mut stop = shutdown_rx.clone();
-        let service = otlp::grpc::logs_service(otlp::grpc::OtlpGrpcState::new(
-            ingest.clone(),
-            collector_metrics.clone(),
-        ));
-        let metrics_service = otlp::grpc::metrics_service(otlp::grpc::OtlpGrpcMetricsState::new(
-            otlp_metrics,
-            collector_metrics.clone(),
-        ));
+        let service = otlp::grpc::logs_service(
+            otlp::grpc::OtlpGrpcState::new(ingest.clone(), collector_metrics.clone())
+                .with_config(&config.otlp),
+        );
+        let metrics_service = otlp::grpc::metrics_service(
+            otlp::grpc::OtlpGrpcMetricsState::new(otlp_metrics, collector_metrics.clone())
+                .with_config(&config.otlp),
+        );
         servers.spawn(async move {
             tonic::transport::Server::builder()
                 .add_service(service)
@@ -311,7 +306,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
     }
     let scrape = ScrapeManager::start(
-        config.scrape_configs.clone(),
+        config.scrape_jobs(http_addr),
         metric_ingest.clone(),
         collector_metrics.clone(),
         shutdown_rx.clone(),

@@ -428,6 +428,66 @@ fn bad_input_gets_clear_4xx_and_good_requests_go_on() {
     );
 }
 
+/// Regression: unknown paths answered 404 with an empty body.
+#[test]
+fn unknown_paths_answer_404_naming_the_path_in_the_api_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let get = |url: String| {
+        let r = server.client().get(url).send().unwrap();
+        let status = r.status().as_u16();
+        let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+        (status, ctype, r.text().unwrap())
+    };
+    let (status, ctype, body) = get(server.url("/api/v1/qeury?query=up"));
+    assert_eq!(
+        (status, ctype.as_str()),
+        (404, "application/json"),
+        "{body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["status"], "error");
+    assert_eq!(v["errorType"], "not_found");
+    assert!(
+        v["error"].as_str().unwrap().contains("/api/v1/qeury"),
+        "{v}"
+    );
+
+    let (status, ctype, body) = get(server.url("/loki/api/v1/qeury_range"));
+    assert_eq!(status, 404);
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    assert!(body.contains("/loki/api/v1/qeury_range"), "{body}");
+
+    let (status, ctype, body) = get(server.url("/nothing/here"));
+    assert_eq!(
+        (status, ctype.as_str()),
+        (404, "application/json"),
+        "{body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["error"].as_str().unwrap().contains("/nothing/here"),
+        "{v}"
+    );
+
+    // A route that exists for other methods: 405 in the same shape.
+    let (status, _, body) = get(server.url("/api/v1/write"));
+    assert_eq!(status, 405, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(v["error"].as_str().unwrap().contains("GET"), "{v}");
+
+    // The OTLP/HTTP port: google.rpc.Status in JSON, code NOT_FOUND (5).
+    let (status, ctype, body) = get(format!("http://{}/v1/log", server.otlp_http));
+    assert_eq!(
+        (status, ctype.as_str()),
+        (404, "application/json"),
+        "{body}"
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["code"], 5);
+    assert!(v["message"].as_str().unwrap().contains("/v1/log"), "{v}");
+}
+
 #[test]
 fn sigterm_flushes_and_data_survives_restart() {
     let dir = tempfile::tempdir().unwrap();

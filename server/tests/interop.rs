@@ -1,8 +1,9 @@
 //! Interoperability with real clients: the OpenTelemetry Python SDK (OTLP/gRPC and
 //! OTLP/HTTP log and metric exporters) and util-linux `logger` (RFC 5424 over TCP and UDP,
 //! RFC 3164). The Prometheus peer has its own file, `promql_diff.rs`.
-//! Needs `python3` with the OTel SDK and `logger`; `scripts/test.sh` installs them. Built only
-//! with `--features interop`, so plain `cargo test` stays hermetic.
+//! Needs Python with the OTel SDK and `logger`; `scripts/test.sh` installs them (the SDK in a
+//! virtual environment whose interpreter it passes as `SIGHTLINE_PYTHON`; without it,
+//! `python3`). Built only with `--features interop`, so plain `cargo test` stays hermetic.
 
 mod common;
 
@@ -13,7 +14,7 @@ use serde_json::Value;
 
 fn run_otel(protocol: &str, endpoint: &str, service: &str, count: usize) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/otel_logs.py");
-    let out = Command::new("python3")
+    let out = Command::new(common::python())
         .args([
             script,
             protocol,
@@ -23,7 +24,7 @@ fn run_otel(protocol: &str, endpoint: &str, service: &str, count: usize) {
             "vendor-x",
         ])
         .output()
-        .expect("run python3");
+        .expect("run the Python interpreter (SIGHTLINE_PYTHON or python3)");
     assert!(
         out.status.success(),
         "otel sdk ({protocol}) failed: {}\n{}",
@@ -237,10 +238,10 @@ fn opentelemetry_python_sdk_metrics_arrive_under_prometheus_names() {
             "metrics-http",
         ),
     ] {
-        let out = Command::new("python3")
+        let out = Command::new(common::python())
             .args([script, protocol, &endpoint, service, "vendor-m"])
             .output()
-            .expect("run python3");
+            .expect("run the Python interpreter (SIGHTLINE_PYTHON or python3)");
         assert!(
             out.status.success(),
             "otel sdk metrics ({protocol}) failed: {}\n{}",

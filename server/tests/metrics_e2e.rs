@@ -584,3 +584,57 @@ fn anomaly_rules_score_watched_series_continuously() {
     );
     assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 }
+
+/// Regression: on a fresh server `up` stayed empty (nothing was scraped); it scrapes its
+/// own `/metrics` now, as Prometheus does.
+#[test]
+fn a_fresh_server_scrapes_itself_so_up_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, "[self_scrape]\ninterval = \"1s\"\n").unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--self-scrape",
+            "true",
+        ],
+    );
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let v = prom_get(
+            &server,
+            "default",
+            "/api/v1/query",
+            &[("query", r#"up{job="sightline"}"#.into())],
+        );
+        let result = &v["data"]["result"];
+        if result.as_array().is_some_and(|r| !r.is_empty()) {
+            assert_eq!(result[0]["value"][1], "1", "{v}");
+            assert_eq!(
+                result[0]["metric"]["instance"],
+                server.http.to_string(),
+                "{v}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never scraped: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its own metrics are there too.
+    let v = prom_get(
+        &server,
+        "default",
+        "/api/v1/query",
+        &[(
+            "query",
+            r#"count({job="sightline", __name__=~"sightline_.+"})"#.into(),
+        )],
+    );
+    let count: f64 = v["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0.0);
+    assert!(count > 0.0, "{v}");
+}

@@ -55,9 +55,11 @@ pub const REASON_INVALID_ENTRY: &str = "invalid_entry";
 /// Labels whose value becomes `service_name` when a stream has none, in order of preference.
 pub const SERVICE_NAME_SOURCES: &[&str] = &["service", "app", "application", "job", "container"];
 
-/// Limits applied to Loki push requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LokiLimits {
+/// The Loki push receiver's configuration, `[loki_push]` in the server's TOML: the limits
+/// applied to each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LokiPushConfig {
     /// Largest body accepted as sent, in bytes. Default 16 MiB.
     pub max_body_bytes: usize,
     /// Largest payload after gzip or snappy decompression, in bytes. Default 64 MiB.
@@ -68,7 +70,7 @@ pub struct LokiLimits {
     pub max_label_value_bytes: usize,
 }
 
-impl Default for LokiLimits {
+impl Default for LokiPushConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 16 << 20,
@@ -134,7 +136,7 @@ type Invalid = (&'static str, String);
 pub fn decode_push(
     format: PushFormat,
     payload: &[u8],
-    limits: &LokiLimits,
+    limits: &LokiPushConfig,
     now_ns: i64,
 ) -> Result<Decoded, DecodeError> {
     match format {
@@ -145,7 +147,7 @@ pub fn decode_push(
 
 fn decode_protobuf(
     payload: &[u8],
-    limits: &LokiLimits,
+    limits: &LokiPushConfig,
     now_ns: i64,
 ) -> Result<Decoded, DecodeError> {
     let len = snap::raw::decompress_len(payload).map_err(|e| DecodeError::Snappy(e.to_string()))?;
@@ -229,7 +231,7 @@ fn non_negative(ns: i64) -> Result<i64, Invalid> {
     }
 }
 
-fn check_line(line: &str, limits: &LokiLimits) -> Result<(), Invalid> {
+fn check_line(line: &str, limits: &LokiPushConfig) -> Result<(), Invalid> {
     if line.len() > limits.max_line_bytes {
         return Err((
             REASON_LINE_TOO_LONG,
@@ -286,7 +288,7 @@ impl Decoded {
         labels: Result<Vec<(String, String)>, String>,
         shown: &str,
         entries: impl ExactSizeIterator<Item = Result<LogRecord, Invalid>>,
-        limits: &LokiLimits,
+        limits: &LokiPushConfig,
     ) {
         let count = entries.len() as u64;
         self.received_entries += count;
@@ -324,7 +326,10 @@ impl Decoded {
 }
 
 /// Checks names, duplicates, value lengths and emptiness, and adds `service_name`.
-fn validate_labels(pairs: Vec<(String, String)>, limits: &LokiLimits) -> Result<Labels, String> {
+fn validate_labels(
+    pairs: Vec<(String, String)>,
+    limits: &LokiPushConfig,
+) -> Result<Labels, String> {
     for (i, (name, value)) in pairs.iter().enumerate() {
         if !is_valid_label_name(name) {
             return Err(format!("invalid label name {:?}", shorten(name)));
@@ -401,7 +406,11 @@ impl<'de> Deserialize<'de> for JsonLabels {
     }
 }
 
-fn decode_json(payload: &[u8], limits: &LokiLimits, now_ns: i64) -> Result<Decoded, DecodeError> {
+fn decode_json(
+    payload: &[u8],
+    limits: &LokiPushConfig,
+    now_ns: i64,
+) -> Result<Decoded, DecodeError> {
     let push: JsonPush = serde_json::from_slice(payload)
         .map_err(|e| DecodeError::Json(crate::otlp::http::json_error_message(&e)))?;
     let mut out = Decoded::default();
@@ -425,7 +434,7 @@ fn decode_json(payload: &[u8], limits: &LokiLimits, now_ns: i64) -> Result<Decod
     Ok(out)
 }
 
-fn json_entry(value: Value, limits: &LokiLimits, now_ns: i64) -> Result<LogRecord, Invalid> {
+fn json_entry(value: Value, limits: &LokiPushConfig, now_ns: i64) -> Result<LogRecord, Invalid> {
     let shape = || {
         (
             REASON_INVALID_ENTRY,
@@ -688,8 +697,8 @@ pub(crate) mod tests {
     use super::super::proto::{EntryAdapter, LabelPairAdapter, StreamAdapter};
     use super::*;
 
-    fn limits() -> LokiLimits {
-        LokiLimits::default()
+    fn limits() -> LokiPushConfig {
+        LokiPushConfig::default()
     }
 
     /// A snappy-compressed protobuf push with one stream of `(ts_ns, line)` entries.
@@ -786,7 +795,7 @@ pub(crate) mod tests {
             {"stream":{},"values":[["1","a"]]},
             {"stream":{"app":"n","n":7},"values":[["1","a"]]}
         ]}"#;
-        let lim = LokiLimits {
+        let lim = LokiPushConfig {
             max_line_bytes: 10,
             ..limits()
         };
@@ -1011,7 +1020,7 @@ pub(crate) mod tests {
         let big = snap::raw::Encoder::new()
             .compress_vec(&[0u8; 4096])
             .unwrap();
-        let lim = LokiLimits {
+        let lim = LokiPushConfig {
             max_decompressed_bytes: 1024,
             ..limits()
         };

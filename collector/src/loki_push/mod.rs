@@ -9,5 +9,5 @@ pub mod decode;
 pub mod proto;
 pub mod receiver;
 
-pub use decode::{LokiLimits, parse_label_selector};
+pub use decode::{LokiPushConfig, parse_label_selector};
 pub use receiver::{LokiPushState, router};

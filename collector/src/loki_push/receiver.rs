@@ -20,17 +20,18 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use sightline_http::{ApiError, ErrorKind, tenant_from_headers};
 use sightline_model::{LogBatch, TenantId};
 
-use super::decode::{DecodeError, Decoded, LokiLimits, PushFormat, decode_push};
+use super::decode::{DecodeError, Decoded, LokiPushConfig, PushFormat, decode_push};
 use crate::otlp::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
-use crate::{CollectorMetrics, IngestError, IngestHandle};
+use crate::refusal::ingest_refusal;
+use crate::{CollectorMetrics, IngestHandle};
 
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "loki_push";
@@ -45,18 +46,24 @@ pub struct LokiPushState {
     pub ingest: IngestHandle,
     /// Counters, source `loki_push`.
     pub metrics: CollectorMetrics,
-    /// Size and validation limits.
-    pub limits: LokiLimits,
+    /// Size and validation limits (`[loki_push]` in the server's configuration).
+    pub config: LokiPushConfig,
 }
 
 impl LokiPushState {
-    /// State with the default [`LokiLimits`].
+    /// State with the default [`LokiPushConfig`].
     pub fn new(ingest: IngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: LokiLimits::default(),
+            config: LokiPushConfig::default(),
         }
+    }
+
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: LokiPushConfig) -> Self {
+        self.config = config;
+        self
     }
 }
 
@@ -67,48 +74,23 @@ pub fn router(state: LokiPushState) -> Router {
         .with_state(state)
 }
 
-fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-fn retry(status: StatusCode, body: String, secs: &'static str) -> Response {
-    let mut resp = text(status, body);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
-    resp
-}
-
-async fn push(State(state): State<LokiPushState>, headers: HeaderMap, body: Body) -> Response {
-    let tenant = match tenant_from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())) {
-        Ok(t) => t,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("invalid {TENANT_HEADER} header: {e}"),
-            );
-        }
-    };
+async fn push(
+    State(state): State<LokiPushState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_from_headers(&headers)?;
     let format = match media_type(&headers).as_deref() {
         Some("application/json") => PushFormat::Json,
         None | Some("application/x-protobuf") => PushFormat::SnappyProtobuf,
         Some(other) => {
             refused_whole(&state, &tenant, "unsupported_media_type", 0);
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported Content-Type {other:?}; use application/x-protobuf (snappy) or application/json"
-                ),
-            );
+            return Err(ApiError::unsupported_media_type(format!(
+                "unsupported Content-Type {other:?}; use application/x-protobuf (snappy) or application/json"
+            )));
         }
     };
-    match handle(&state, &tenant, format, &headers, body).await {
-        Ok(resp) | Err(resp) => resp,
-    }
+    handle(&state, &tenant, format, &headers, body).await
 }
 
 async fn handle(
@@ -117,11 +99,11 @@ async fn handle(
     format: PushFormat,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Response> {
-    let limits = state.limits;
+) -> Result<Response, ApiError> {
+    let limits = state.config;
     let body_error = |e: BodyError, bytes: usize| {
         refused_whole(state, tenant, e.reason(), bytes as u64);
-        text(e.status(), e.to_string())
+        ApiError::from(e)
     };
     let encoding = content_encoding(headers).map_err(|e| body_error(e, 0))?;
     let raw = read_limited(headers, body, limits.max_body_bytes)
@@ -139,22 +121,17 @@ async fn handle(
         Ok((payload.len(), decoded))
     })
     .await
-    .map_err(|e| {
-        text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoding task failed: {e}"),
-        )
-    })?;
+    .map_err(|e| ApiError::internal(format!("decoding task failed: {e}")))?;
     let (payload_len, decoded) = match decoded {
         Ok(ok) => ok,
         Err(Undecodable::Body(e)) => return Err(body_error(e, raw_len)),
         Err(Undecodable::Payload(e)) => {
-            let (status, reason) = match e {
-                DecodeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-                _ => (StatusCode::BAD_REQUEST, "decode_error"),
+            let (kind, reason) = match e {
+                DecodeError::TooLarge { .. } => (ErrorKind::TooLarge, "body_too_large"),
+                _ => (ErrorKind::BadRequest, "decode_error"),
             };
             refused_whole(state, tenant, reason, raw_len as u64);
-            return Err(text(status, e.to_string()));
+            return Err(ApiError::new(kind, e.to_string()));
         }
     };
 
@@ -176,22 +153,9 @@ async fn handle(
             streams,
         };
         if let Err(e) = state.ingest.ingest(batch).await {
-            let msg = e.to_string();
-            let (resp, reason) = match e {
-                IngestError::Overloaded => {
-                    (retry(StatusCode::TOO_MANY_REQUESTS, msg, "1"), "overloaded")
-                }
-                IngestError::ShuttingDown => (
-                    retry(StatusCode::SERVICE_UNAVAILABLE, msg, "5"),
-                    "shutting_down",
-                ),
-                IngestError::Storage(_) => (
-                    text(StatusCode::INTERNAL_SERVER_ERROR, msg),
-                    "storage_error",
-                ),
-            };
+            let (error, reason) = ingest_refusal(&e);
             m.rejected(SOURCE, t, reason, accepted_entries);
-            return Err(resp);
+            return Err(error);
         }
         m.accepted(SOURCE, t, accepted_entries);
     }
@@ -211,7 +175,8 @@ async fn handle(
             rejections.len() - MAX_LISTED_REJECTIONS
         ));
     }
-    Ok(text(StatusCode::BAD_REQUEST, body))
+    // Partial acceptance: the valid part is stored, the answer lists what was refused.
+    Err(ApiError::bad_request(body))
 }
 
 /// Why a read body could not be decoded.
@@ -222,17 +187,19 @@ enum Undecodable {
     Payload(DecodeError),
 }
 
-/// Counts a request refused before its entries could be counted as one received and one
-/// rejected record.
+/// Counts a request refused before its entries could be counted.
 fn refused_whole(state: &LokiPushState, tenant: &TenantId, reason: &'static str, bytes: u64) {
-    state.metrics.received(SOURCE, tenant.as_str(), 1, bytes);
-    state.metrics.rejected(SOURCE, tenant.as_str(), reason, 1);
+    let m = &state.metrics;
+    m.refused_whole("logs", SOURCE, tenant.as_str(), reason, bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
+
+    use axum::http::header;
+    use sightline_http::TENANT_HEADER;
 
     use super::super::decode::tests::snappy_push;
     use super::*;
@@ -464,7 +431,7 @@ mod tests {
     async fn oversized_body_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits.max_body_bytes = 16;
+        st.config.max_body_bytes = 16;
         let req = post("application/json").body(Body::from(JSON)).unwrap();
         let (status, _, _) = send(router(st), req).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);

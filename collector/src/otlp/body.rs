@@ -6,9 +6,10 @@ use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
+use sightline_http::ErrorKind;
 
 /// Why a request body could not be turned into payload bytes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,14 +32,12 @@ pub(crate) enum BodyError {
 }
 
 impl BodyError {
-    /// The HTTP status this error answers with.
-    pub(crate) fn status(&self) -> StatusCode {
+    /// The kind of answer this error gets (and so its HTTP status).
+    pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            Self::TooLarge { .. } | Self::DecompressedTooLarge { .. } => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            Self::Read(_) | Self::InvalidGzip(_) => StatusCode::BAD_REQUEST,
-            Self::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge { .. } | Self::DecompressedTooLarge { .. } => ErrorKind::TooLarge,
+            Self::Read(_) | Self::InvalidGzip(_) => ErrorKind::BadRequest,
+            Self::UnsupportedEncoding(_) => ErrorKind::UnsupportedMediaType,
         }
     }
 
@@ -279,7 +278,7 @@ mod tests {
         );
         let truncated = &gz[..gz.len() - 10];
         let err = gunzip_limited(truncated, 1 << 20).unwrap_err();
-        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.kind(), ErrorKind::BadRequest);
         assert!(err.to_string().starts_with("invalid gzip body: "), "{err}");
         for cut in [5, gz.len() / 2, gz.len() - 3] {
             let err = gunzip_limited(&gz[..cut], 1 << 20).unwrap_err();
@@ -305,7 +304,7 @@ mod tests {
         assert_eq!(media_type(&h).as_deref(), Some("application/json"));
         h.insert(header::CONTENT_ENCODING, "br".parse().unwrap());
         let err = content_encoding(&h).unwrap_err();
-        assert_eq!(err.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(err.kind(), ErrorKind::UnsupportedMediaType);
     }
 
     #[tokio::test]
@@ -324,6 +323,6 @@ mod tests {
         let err = read_limited(&announced, Body::empty(), 100)
             .await
             .unwrap_err();
-        assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(err.kind(), ErrorKind::TooLarge);
     }
 }

@@ -24,7 +24,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
     LogsService, LogsServiceServer,
 };
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
@@ -33,16 +33,18 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
-use sightline_model::LogBatch;
 use sightline_model::{TenantError, TenantId};
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
+use super::OtlpConfig;
 use super::body::unix_now_ns;
-use super::convert::{Converted, convert_request};
+use super::convert::convert_request;
 use super::metrics::OtlpMetricsIngest;
+use super::store_logs;
+use crate::refusal::ingest_refusal;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
-use crate::{CollectorMetrics, IngestError, IngestHandle};
+use crate::{CollectorMetrics, IngestHandle};
 
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "otlp_grpc";
@@ -70,6 +72,12 @@ impl OtlpGrpcState {
             max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
         }
     }
+
+    /// The same state with the message size limit of `config`.
+    pub fn with_config(mut self, config: &OtlpConfig) -> Self {
+        self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self
+    }
 }
 
 /// The [`LogsService`] implementation; build the server with [`logs_service`].
@@ -94,15 +102,6 @@ fn request_tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
         .map_err(|e: TenantError| Status::invalid_argument(format!("invalid {key} metadata: {e}")))
 }
 
-/// The gRPC status of an ingest failure and the counters' reason.
-fn ingest_status(e: &IngestError) -> (Status, &'static str) {
-    match e {
-        IngestError::Overloaded => (Status::resource_exhausted(e.to_string()), "overloaded"),
-        IngestError::ShuttingDown => (Status::unavailable(e.to_string()), "shutting_down"),
-        IngestError::Storage(_) => (Status::internal(e.to_string()), "storage_error"),
-    }
-}
-
 #[tonic::async_trait]
 impl LogsService for OtlpLogsService {
     async fn export(
@@ -114,37 +113,18 @@ impl LogsService for OtlpLogsService {
         let bytes = request.encoded_len() as u64;
         let converted = convert_request(request, unix_now_ns());
 
-        let m = &self.state.metrics;
-        let t = tenant.as_str();
-        m.received(SOURCE, t, converted.received_records, bytes);
-        for (reason, n) in &converted.rejected_by_reason {
-            m.rejected(SOURCE, t, reason, *n);
-        }
-        let accepted = converted.accepted_records();
-        let Converted {
-            streams,
-            rejected_records,
-            error_message,
-            ..
-        } = converted;
-        if !streams.is_empty() {
-            let batch = LogBatch {
-                tenant: tenant.clone(),
-                streams,
-            };
-            if let Err(e) = self.state.ingest.ingest(batch).await {
-                let (status, reason) = ingest_status(&e);
-                m.rejected(SOURCE, t, reason, accepted);
-                return Err(status);
-            }
-            m.accepted(SOURCE, t, accepted);
-        }
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (rejected_records > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
-                error_message,
-            }),
-        }))
+        let state = &self.state;
+        let response = store_logs(
+            &state.ingest,
+            &state.metrics,
+            SOURCE,
+            &tenant,
+            bytes,
+            converted,
+        )
+        .await
+        .map_err(Status::from)?;
+        Ok(Response::new(response))
     }
 }
 
@@ -167,6 +147,12 @@ impl OtlpGrpcMetricsState {
             metrics,
             max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
         }
+    }
+
+    /// The same state with the message size limit of `config`.
+    pub fn with_config(mut self, config: &OtlpConfig) -> Self {
+        self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self
     }
 }
 
@@ -200,7 +186,7 @@ impl MetricsService for OtlpMetricsService {
         let outcome = sink
             .store(&tenant, translated, SOURCE, bytes, &self.state.metrics)
             .await
-            .map_err(|e| ingest_status(&e).0)?;
+            .map_err(|e| Status::from(ingest_refusal(&e).0))?;
         Ok(Response::new(outcome.response()))
     }
 }
@@ -300,7 +286,9 @@ mod tests {
         let (ingest, mut rx) = IngestHandle::channel(1);
         tokio::spawn(async move {
             while let Some(req) = rx.recv().await {
-                let _ = req.ack.send(Err(IngestError::Storage("disk full".into())));
+                let _ = req
+                    .ack
+                    .send(Err(crate::IngestError::Storage("disk full".into())));
             }
         });
         let err = service(ingest)
@@ -484,7 +472,9 @@ mod tests {
             let (ingest, mut rx) = MetricIngestHandle::channel(1);
             tokio::spawn(async move {
                 while let Some(req) = rx.recv().await {
-                    let _ = req.ack.send(Err(IngestError::Storage("disk full".into())));
+                    let _ = req
+                        .ack
+                        .send(Err(crate::IngestError::Storage("disk full".into())));
                 }
             });
             let err = service(ingest)

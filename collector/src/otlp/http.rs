@@ -25,46 +25,31 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use prost::Message;
-use sightline_model::{LogBatch, TenantId};
+use sightline_http::{ApiError, ErrorBody, tenant_from_headers};
+use sightline_model::TenantId;
 
+use super::OtlpConfig;
 use super::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
-use super::convert::{Converted, convert_request};
+use super::convert::convert_request;
 use super::metrics::OtlpMetricsIngest;
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
-use crate::{CollectorMetrics, IngestError, IngestHandle};
+use super::store_logs;
+use crate::refusal::ingest_refusal;
+use crate::{CollectorMetrics, IngestHandle};
 
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "otlp_http";
-
-/// Size limits of OTLP/HTTP request bodies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OtlpHttpLimits {
-    /// Largest body accepted as sent (compressed or not), in bytes. Default 16 MiB.
-    pub max_body_bytes: usize,
-    /// Largest body accepted after gzip decompression, in bytes. Default 64 MiB.
-    pub max_decompressed_bytes: usize,
-}
-
-impl Default for OtlpHttpLimits {
-    fn default() -> Self {
-        Self {
-            max_body_bytes: 16 << 20,
-            max_decompressed_bytes: 64 << 20,
-        }
-    }
-}
 
 /// What the `/v1/logs` and `/v1/metrics` handlers need.
 #[derive(Debug, Clone)]
@@ -73,21 +58,27 @@ pub struct OtlpHttpState {
     pub ingest: IngestHandle,
     /// Counters, source `otlp_http`.
     pub metrics: CollectorMetrics,
-    /// Body size limits.
-    pub limits: OtlpHttpLimits,
+    /// Body size limits (`[otlp]` in the server's configuration).
+    pub config: OtlpConfig,
     /// Where accepted metrics go; `None`: no `/v1/metrics` route.
     pub metric_ingest: Option<OtlpMetricsIngest>,
 }
 
 impl OtlpHttpState {
-    /// State with the default [`OtlpHttpLimits`], logs only.
+    /// State with the default [`OtlpConfig`], logs only.
     pub fn new(ingest: IngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: OtlpHttpLimits::default(),
+            config: OtlpConfig::default(),
             metric_ingest: None,
         }
+    }
+
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: OtlpConfig) -> Self {
+        self.config = config;
+        self
     }
 
     /// The same state also receiving metrics on `/v1/metrics`. Give the gRPC metrics service
@@ -100,12 +91,39 @@ impl OtlpHttpState {
 
 /// The OTLP/HTTP routes: `POST /v1/logs`, and `POST /v1/metrics` when the state has a
 /// metric ingest ([`OtlpHttpState::with_metrics`]).
+///
+/// Any other path is a 404 and any other method a 405, answered as a `google.rpc.Status`
+/// naming the path (protobuf when the request is, JSON otherwise).
 pub fn router(state: OtlpHttpState) -> Router {
     let mut router = Router::new().route("/v1/logs", post(export_logs));
     if state.metric_ingest.is_some() {
         router = router.route("/v1/metrics", post(export_metrics));
     }
-    router.with_state(state)
+    router
+        .with_state(state)
+        .fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let error = ApiError::unknown_path(method.as_str(), uri.path());
+            error.response(reply_encoding(&headers).error_body())
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri, headers: HeaderMap| async move {
+            let error = ApiError::method_not_allowed(method.as_str(), uri.path());
+            error.response(reply_encoding(&headers).error_body())
+        })
+}
+
+/// The encoding of a request, if it is one OTLP/HTTP speaks.
+fn request_encoding(media: Option<&str>) -> Option<Encoding> {
+    match media {
+        Some("application/x-protobuf") => Some(Encoding::Protobuf),
+        Some("application/json") => Some(Encoding::Json),
+        _ => None,
+    }
+}
+
+/// The encoding to answer in: the request's, JSON when it has none we speak (readable by
+/// anyone).
+fn reply_encoding(headers: &HeaderMap) -> Encoding {
+    request_encoding(media_type(headers).as_deref()).unwrap_or(Encoding::Json)
 }
 
 /// Wire encoding of the request and therefore of the response.
@@ -122,102 +140,13 @@ impl Encoding {
             Self::Json => "application/json",
         }
     }
-}
 
-/// `google.rpc.Status`, the error body of OTLP/HTTP (details are never filled).
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(string, tag = "2")]
-    message: String,
-}
-
-/// An error answer: HTTP status, gRPC code for the `Status` body, message and retry delay.
-#[derive(Debug)]
-struct Failure {
-    status: StatusCode,
-    message: String,
-    retry_after: Option<&'static str>,
-}
-
-impl Failure {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            message: message.into(),
-            retry_after: None,
+    /// The error body answered in this encoding: `google.rpc.Status`.
+    fn error_body(self) -> ErrorBody {
+        match self {
+            Self::Protobuf => ErrorBody::OtlpProtobuf,
+            Self::Json => ErrorBody::OtlpJson,
         }
-    }
-
-    fn grpc_code(&self) -> tonic::Code {
-        match self.status {
-            StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                tonic::Code::InvalidArgument
-            }
-            StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => {
-                tonic::Code::ResourceExhausted
-            }
-            StatusCode::SERVICE_UNAVAILABLE => tonic::Code::Unavailable,
-            _ => tonic::Code::Internal,
-        }
-    }
-
-    fn into_response(self, encoding: Encoding) -> Response {
-        let code = self.grpc_code() as i32;
-        let body = match encoding {
-            Encoding::Protobuf => RpcStatus {
-                code,
-                message: self.message,
-            }
-            .encode_to_vec(),
-            Encoding::Json => serde_json::json!({ "code": code, "message": self.message })
-                .to_string()
-                .into_bytes(),
-        };
-        let mut resp = (
-            self.status,
-            [(header::CONTENT_TYPE, encoding.content_type())],
-            body,
-        )
-            .into_response();
-        if let Some(secs) = self.retry_after {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
-        }
-        resp
-    }
-}
-
-impl From<BodyError> for Failure {
-    fn from(e: BodyError) -> Self {
-        Self::new(e.status(), e.to_string())
-    }
-}
-
-/// Maps an ingest failure to the HTTP answer and the metrics reason.
-fn ingest_failure(e: &IngestError) -> (Failure, &'static str) {
-    match e {
-        IngestError::Overloaded => (
-            Failure {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                message: e.to_string(),
-                retry_after: Some("1"),
-            },
-            "overloaded",
-        ),
-        IngestError::ShuttingDown => (
-            Failure {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: e.to_string(),
-                retry_after: Some("5"),
-            },
-            "shutting_down",
-        ),
-        IngestError::Storage(_) => (
-            Failure::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            "storage_error",
-        ),
     }
 }
 
@@ -234,38 +163,20 @@ fn preamble(
     state: &OtlpHttpState,
     signal: Signal,
     headers: &HeaderMap,
-) -> Result<(TenantId, Encoding), (Failure, Encoding)> {
+) -> Result<(TenantId, Encoding), (ApiError, Encoding)> {
     let media = media_type(headers);
-    let encoding = match media.as_deref() {
-        Some("application/x-protobuf") => Some(Encoding::Protobuf),
-        Some("application/json") => Some(Encoding::Json),
-        _ => None,
-    };
+    let encoding = request_encoding(media.as_deref());
     // Errors found before the encoding is known are answered in JSON: readable by anyone.
     let reply_encoding = encoding.unwrap_or(Encoding::Json);
 
-    let tenant = match tenant_from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())) {
-        Ok(t) => t,
-        Err(e) => {
-            return Err((
-                Failure::new(
-                    StatusCode::BAD_REQUEST,
-                    format!("invalid {TENANT_HEADER} header: {e}"),
-                ),
-                reply_encoding,
-            ));
-        }
-    };
+    let tenant = tenant_from_headers(headers).map_err(|e| (e, reply_encoding))?;
     let Some(encoding) = encoding else {
         refused_whole(state, signal, &tenant, "unsupported_media_type", 0);
         let shown = media.unwrap_or_else(|| "none".to_string());
         return Err((
-            Failure::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
-                ),
-            ),
+            ApiError::unsupported_media_type(format!(
+                "unsupported Content-Type {shown:?}; use application/x-protobuf or application/json"
+            )),
             reply_encoding,
         ));
     };
@@ -279,11 +190,11 @@ async fn export_logs(
 ) -> Response {
     let (tenant, encoding) = match preamble(&state, Signal::Logs, &headers) {
         Ok(ok) => ok,
-        Err((failure, encoding)) => return failure.into_response(encoding),
+        Err((failure, encoding)) => return failure.response(encoding.error_body()),
     };
     match handle_logs(&state, &tenant, encoding, &headers, body).await {
         Ok(resp) => resp,
-        Err(f) => f.into_response(encoding),
+        Err(f) => f.response(encoding.error_body()),
     }
 }
 
@@ -298,15 +209,15 @@ async fn decode_body<T, R>(
     headers: &HeaderMap,
     body: Body,
     convert: impl FnOnce(T) -> R + Send + 'static,
-) -> Result<(usize, R), Failure>
+) -> Result<(usize, R), ApiError>
 where
     T: Message + Default + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
 {
-    let limits = state.limits;
+    let limits = state.config;
     let body_error = |e: BodyError, bytes: usize| {
         refused_whole(state, signal, tenant, e.reason(), bytes as u64);
-        Failure::from(e)
+        ApiError::from(e)
     };
     let content = content_encoding(headers).map_err(|e| body_error(e, 0))?;
     let raw = read_limited(headers, body, limits.max_body_bytes)
@@ -321,18 +232,13 @@ where
         Ok((payload.len(), convert(request)))
     })
     .await
-    .map_err(|e| {
-        Failure::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("decoding task failed: {e}"),
-        )
-    })?;
+    .map_err(|e| ApiError::internal(format!("decoding task failed: {e}")))?;
     match decoded {
         Ok(ok) => Ok(ok),
         Err(Undecodable::Body(e)) => Err(body_error(e, raw_len)),
         Err(Undecodable::Payload(msg)) => {
             refused_whole(state, signal, tenant, "decode_error", raw_len as u64);
-            Err(Failure::new(StatusCode::BAD_REQUEST, msg))
+            Err(ApiError::bad_request(msg))
         }
     }
 }
@@ -353,7 +259,7 @@ async fn handle_logs(
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let now_ns = unix_now_ns();
     let (payload_len, converted) = decode_body(
         state,
@@ -366,38 +272,16 @@ async fn handle_logs(
     )
     .await?;
 
-    let m = &state.metrics;
-    let t = tenant.as_str();
-    m.received(SOURCE, t, converted.received_records, payload_len as u64);
-    for (reason, n) in &converted.rejected_by_reason {
-        m.rejected(SOURCE, t, reason, *n);
-    }
-    let accepted = converted.accepted_records();
-    let Converted {
-        streams,
-        rejected_records,
-        error_message,
-        ..
-    } = converted;
-    if !streams.is_empty() {
-        let batch = LogBatch {
-            tenant: tenant.clone(),
-            streams,
-        };
-        if let Err(e) = state.ingest.ingest(batch).await {
-            let (failure, reason) = ingest_failure(&e);
-            m.rejected(SOURCE, t, reason, accepted);
-            return Err(failure);
-        }
-        m.accepted(SOURCE, t, accepted);
-    }
-
-    let response = ExportLogsServiceResponse {
-        partial_success: (rejected_records > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
-            error_message,
-        }),
-    };
+    let bytes = payload_len as u64;
+    let response = store_logs(
+        &state.ingest,
+        &state.metrics,
+        SOURCE,
+        tenant,
+        bytes,
+        converted,
+    )
+    .await?;
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
         Encoding::Json => response_json(&response).into_bytes(),
@@ -412,11 +296,11 @@ async fn export_metrics(
 ) -> Response {
     let (tenant, encoding) = match preamble(&state, Signal::Metrics, &headers) {
         Ok(ok) => ok,
-        Err((failure, encoding)) => return failure.into_response(encoding),
+        Err((failure, encoding)) => return failure.response(encoding.error_body()),
     };
     match handle_metrics(&state, &tenant, encoding, &headers, body).await {
         Ok(resp) => resp,
-        Err(f) => f.into_response(encoding),
+        Err(f) => f.response(encoding.error_body()),
     }
 }
 
@@ -426,10 +310,9 @@ async fn handle_metrics(
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let Some(sink) = state.metric_ingest.clone() else {
-        return Err(Failure::new(
-            StatusCode::NOT_FOUND,
+        return Err(ApiError::not_found(
             "metrics are not received on this endpoint",
         ));
     };
@@ -457,7 +340,7 @@ async fn handle_metrics(
             &state.metrics,
         )
         .await
-        .map_err(|e| ingest_failure(&e).0)?;
+        .map_err(|e| ingest_refusal(&e).0)?;
     let response = outcome.response();
     let body = match encoding {
         Encoding::Protobuf => response.encode_to_vec(),
@@ -534,23 +417,21 @@ fn refused_whole(
     reason: &'static str,
     bytes: u64,
 ) {
-    let (m, t) = (&state.metrics, tenant.as_str());
-    match signal {
-        Signal::Logs => {
-            m.received(SOURCE, t, 1, bytes);
-            m.rejected(SOURCE, t, reason, 1);
-        }
-        Signal::Metrics => {
-            m.metric_received(SOURCE, t, 1, bytes);
-            m.metric_rejected(SOURCE, t, reason, 1);
-        }
-    }
+    let signal = match signal {
+        Signal::Logs => "logs",
+        Signal::Metrics => "metrics",
+    };
+    let m = &state.metrics;
+    m.refused_whole(signal, SOURCE, tenant.as_str(), reason, bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
     use tower::ServiceExt;
+
+    use sightline_http::TENANT_HEADER;
+    use sightline_http::error::RpcStatus;
 
     use super::super::body::testing::{full_ingest, gzip, recording_ingest};
     use super::super::convert::tests::{record, request};
@@ -688,6 +569,31 @@ mod tests {
         assert_eq!(recorded.lock().unwrap()[0].record_count(), 1);
     }
 
+    /// Regression: unknown paths answered 404 with an empty body.
+    #[tokio::test]
+    async fn unknown_path_is_404_status_naming_it() {
+        let (ingest, _) = recording_ingest();
+        let req = post("application/x-protobuf")
+            .uri("/v1/trace")
+            .body(Body::empty())
+            .unwrap();
+        let (status, headers, body) = send(router(state(ingest.clone())), req).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(headers[header::CONTENT_TYPE], "application/x-protobuf");
+        let st = RpcStatus::decode(body.as_slice()).unwrap();
+        assert_eq!(st.code, tonic::Code::NotFound as i32);
+        assert!(st.message.contains("/v1/trace"), "{}", st.message);
+
+        let req = Request::get("/v1/logs").body(Body::empty()).unwrap();
+        let (status, _, body) = send(router(state(ingest)), req).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+        let message = json_body(&body)["message"].as_str().unwrap().to_string();
+        assert!(
+            message.contains("GET") && message.contains("/v1/logs"),
+            "{message}"
+        );
+    }
+
     #[tokio::test]
     async fn truncated_gzip_is_400() {
         let (ingest, recorded) = recording_ingest();
@@ -717,9 +623,10 @@ mod tests {
     async fn gzip_bomb_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits = OtlpHttpLimits {
+        st.config = OtlpConfig {
             max_body_bytes: 1 << 20,
             max_decompressed_bytes: 1 << 20,
+            ..Default::default()
         };
         let bomb = gzip(&vec![0u8; 8 << 20]);
         assert!(bomb.len() < 1 << 20);
@@ -741,7 +648,7 @@ mod tests {
     async fn oversized_body_is_413() {
         let (ingest, _) = recording_ingest();
         let mut st = state(ingest);
-        st.limits.max_body_bytes = 10;
+        st.config.max_body_bytes = 10;
         let req = post("application/json")
             .body(Body::from(SPEC_JSON))
             .unwrap();
@@ -1168,7 +1075,7 @@ mod tests {
             assert_eq!(rejected("unsupported_media_type"), 1);
 
             let mut small = st.clone();
-            small.limits.max_body_bytes = 8;
+            small.config.max_body_bytes = 8;
             let req = post_metrics("application/json")
                 .body(Body::from(SPEC_METRICS_JSON))
                 .unwrap();

@@ -22,5 +22,81 @@ pub use grpc::{
     OtlpGrpcMetricsState, OtlpGrpcState, OtlpLogsService, OtlpMetricsService, logs_service,
     metrics_service,
 };
-pub use http::{OtlpHttpLimits, OtlpHttpState, router};
+pub use http::{OtlpHttpState, router};
+
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceResponse,
+};
+use sightline_http::ApiError;
+use sightline_model::{LogBatch, TenantId};
+
+use crate::refusal::ingest_refusal;
+use crate::{CollectorMetrics, IngestHandle};
+
+/// Counts a converted logs request under `source`, hands its valid records to the ingest
+/// queue and returns the export response (with `partial_success` when records were
+/// dropped), the same for both transports; `bytes` is the decoded payload size.
+pub(crate) async fn store_logs(
+    ingest: &IngestHandle,
+    metrics: &CollectorMetrics,
+    source: &'static str,
+    tenant: &TenantId,
+    bytes: u64,
+    converted: convert::Converted,
+) -> Result<ExportLogsServiceResponse, ApiError> {
+    let t = tenant.as_str();
+    metrics.received(source, t, converted.received_records, bytes);
+    for (reason, n) in &converted.rejected_by_reason {
+        metrics.rejected(source, t, reason, *n);
+    }
+    let accepted = converted.accepted_records();
+    let convert::Converted {
+        streams,
+        rejected_records,
+        error_message,
+        ..
+    } = converted;
+    if !streams.is_empty() {
+        let batch = LogBatch {
+            tenant: tenant.clone(),
+            streams,
+        };
+        if let Err(e) = ingest.ingest(batch).await {
+            let (error, reason) = ingest_refusal(&e);
+            metrics.rejected(source, t, reason, accepted);
+            return Err(error);
+        }
+        metrics.accepted(source, t, accepted);
+    }
+    Ok(ExportLogsServiceResponse {
+        partial_success: (rejected_records > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
+            error_message,
+        }),
+    })
+}
 pub use metrics::{OtlpMetricsIngest, TranslateOptions};
+
+/// The OTLP receivers' configuration, `[otlp]` in the server's TOML: request size limits of
+/// both transports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// OTLP/HTTP: largest body accepted as sent (compressed or not), in bytes. Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// OTLP/HTTP: largest body accepted after gzip decompression, in bytes. Default 64 MiB.
+    pub max_decompressed_bytes: usize,
+    /// OTLP/gRPC: largest request message, compressed and decompressed, in bytes. Default
+    /// 64 MiB.
+    pub max_grpc_message_bytes: usize,
+}
+
+impl Default for OtlpConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 16 << 20,
+            max_decompressed_bytes: 64 << 20,
+            max_grpc_message_bytes: grpc::DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+        }
+    }
+}

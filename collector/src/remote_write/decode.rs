@@ -53,10 +53,12 @@ pub const REASON_NATIVE_HISTOGRAM: &str = "native_histogram_unsupported";
 /// Longest label text shown in a refusal message; longer label sets are cut.
 const SHOWN_LABELS_BYTES: usize = 256;
 
-/// Limits applied to remote-write requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RemoteWriteLimits {
-    /// Largest body accepted as sent (snappy-compressed), in bytes. Default 16 MiB.
+/// The remote-write receiver's configuration, `[remote_write]` in the server's TOML: the
+/// limits applied to each request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RemoteWriteConfig {
+    /// Largest body accepted as sent (snappy-compressed), in bytes. Default 64 MiB.
     pub max_body_bytes: usize,
     /// Largest protobuf after snappy decompression, in bytes. Default 64 MiB.
     pub max_decompressed_bytes: usize,
@@ -68,10 +70,12 @@ pub struct RemoteWriteLimits {
     pub max_label_value_bytes: usize,
 }
 
-impl Default for RemoteWriteLimits {
+impl Default for RemoteWriteConfig {
     fn default() -> Self {
         Self {
-            max_body_bytes: 16 << 20,
+            // The server's limit before the receiver owned its configuration (its
+            // `limits.max_request_bytes`), kept so that senders see no change.
+            max_body_bytes: 64 << 20,
             max_decompressed_bytes: 64 << 20,
             max_labels_per_series: 30,
             max_label_name_bytes: 1024,
@@ -118,7 +122,7 @@ pub struct Decoded {
 /// Decompresses, decodes and validates a remote-write body.
 pub fn decode_write_request(
     body: &[u8],
-    limits: &RemoteWriteLimits,
+    limits: &RemoteWriteConfig,
 ) -> Result<Decoded, DecodeError> {
     let len = snap::raw::decompress_len(body).map_err(|e| DecodeError::Snappy(e.to_string()))?;
     if len > limits.max_decompressed_bytes {
@@ -137,7 +141,7 @@ pub fn decode_write_request(
 }
 
 /// Validates a decoded request series by series.
-pub fn validate_request(request: WriteRequest, limits: &RemoteWriteLimits) -> Decoded {
+pub fn validate_request(request: WriteRequest, limits: &RemoteWriteConfig) -> Decoded {
     let mut out = Decoded::default();
     out.series.reserve(request.timeseries.len());
     for (index, ts) in request.timeseries.into_iter().enumerate() {
@@ -165,7 +169,7 @@ type Refusal = (&'static str, String, String);
 /// Validates one series; `None` when it is valid but carries no sample.
 fn convert_series(
     ts: TimeSeries,
-    limits: &RemoteWriteLimits,
+    limits: &RemoteWriteConfig,
 ) -> Result<Option<MetricSeries>, Refusal> {
     let refuse = |reason, what: String| (reason, show_labels(&ts.labels), what);
     if ts.labels.len() > limits.max_labels_per_series {
@@ -356,7 +360,7 @@ pub(crate) mod tests {
     }
 
     fn decode(series: Vec<TimeSeries>) -> Decoded {
-        decode_write_request(&body(series), &RemoteWriteLimits::default()).unwrap()
+        decode_write_request(&body(series), &RemoteWriteConfig::default()).unwrap()
     }
 
     #[test]
@@ -494,7 +498,7 @@ pub(crate) mod tests {
 
     #[test]
     fn label_name_limit_is_configurable() {
-        let limits = RemoteWriteLimits {
+        let limits = RemoteWriteConfig {
             max_label_name_bytes: 3,
             max_labels_per_series: 2,
             ..Default::default()
@@ -519,7 +523,7 @@ pub(crate) mod tests {
 
     #[test]
     fn undecodable_payloads_fail_whole() {
-        let limits = RemoteWriteLimits::default();
+        let limits = RemoteWriteConfig::default();
         let err = decode_write_request(&[0xff; 10], &limits).unwrap_err();
         assert!(matches!(err, DecodeError::Snappy(_)), "{err}");
         assert!(err.to_string().starts_with("invalid snappy block: "));
@@ -533,7 +537,7 @@ pub(crate) mod tests {
             "{err}"
         );
         let big = snap::raw::Encoder::new().compress_vec(&[0u8; 100]).unwrap();
-        let small = RemoteWriteLimits {
+        let small = RemoteWriteConfig {
             max_decompressed_bytes: 99,
             ..limits
         };

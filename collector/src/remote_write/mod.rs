@@ -12,5 +12,5 @@ pub mod decode;
 pub mod proto;
 pub mod receiver;
 
-pub use decode::{RemoteWriteLimits, is_valid_metric_name};
+pub use decode::{RemoteWriteConfig, is_valid_metric_name};
 pub use receiver::{RemoteWriteState, router};

@@ -24,15 +24,16 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use sightline_http::{ApiError, ErrorKind, tenant_from_headers};
 use sightline_model::{AppendReport, MetricBatch, TenantId};
 
-use super::decode::{DecodeError, Decoded, RemoteWriteLimits, decode_write_request};
+use super::decode::{DecodeError, Decoded, RemoteWriteConfig, decode_write_request};
 use crate::otlp::body::{BodyError, media_type, read_limited};
-use crate::tenant::{TENANT_HEADER, tenant_from_header};
-use crate::{CollectorMetrics, IngestError, MetricIngestHandle};
+use crate::refusal::ingest_refusal;
+use crate::{CollectorMetrics, MetricIngestHandle};
 
 /// The `source` label of this receiver's metrics.
 pub const SOURCE: &str = "remote_write";
@@ -47,23 +48,23 @@ pub struct RemoteWriteState {
     pub ingest: MetricIngestHandle,
     /// Counters, signal `metrics`, source `remote_write`.
     pub metrics: CollectorMetrics,
-    /// Size and validation limits.
-    pub limits: RemoteWriteLimits,
+    /// Size and validation limits (`[remote_write]` in the server's configuration).
+    pub config: RemoteWriteConfig,
 }
 
 impl RemoteWriteState {
-    /// State with the default [`RemoteWriteLimits`].
+    /// State with the default [`RemoteWriteConfig`].
     pub fn new(ingest: MetricIngestHandle, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,
-            limits: RemoteWriteLimits::default(),
+            config: RemoteWriteConfig::default(),
         }
     }
 
-    /// The same state with other limits.
-    pub fn with_limits(mut self, limits: RemoteWriteLimits) -> Self {
-        self.limits = limits;
+    /// The same state with another configuration.
+    pub fn with_config(mut self, config: RemoteWriteConfig) -> Self {
+        self.config = config;
         self
     }
 }
@@ -73,22 +74,6 @@ pub fn router(state: RemoteWriteState) -> Router {
     Router::new()
         .route("/api/v1/write", post(write))
         .with_state(state)
-}
-
-fn text(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
-}
-
-fn retry(status: StatusCode, body: String, secs: &'static str) -> Response {
-    let mut resp = text(status, body);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static(secs));
-    resp
 }
 
 /// Checks `Content-Type` and `Content-Encoding`: the message to answer with 415, if any.
@@ -125,23 +110,17 @@ fn unsupported_media(headers: &HeaderMap) -> Option<String> {
     None
 }
 
-async fn write(State(state): State<RemoteWriteState>, headers: HeaderMap, body: Body) -> Response {
-    let tenant = match tenant_from_header(headers.get(TENANT_HEADER).map(|v| v.as_bytes())) {
-        Ok(t) => t,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                format!("invalid {TENANT_HEADER} header: {e}"),
-            );
-        }
-    };
+async fn write(
+    State(state): State<RemoteWriteState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let tenant = tenant_from_headers(&headers)?;
     if let Some(msg) = unsupported_media(&headers) {
         refused_whole(&state, &tenant, "unsupported_media_type", 0);
-        return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, msg);
+        return Err(ApiError::unsupported_media_type(msg));
     }
-    match handle(&state, &tenant, &headers, body).await {
-        Ok(resp) | Err(resp) => resp,
-    }
+    handle(&state, &tenant, &headers, body).await
 }
 
 async fn handle(
@@ -149,32 +128,27 @@ async fn handle(
     tenant: &TenantId,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Response> {
-    let limits = state.limits;
+) -> Result<Response, ApiError> {
+    let limits = state.config;
     let raw = read_limited(headers, body, limits.max_body_bytes)
         .await
         .map_err(|e: BodyError| {
             refused_whole(state, tenant, e.reason(), 0);
-            text(e.status(), e.to_string())
+            ApiError::from(e)
         })?;
     let raw_len = raw.len();
 
     // Snappy and protobuf decoding of up to tens of MiB: keep it off the async workers.
     let decoded = tokio::task::spawn_blocking(move || decode_write_request(&raw, &limits))
         .await
-        .map_err(|e| {
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("decoding task failed: {e}"),
-            )
-        })?;
+        .map_err(|e| ApiError::internal(format!("decoding task failed: {e}")))?;
     let decoded = decoded.map_err(|e| {
-        let (status, reason) = match e {
-            DecodeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
-            _ => (StatusCode::BAD_REQUEST, "decode_error"),
+        let (kind, reason) = match e {
+            DecodeError::TooLarge { .. } => (ErrorKind::TooLarge, "body_too_large"),
+            _ => (ErrorKind::BadRequest, "decode_error"),
         };
         refused_whole(state, tenant, reason, raw_len as u64);
-        text(status, e.to_string())
+        ApiError::new(kind, e.to_string())
     })?;
 
     let m = &state.metrics;
@@ -198,22 +172,9 @@ async fn handle(
         match state.ingest.ingest(batch).await {
             Ok(r) => report = r,
             Err(e) => {
-                let msg = e.to_string();
-                let (resp, reason) = match e {
-                    IngestError::Overloaded => {
-                        (retry(StatusCode::TOO_MANY_REQUESTS, msg, "1"), "overloaded")
-                    }
-                    IngestError::ShuttingDown => (
-                        retry(StatusCode::SERVICE_UNAVAILABLE, msg, "5"),
-                        "shutting_down",
-                    ),
-                    IngestError::Storage(_) => (
-                        text(StatusCode::INTERNAL_SERVER_ERROR, msg),
-                        "storage_error",
-                    ),
-                };
+                let (error, reason) = ingest_refusal(&e);
                 m.metric_rejected(SOURCE, t, reason, valid_samples);
-                return Err(resp);
+                return Err(error);
             }
         }
         m.metric_accepted(SOURCE, t, report.accepted);
@@ -224,10 +185,12 @@ async fn handle(
     if rejections.is_empty() && report.rejected.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    Ok(text(
-        StatusCode::BAD_REQUEST,
-        refusal_body(received_samples, &rejections, &report),
-    ))
+    // Partial acceptance: the rest is written, the answer names what was refused.
+    Err(ApiError::bad_request(refusal_body(
+        received_samples,
+        &rejections,
+        &report,
+    )))
 }
 
 /// The 400 body: a count line, the first series refusals, then the store's refusals.
@@ -267,19 +230,20 @@ fn refusal_body(
     body
 }
 
-/// Counts a request refused before its samples could be counted as one received and one
-/// rejected sample.
+/// Counts a request refused before its samples could be counted.
 fn refused_whole(state: &RemoteWriteState, tenant: &TenantId, reason: &'static str, bytes: u64) {
     let m = &state.metrics;
-    m.metric_received(SOURCE, tenant.as_str(), 1, bytes);
-    m.metric_rejected(SOURCE, tenant.as_str(), reason, 1);
+    m.refused_whole("metrics", SOURCE, tenant.as_str(), reason, bytes);
 }
 
 #[cfg(test)]
 mod tests {
     use axum::http::Request;
+    use sightline_http::TENANT_HEADER;
     use sightline_model::RejectReason;
     use tower::ServiceExt;
+
+    use crate::IngestError;
 
     use super::super::decode::tests::{body, series};
     use super::*;
@@ -446,7 +410,7 @@ mod tests {
         let (ingest, _) = metric_ingest(accept_all);
         let payload = body(vec![series(&[("__name__", "up")], &[(1, 1.0)])]);
         let mut st = state(ingest.clone());
-        st.limits.max_body_bytes = payload.len() - 1;
+        st.config.max_body_bytes = payload.len() - 1;
         let (status, _, text) = send(
             router(st),
             post().body(Body::from(payload.clone())).unwrap(),
@@ -455,7 +419,7 @@ mod tests {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(text.contains("exceeds the limit"), "{text}");
 
-        let st = state(ingest).with_limits(RemoteWriteLimits {
+        let st = state(ingest).with_config(RemoteWriteConfig {
             max_decompressed_bytes: 4,
             ..Default::default()
         });

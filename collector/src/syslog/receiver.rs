@@ -53,23 +53,32 @@ const RETRIES_AFTER_SHUTDOWN: u32 = 10;
 /// At most one warning per this interval per listener; the rest are counted as suppressed.
 const WARN_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Where and how to listen for syslog.
-#[derive(Debug, Clone)]
+/// Where and how to listen for syslog; `[syslog]` in the server's TOML reads `tenant`,
+/// `max_message_bytes` and `max_tcp_connections` (the server sets the addresses from its
+/// `[server] syslog_addr`, with every other listen address; batching is not configurable).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SyslogConfig {
     /// TCP listen address (RFC 6587); `None` disables TCP. Port 0 picks a free port.
+    #[serde(skip)]
     pub tcp_addr: Option<SocketAddr>,
     /// UDP listen address (RFC 5426); `None` disables UDP. Port 0 picks a free port.
+    #[serde(skip)]
     pub udp_addr: Option<SocketAddr>,
     /// The tenant every record received on these listeners belongs to (syslog cannot name one).
+    #[serde(rename = "tenant")]
     pub default_tenant: TenantId,
     /// Longest message accepted, in bytes without framing; longer ones are skipped and
     /// counted as rejected (`message_too_long`).
     pub max_message_bytes: usize,
     /// A batch is flushed when it holds this many records...
+    #[serde(skip)]
     pub batch_max_records: usize,
     /// ...or this many bytes of bodies and attributes...
+    #[serde(skip)]
     pub batch_max_bytes: usize,
     /// ...or when its oldest record has waited this long.
+    #[serde(skip)]
     pub batch_max_delay: Duration,
     /// Concurrent TCP connections; further clients wait in the kernel's accept backlog.
     pub max_tcp_connections: usize,

@@ -352,7 +352,7 @@ async fn series(
                 .map_err(|e| ApiError::internal(e.to_string()))?;
             all.extend(streams);
         }
-        Ok(all)
+        Ok::<_, ApiError>(all)
     })
     .await?;
     let data: Vec<Value> = found.iter().map(|l| labels_json(l)).collect();

@@ -1,6 +1,7 @@
-//! HTTP APIs on the main port: Loki's query API, Prometheus's query API, our patterns API,
-//! and one error type that maps failures to status codes and Loki's plain-text error bodies
-//! (the Prometheus API has its own JSON errors, in `prom.rs`).
+//! HTTP APIs on the main port: Loki's query API, Prometheus's query API, our patterns and
+//! anomalies APIs. Failures are [`ApiError`]s (`sightline-http`: one mapping of error kinds
+//! to status codes and retry hints); each API only picks its body shape: plain text for
+//! Loki's API and ours, Prometheus's JSON in `prom.rs`.
 
 pub mod anomalies;
 pub mod loki;
@@ -10,45 +11,43 @@ pub mod prom;
 
 use std::time::Instant;
 
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::Router;
+use axum::http::{Method, Uri};
+use axum::response::Response;
+pub use sightline_http::ApiError;
+use sightline_http::ErrorBody;
 
-/// An API failure: a status and a message for the client.
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
-        }
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: message.into(),
-        }
+/// The error body of the API a path belongs to: Prometheus's JSON under `/api/v1/` (the
+/// Prometheus API, remote write, and our own APIs beside them), Loki's plain text under
+/// `/loki/` (as every other Loki API error), our JSON anywhere else.
+fn error_body_for(path: &str) -> ErrorBody {
+    if path.starts_with("/loki/") {
+        ErrorBody::PlainText
+    } else if path.starts_with("/api/") {
+        ErrorBody::Prometheus
+    } else {
+        ErrorBody::Json
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        // Loki answers errors as plain text; Grafana shows the body as is.
-        (
-            self.status,
-            [(
-                axum::http::header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            )],
-            self.message,
-        )
-            .into_response()
-    }
+/// The main router's answers for a path no route serves (404) and for a method a route does
+/// not take (405), in the shape of the API the path belongs to, naming the path. Call it
+/// once every route is added: the 405 answer is attached to the routes present.
+pub fn with_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|method: Method, uri: Uri| async move {
+            in_api_shape(ApiError::unknown_path(method.as_str(), uri.path()), &uri)
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            in_api_shape(
+                ApiError::method_not_allowed(method.as_str(), uri.path()),
+                &uri,
+            )
+        })
+}
+
+fn in_api_shape(error: ApiError, uri: &Uri) -> Response {
+    error.response(error_body_for(uri.path()))
 }
 
 /// Runs blocking query work off the async threads and records its latency under `endpoint`.

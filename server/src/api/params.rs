@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use sightline_model::TenantId;
 
 use super::ApiError;
 
@@ -124,14 +123,7 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
 }
 
 /// The tenant of a query request (`X-Scope-OrgID`, `default` when absent).
-pub fn tenant(headers: &HeaderMap) -> Result<TenantId, ApiError> {
-    sightline_collector::tenant::tenant_from_header(
-        headers
-            .get(sightline_collector::tenant::TENANT_HEADER)
-            .map(|v| v.as_bytes()),
-    )
-    .map_err(|e| ApiError::bad_request(format!("invalid X-Scope-OrgID header: {e}")))
-}
+pub use sightline_http::tenant_from_headers as tenant;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use serde_json::{Value as Json_, json};
@@ -40,68 +40,16 @@ pub fn router(state: PromState) -> Router {
 }
 
 /// A Prometheus API error: `{"status":"error","errorType":…,"error":…}`.
-#[derive(Debug)]
-pub struct PromError {
-    status: StatusCode,
-    kind: &'static str,
-    message: String,
-}
+pub use sightline_http::PrometheusError as PromError;
 
-impl PromError {
-    fn bad_data(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            kind: "bad_data",
-            message: message.into(),
-        }
-    }
-
-    fn internal(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            kind: "internal",
-            message: message.into(),
-        }
-    }
-}
-
-impl From<QueryError> for PromError {
-    fn from(e: QueryError) -> Self {
-        let message = e.to_string();
-        match e {
-            QueryError::Parse(_) => Self::bad_data(message),
-            QueryError::Storage(_) => Self::internal(message),
-            // Prometheus answers evaluation failures (and too many samples) with 422.
-            _ => Self {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                kind: "execution",
-                message,
-            },
-        }
-    }
-}
-
-impl From<super::ApiError> for PromError {
-    fn from(e: super::ApiError) -> Self {
-        Self {
-            status: e.status,
-            kind: if e.status.is_client_error() {
-                "bad_data"
-            } else {
-                "internal"
-            },
-            message: e.message,
-        }
-    }
-}
-
-impl IntoResponse for PromError {
-    fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({"status": "error", "errorType": self.kind, "error": self.message})),
-        )
-            .into_response()
+/// A query failure as Prometheus answers it: parse errors are `bad_data` (400), storage
+/// failures `internal` (500), evaluation failures and exceeded limits `execution` (422).
+fn query_error(e: QueryError) -> PromError {
+    let message = e.to_string();
+    match e {
+        QueryError::Parse(_) => PromError::bad_data(message),
+        QueryError::Storage(_) => PromError::internal(message),
+        _ => PromError::execution(message),
     }
 }
 
@@ -177,7 +125,7 @@ async fn query(
         let source = TsdbSource::new(&s.tsdb, &tenant);
         s.engine
             .instant_query(&source, &query, time)
-            .map_err(PromError::from)
+            .map_err(query_error)
     })
     .await?;
     Ok(Json(success_result(result)).into_response())
@@ -222,7 +170,7 @@ async fn query_range(
         let source = TsdbSource::new(&s.tsdb, &tenant);
         s.engine
             .range_query(&source, &query, start, end, step)
-            .map_err(PromError::from)
+            .map_err(query_error)
     })
     .await?;
     Ok(Json(success_result(result)).into_response())
@@ -232,7 +180,7 @@ async fn query_range(
 fn matcher_sets(params: &Params) -> Result<Vec<Vec<LabelMatcher>>, PromError> {
     params
         .all("match[]")
-        .map(|m| parse_selector(m).map_err(PromError::from))
+        .map(|m| parse_selector(m).map_err(query_error))
         .collect()
 }
 

@@ -32,9 +32,17 @@ impl Server {
         Self::start_with(data_dir, &[])
     }
 
+    /// Starts the server with `extra` flags. Its scrape of itself is off (tests count series
+    /// and expect empty tenants) unless `extra` sets `--self-scrape`.
     pub fn start_with(data_dir: &Path, extra: &[&str]) -> Self {
+        let self_scrape: &[&str] = if extra.contains(&"--self-scrape") {
+            &[]
+        } else {
+            &["--self-scrape", "false"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("serve")
+            .args(self_scrape)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http-addr", "127.0.0.1:0"])
@@ -217,6 +225,15 @@ fn unsafe_free_sigterm(pid: u32) {
         .status()
         .expect("run kill");
     assert!(status.success());
+}
+
+/// The Python interpreter that has the OpenTelemetry SDK: `SIGHTLINE_PYTHON` (set by
+/// `scripts/test.sh` to its virtual environment), else `python3` from the PATH.
+pub fn python() -> String {
+    std::env::var("SIGHTLINE_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".to_string())
 }
 
 pub fn now_ns() -> i64 {

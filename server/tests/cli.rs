@@ -1,0 +1,144 @@
+//! The command-line clients against the real binary: output into closed pipes, connection
+//! errors, time forms, RFC 3339 times and empty results.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{Server, loki_push_json, now_ns};
+use serde_json::json;
+
+fn sightline(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(args)
+        .env_remove("SIGHTLINE_SERVER")
+        .output()
+        .expect("run sightline")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Regression: `sightline config check FILE | head -3` panicked on the broken pipe.
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[indexer]\ncommit_interval = \"1s\"\n").unwrap();
+    // The reading end is closed before the command writes: its first write fails.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["config", "check"])
+        .arg(&file)
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{:?} {stderr}", out.status);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+}
+
+/// Regression: a connection error printed the HTTP library's whole error chain.
+#[test]
+fn unreachable_server_is_named_with_a_short_cause() {
+    // Port 1 on loopback: nothing listens there.
+    let out = sightline(&[
+        "logs",
+        "query",
+        "{a=\"b\"}",
+        "--server",
+        "http://127.0.0.1:1",
+    ]);
+    assert!(!out.status.success());
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot reach the server at http://127.0.0.1:1: "),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("error sending request"), "{stderr}");
+}
+
+/// Regression: metric times printed as raw floats, `--since` and `--start` took different
+/// forms, and an empty result printed nothing at all.
+#[test]
+fn logs_and_metrics_share_time_forms_and_print_rfc3339() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let url = server.url("");
+    let now = now_ns();
+    let (status, body) = loki_push_json(
+        &server,
+        "default",
+        &json!({"streams": [{"stream": {"service_name": "cli"},
+            "values": [[(now - 5_000_000_000).to_string(), "hello from the cli test"]]}]}),
+    );
+    assert_eq!(status, 204, "{body}");
+    server.wait_for_count("default", r#"{service_name="cli"}"#, 1);
+
+    let an_hour_ago = chrono::DateTime::from_timestamp_nanos(now - 3_600_000_000_000)
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for since in [
+        "1h",
+        an_hour_ago.as_str(),
+        &((now / 1_000_000_000) - 3600).to_string(),
+    ] {
+        let out = sightline(&[
+            "logs",
+            "query",
+            r#"{service_name="cli"}"#,
+            "--since",
+            since,
+            "--server",
+            &url,
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{since}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains("hello from the cli test"),
+            "{since}: {stdout}"
+        );
+        // `2025-01-31T12:00:00.123Z …`
+        assert!(stdout.split(' ').next().unwrap().ends_with('Z'), "{stdout}");
+    }
+
+    for start in ["10m", an_hour_ago.as_str()] {
+        let out = sightline(&[
+            "metrics",
+            "query",
+            "vector(1)",
+            "--start",
+            start,
+            "--step",
+            "5m",
+            "--server",
+            &url,
+        ]);
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{start}: {}", text(&out.stderr));
+        let point = stdout.lines().nth(1).expect("a point").trim();
+        let time = point.split(' ').next().unwrap();
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(time).is_ok(),
+            "{start}: {stdout}"
+        );
+    }
+
+    let out = sightline(&["metrics", "query", "no_such_metric", "--server", &url]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+    assert_eq!(text(&out.stderr).trim(), "no results");
+    let out = sightline(&[
+        "logs",
+        "query",
+        r#"{service_name="nobody"}"#,
+        "--server",
+        &url,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr).trim(), "no results");
+}
