@@ -8,6 +8,7 @@ mod anomalies;
 mod api;
 mod cli;
 mod config;
+mod data_dir;
 mod metrics;
 mod serve;
 

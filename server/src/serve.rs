@@ -131,8 +131,9 @@ async fn shutdown_signal() {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    // Held until `run` returns: one server per data directory.
+    let data_dir_lock = crate::data_dir::DataDirLock::acquire(&config.data_dir)?;
+    tracing::debug!(lock = %data_dir_lock.path().display(), "data dir locked");
     let mut registry = Registry::default();
     let collector_metrics = CollectorMetrics::register(&mut registry);
     let server_metrics = ServerMetrics::register(&mut registry);

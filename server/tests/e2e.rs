@@ -675,3 +675,37 @@ fn log_patterns_are_counted_filterable_and_stable_across_restart() {
         .timestamp_millis();
     assert!(first_seen >= deploy_ms, "{first_seen} < {deploy_ms}");
 }
+
+/// Two servers on one data directory used to both come up and write one WAL.
+#[test]
+fn second_server_on_the_same_data_dir_is_refused_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Server::start(dir.path());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .arg("serve")
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--http-addr", "127.0.0.1:0"])
+        .args(["--otlp-grpc-addr", "127.0.0.1:0"])
+        .args(["--otlp-http-addr", "127.0.0.1:0"])
+        .args(["--syslog-addr", "127.0.0.1:0"])
+        .args(["--self-scrape", "false"])
+        .env_remove("SIGHTLINE_CONFIG")
+        .output()
+        .expect("run a second sightline");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "second server started: {stderr}");
+    let holder = format!("is in use by sightline (pid {}", first.pid());
+    assert!(stderr.contains(&holder), "{stderr}");
+    // The first one is unharmed.
+    assert!(
+        first
+            .client()
+            .get(first.url("/readyz"))
+            .send()
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(first.terminate(), Some(0));
+}
