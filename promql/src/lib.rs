@@ -15,6 +15,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod labels;
+mod nesting;
 mod parse_error;
 mod plan;
 #[cfg(any(test, feature = "promqltest"))]
@@ -30,6 +31,7 @@ use sightline_model::{LabelMatcher, Labels, MetricSeries, StoreError};
 pub use histogram::{
     Bucket, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, HistogramError,
 };
+pub use nesting::{MAX_NESTING_DEPTH, MAX_OPERATORS, QUERY_THREAD_STACK_BYTES};
 pub use parse_error::{ParseError, Position};
 pub use source::{HistogramSample, HistogramSeries, MemorySource, SeriesSource};
 pub use tsdb_source::TsdbSource;
@@ -274,6 +276,9 @@ fn public_result(out: eval::Output) -> QueryResult {
 /// Parses a query with `promql-parser`, mapping its error to [`QueryError::Parse`] with the
 /// fault's position ([`parse_error::locate`]).
 pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
+    // Before the parser: a tree too deep to walk must never be built (it would overflow the
+    // stack of whichever thread parses, evaluates or drops it).
+    nesting::check(query).map_err(QueryError::Parse)?;
     promql_parser::parser::parse(query)
         .map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
 }

@@ -86,7 +86,7 @@ impl fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 impl Position {
-    fn at(query: &str, offset: usize, len: usize) -> Self {
+    pub(crate) fn at(query: &str, offset: usize, len: usize) -> Self {
         let offset = offset.min(query.len());
         let before = &query[..offset];
         let line_start = before.rfind('\n').map_or(0, |nl| nl + 1);

@@ -45,6 +45,9 @@ pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sightline")
+        // Queries are parsed and evaluated on these threads; PromQL's nesting limits are
+        // proven safe for this stack (promql/tests/limits.rs).
+        .thread_stack_size(sightline_promql::QUERY_THREAD_STACK_BYTES)
         .build()
         .context("cannot start the async runtime")?
         .block_on(run(config))

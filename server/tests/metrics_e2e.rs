@@ -638,3 +638,41 @@ fn a_fresh_server_scrapes_itself_so_up_is_not_empty() {
         .unwrap_or(0.0);
     assert!(count > 0.0, "{v}");
 }
+
+/// A 5 KB query used to overflow the stack and abort the server, ingest included.
+#[test]
+fn deeply_nested_promql_is_a_400_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let deep_parens = format!("{}1{}", "(".repeat(2500), ")".repeat(2500));
+    let nested_calls = format!("{}up{}", "abs(".repeat(2000), ")".repeat(2000));
+    let long_sum = vec!["1"; 2000].join("+");
+    let long_or = vec!["up"; 3000].join(" or ");
+    for query in [deep_parens, nested_calls, long_sum, long_or] {
+        let r = server
+            .client()
+            .get(server.url("/api/v1/query"))
+            .query(&[("query", query.as_str())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 400);
+        let e: Value = r.json().unwrap();
+        assert_eq!(e["errorType"], "bad_data");
+        assert!(e["error"].as_str().unwrap().contains("(the limit)"), "{e}");
+    }
+    // A 1 MiB POST of `x+x+…`.
+    let huge = vec!["x"; 1 << 19].join("+");
+    let r = server
+        .client()
+        .post(server.url("/api/v1/query"))
+        .form(&[("query", huge.as_str())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400, "{}", r.text().unwrap_or_default());
+    let ready = server.client().get(server.url("/readyz")).send().unwrap();
+    assert!(
+        ready.status().is_success(),
+        "server not ready after the queries"
+    );
+    assert_eq!(server.terminate(), Some(0));
+}
