@@ -12,8 +12,8 @@
 //! [`Sink::rollback`] and appends every uncommitted batch again, so the store must discard
 //! everything appended since its last commit.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A store fed from the WAL.
 pub trait Sink<B>: Send + Sync {
@@ -95,4 +95,18 @@ impl SinkProgress {
             *self.problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
         }
     }
+}
+
+/// Why the stores behind `sinks` are not taking writes — each failing sink's problem, in
+/// order, joined by `; ` — or `None` while all are healthy. What `/readyz` answers.
+pub fn unready_reason(sinks: &[Arc<SinkProgress>]) -> Option<String> {
+    let problems: Vec<String> = sinks
+        .iter()
+        .filter(|p| !p.is_healthy())
+        .map(|p| {
+            p.problem()
+                .unwrap_or_else(|| "a store is failing".to_string())
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
 }

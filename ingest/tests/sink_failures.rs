@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use sightline_ingest::{
     IngestHandle, IngestMetrics, Sink, SinkProgress, SinkRunnerConfig, WalWriterConfig, recover,
-    run_sink, run_wal_writer, sequenced_channel,
+    run_sink, run_wal_writer, sequenced_channel, unready_reason,
 };
 use sightline_model::{Labels, LogBatch, LogRecord, LogStream, TenantId};
 use sightline_wal::{Wal, WalOptions};
@@ -277,4 +277,5 @@ async fn failing_sink_never_lets_the_watermark_pass_an_unapplied_batch() {
     );
     assert!(state.duplicates.is_empty());
     assert_eq!(progress.durable_seq(), 6);
+    assert_eq!(unready_reason(&[progress]), None);
 }

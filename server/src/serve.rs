@@ -89,19 +89,12 @@ async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
             "replaying wal\n".to_string(),
         );
     }
-    let problems: Vec<String> = s
-        .sinks
-        .iter()
-        .filter(|p| !p.is_healthy())
-        .filter_map(|p| p.problem())
-        .collect();
-    if problems.is_empty() {
-        (StatusCode::OK, "ready\n".to_string())
-    } else {
-        (
+    match sightline_ingest::unready_reason(&s.sinks) {
+        None => (StatusCode::OK, "ready\n".to_string()),
+        Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {}\n", problems.join("; ")),
-        )
+            format!("not ready: {reason}\n"),
+        ),
     }
 }
 
