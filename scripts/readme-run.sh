@@ -40,6 +40,9 @@ trap cleanup EXIT
 debug_build() { sed -e 's/ --release / /' <<<"$1"; }
 
 echo "readme-run: $(debug_build "$run_command")"
+# The log exists before the server starts: the background job opens it only when it is
+# scheduled, and a `sed` on a missing file would end this script (set -e, pipefail).
+: >"$work/server.log"
 # `cargo run` execs the binary on Unix, so the PID below is the server's own.
 SIGHTLINE_DATA_DIR="$work/data" \
   SIGHTLINE_HTTP_ADDR=127.0.0.1:0 \
@@ -53,7 +56,7 @@ server_pid=$!
 # The bound address, from the log line `sightline listening http_addr=…` (port 0 resolved).
 http_addr=
 for _ in $(seq 1 1800); do
-  http_addr=$(sed -n 's/.*sightline listening.* http_addr=\([0-9.:]*\).*/\1/p' "$work/server.log" | head -1)
+  http_addr=$(sed -n 's/.*sightline listening.* http_addr=\([0-9.:]*\).*/\1/p' "$work/server.log" | head -1 || true)
   [ -n "$http_addr" ] && break
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "readme-run: the server exited before listening:" >&2
