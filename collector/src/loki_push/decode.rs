@@ -68,6 +68,13 @@ pub struct LokiPushConfig {
     pub max_line_bytes: usize,
     /// Longest label value, in bytes. Default 2048 (Loki's `max_label_value_length`).
     pub max_label_value_bytes: usize,
+    /// Longest label name, in bytes. Default 1024 (Loki's `max_label_name_length`).
+    pub max_label_name_bytes: usize,
+    /// Most labels a stream may have as pushed. Default 15 (Loki's
+    /// `max_label_names_per_series`). With the two length limits this bounds a stream's
+    /// label text well below what the index can hold as one term (65,530 bytes): streams
+    /// beyond it used to be acknowledged and never be queryable.
+    pub max_labels_per_stream: usize,
 }
 
 impl Default for LokiPushConfig {
@@ -77,6 +84,8 @@ impl Default for LokiPushConfig {
             max_decompressed_bytes: 64 << 20,
             max_line_bytes: 256 << 10,
             max_label_value_bytes: 2048,
+            max_label_name_bytes: 1024,
+            max_labels_per_stream: 15,
         }
     }
 }
@@ -330,7 +339,22 @@ fn validate_labels(
     pairs: Vec<(String, String)>,
     limits: &LokiPushConfig,
 ) -> Result<Labels, String> {
+    if pairs.len() > limits.max_labels_per_stream {
+        return Err(format!(
+            "stream has {} labels, the limit is {} (max_labels_per_stream)",
+            pairs.len(),
+            limits.max_labels_per_stream
+        ));
+    }
     for (i, (name, value)) in pairs.iter().enumerate() {
+        if name.len() > limits.max_label_name_bytes {
+            return Err(format!(
+                "label name {:?} is {} bytes long, the limit is {} (max_label_name_bytes)",
+                shorten(name),
+                name.len(),
+                limits.max_label_name_bytes
+            ));
+        }
         if !is_valid_label_name(name) {
             return Err(format!("invalid label name {:?}", shorten(name)));
         }
@@ -775,6 +799,53 @@ pub(crate) mod tests {
             assert!(err.starts_with("malformed labels: "), "{input}: {err}");
             assert!(err.contains(want), "{input}: {err}");
         }
+    }
+
+    /// Streams with label text too large for the index were acknowledged and could never be
+    /// queried (33 labels of 2,000 bytes, or 10,000 short labels).
+    #[test]
+    fn label_sets_the_index_cannot_hold_are_refused_by_limit() {
+        let wide: serde_json::Map<String, Value> = (0..33)
+            .map(|i| (format!("l{i}"), Value::String("v".repeat(2000))))
+            .collect();
+        let many: serde_json::Map<String, Value> = (0..10_000)
+            .map(|i| (format!("l{i}"), Value::String("v".into())))
+            .collect();
+        let long_name: serde_json::Map<String, Value> =
+            [("n".repeat(1025), Value::String("v".into()))]
+                .into_iter()
+                .collect();
+        let body = serde_json::json!({"streams": [
+            {"stream": wide, "values": [["1", "a"]]},
+            {"stream": many, "values": [["1", "a"]]},
+            {"stream": long_name, "values": [["1", "a"]]},
+            {"stream": {"app": "ok"}, "values": [["1", "kept"]]},
+        ]});
+        let d = decode_push(PushFormat::Json, body.to_string().as_bytes(), &limits(), 0).unwrap();
+        assert_eq!(d.accepted_entries, 1);
+        assert_eq!(d.streams[0].records[0].body, "kept");
+        let msgs: Vec<&str> = d.rejections.iter().map(|r| r.message.as_str()).collect();
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(
+            msgs[0].contains("has 33 labels, the limit is 15 (max_labels_per_stream)"),
+            "{}",
+            msgs[0]
+        );
+        assert!(
+            msgs[1].contains("has 10000 labels"),
+            "{}",
+            &msgs[1][msgs[1].len() - 80..]
+        );
+        assert!(
+            msgs[2].contains("is 1025 bytes long, the limit is 1024 (max_label_name_bytes)"),
+            "{}",
+            msgs[2]
+        );
+        assert!(
+            d.rejections
+                .iter()
+                .all(|r| r.reason == REASON_INVALID_LABELS)
+        );
     }
 
     #[test]
