@@ -9,7 +9,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::metrics::SinkLabels;
 use crate::queue::QueueReceiver;
 use crate::wal_writer::gather_group;
 use crate::{IngestError, IngestMetrics, SinkProgress};
@@ -39,14 +38,13 @@ pub async fn run_direct_writer<B, R, S>(
     R: Send + 'static,
     S: DurableSink<B, R>,
 {
-    let labels = SinkLabels { sink: sink.name() };
-    metrics.sink_healthy.get_or_create(&labels).set(1);
+    let metrics = metrics.sink(sink.name());
+    metrics.healthy.set(1);
     while let Some(first) = rx.recv().await {
         let group = gather_group(first, &mut rx, group_commit_delay).await;
         let sink = sink.clone();
         let progress = progress.clone();
         let metrics = metrics.clone();
-        let labels = labels.clone();
         let outcome = tokio::task::spawn_blocking(move || {
             let (batches, acks): (Vec<B>, Vec<_>) =
                 group.into_iter().map(|r| (r.batch, r.ack)).unzip();
@@ -54,21 +52,20 @@ pub async fn run_direct_writer<B, R, S>(
             let started = Instant::now();
             let appended = sink.append_durable(&refs);
             metrics
-                .sink_append_seconds
-                .get_or_create(&labels)
+                .append_seconds
                 .observe(started.elapsed().as_secs_f64());
             match appended {
                 Ok(reports) => {
                     progress.set_healthy();
-                    metrics.sink_healthy.get_or_create(&labels).set(1);
+                    metrics.healthy.set(1);
                     for (ack, report) in acks.into_iter().zip(reports) {
                         // A client that went away no longer needs its answer.
                         let _ = ack.send(Ok(report));
                     }
                 }
                 Err(e) => {
-                    metrics.failed(sink.name(), "append");
-                    metrics.sink_healthy.get_or_create(&labels).set(0);
+                    metrics.count_failure("append");
+                    metrics.healthy.set(0);
                     tracing::error!(sink = sink.name(), error = %e, "store append failed; batches not acknowledged");
                     progress.set_unhealthy(format!("{} store: append failed: {e}", sink.name()));
                     for ack in acks {

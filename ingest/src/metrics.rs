@@ -97,9 +97,42 @@ impl IngestMetrics {
         m
     }
 
-    pub(crate) fn failed(&self, sink: &'static str, operation: &'static str) {
-        self.sink_failures
-            .get_or_create(&SinkOperationLabels { sink, operation })
+    /// One sink's series, looked up once so that the per-batch path does not consult the
+    /// families' maps.
+    pub fn sink(&self, sink: &'static str) -> SinkMetrics {
+        let labels = SinkLabels { sink };
+        SinkMetrics {
+            sink,
+            failures: self.sink_failures.clone(),
+            append_seconds: self.sink_append_seconds.get_or_create(&labels).clone(),
+            commit_seconds: self.sink_commit_seconds.get_or_create(&labels).clone(),
+            records: self.sink_records.get_or_create(&labels).clone(),
+            durable_seq: self.sink_durable_seq.get_or_create(&labels).clone(),
+            healthy: self.sink_healthy.get_or_create(&labels).clone(),
+        }
+    }
+}
+
+/// The series of one sink (clones share their values with the registered families).
+#[derive(Clone, Debug)]
+pub struct SinkMetrics {
+    sink: &'static str,
+    failures: Family<SinkOperationLabels, Counter>,
+    pub append_seconds: Histogram,
+    pub commit_seconds: Histogram,
+    pub records: Counter,
+    pub durable_seq: Gauge,
+    pub healthy: Gauge,
+}
+
+impl SinkMetrics {
+    /// Counts a failed `operation` (rare: the family's map is fine here).
+    pub(crate) fn count_failure(&self, operation: &'static str) {
+        self.failures
+            .get_or_create(&SinkOperationLabels {
+                sink: self.sink,
+                operation,
+            })
             .inc();
     }
 }

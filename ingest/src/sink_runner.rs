@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use crate::metrics::SinkLabels;
+use crate::metrics::SinkMetrics;
 use crate::{IngestMetrics, Sequenced, Sink, SinkProgress};
 
 /// How the runner paces commits, housekeeping and retries.
@@ -66,12 +66,11 @@ pub fn run_sink<B, S: Sink<B>>(
         config,
         stop,
         stopping_since: None,
-        metrics,
-        labels: SinkLabels { sink: sink.name() },
+        metrics: metrics.sink(sink.name()),
         uncommitted: Vec::new(),
     };
     runner.publish(progress.durable_seq());
-    metrics.sink_healthy.get_or_create(&runner.labels).set(1);
+    runner.metrics.healthy.set(1);
     let mut last_commit = Instant::now();
     let mut last_maintain = Instant::now();
     loop {
@@ -101,7 +100,7 @@ pub fn run_sink<B, S: Sink<B>>(
         }
         if last_maintain.elapsed() >= config.maintain_interval {
             if let Err(e) = sink.maintain(now_ns()) {
-                metrics.failed(sink.name(), "maintain");
+                runner.metrics.count_failure("maintain");
                 tracing::warn!(sink = sink.name(), error = %e, "store housekeeping failed");
             }
             last_maintain = Instant::now();
@@ -119,8 +118,7 @@ struct Runner<'a, B, S> {
     config: &'a SinkRunnerConfig,
     stop: Arc<AtomicBool>,
     stopping_since: Option<Instant>,
-    metrics: &'a IngestMetrics,
-    labels: SinkLabels,
+    metrics: SinkMetrics,
     /// Batches appended (or being retried) since the last successful commit, in WAL order.
     uncommitted: Vec<Sequenced<B>>,
 }
@@ -131,16 +129,12 @@ impl<B, S: Sink<B>> Runner<'_, B, S> {
         let started = Instant::now();
         let appended = self.sink.append(seq, &batch);
         self.metrics
-            .sink_append_seconds
-            .get_or_create(&self.labels)
+            .append_seconds
             .observe(started.elapsed().as_secs_f64());
         self.uncommitted.push((seq, batch));
         match appended {
             Ok(n) => {
-                self.metrics
-                    .sink_records
-                    .get_or_create(&self.labels)
-                    .inc_by(n as u64);
+                self.metrics.records.inc_by(n as u64);
                 true
             }
             Err(e) => {
@@ -157,8 +151,7 @@ impl<B, S: Sink<B>> Runner<'_, B, S> {
             match self.sink.commit() {
                 Ok(()) => {
                     self.metrics
-                        .sink_commit_seconds
-                        .get_or_create(&self.labels)
+                        .commit_seconds
                         .observe(started.elapsed().as_secs_f64());
                     if let Some(&(last, _)) = self.uncommitted.last() {
                         self.publish(last);
@@ -226,14 +219,13 @@ impl<B, S: Sink<B>> Runner<'_, B, S> {
     fn publish(&self, seq: u64) {
         self.progress.set_durable(seq);
         self.metrics
-            .sink_durable_seq
-            .get_or_create(&self.labels)
+            .durable_seq
             .set(self.progress.durable_seq() as i64);
     }
 
     fn failed(&self, operation: &'static str, seq: u64, error: &S::Error) {
-        self.metrics.failed(self.sink.name(), operation);
-        self.metrics.sink_healthy.get_or_create(&self.labels).set(0);
+        self.metrics.count_failure(operation);
+        self.metrics.healthy.set(0);
         tracing::error!(
             sink = self.sink.name(),
             operation,
@@ -248,7 +240,7 @@ impl<B, S: Sink<B>> Runner<'_, B, S> {
     }
 
     fn healthy(&self) {
-        self.metrics.sink_healthy.get_or_create(&self.labels).set(1);
+        self.metrics.healthy.set(1);
         self.progress.set_healthy();
     }
 }
