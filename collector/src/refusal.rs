@@ -1,6 +1,7 @@
 //! How every receiver refuses, written once: an ingest failure becomes the same
 //! [`ApiError`] (429 + `Retry-After: 1` when the queue is full, 503 + `Retry-After: 5` when
-//! shutting down, 500 when the write-ahead log failed) and is counted under the same
+//! shutting down or when the write-ahead log cannot persist — a full disk is a condition the
+//! client should wait out, not a verdict on its data) and is counted under the same
 //! reason, whatever the protocol; each receiver only picks the body shape (or, over gRPC,
 //! converts it to a `tonic::Status`).
 
@@ -15,7 +16,7 @@ pub(crate) fn ingest_refusal(e: &IngestError) -> (ApiError, &'static str) {
     match e {
         IngestError::Overloaded => (ApiError::overloaded(message), "overloaded"),
         IngestError::ShuttingDown => (ApiError::unavailable(message), "shutting_down"),
-        IngestError::Storage(_) => (ApiError::internal(message), "storage_error"),
+        IngestError::Storage(_) => (ApiError::unavailable(message), "storage_error"),
     }
 }
 
@@ -32,7 +33,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ingest_failures_are_retryable_except_storage() {
+    fn ingest_failures_are_all_retryable() {
         let kinds = [
             IngestError::Overloaded,
             IngestError::ShuttingDown,
@@ -41,7 +42,7 @@ mod tests {
         .map(|e| ingest_refusal(&e));
         assert_eq!(kinds[0].0.kind, ErrorKind::Overloaded);
         assert_eq!(kinds[1].0.kind, ErrorKind::Unavailable);
-        assert_eq!(kinds[2].0.kind, ErrorKind::Internal);
+        assert_eq!(kinds[2].0.kind, ErrorKind::Unavailable);
         assert!(kinds[2].0.message.contains("disk full"));
         assert_eq!(
             kinds.map(|(_, reason)| reason),

@@ -1,7 +1,8 @@
 //! Why a batch was not accepted, as receivers see it.
 
 /// Why a batch was not accepted. Receivers turn each kind into the protocol's answer:
-/// `Overloaded` and `ShuttingDown` are retryable, `Storage` is a server error.
+/// all are retryable: `Overloaded` soon, `ShuttingDown` and `Storage` (the WAL or a store
+/// cannot persist, as on a full disk) after a longer wait.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IngestError {
     #[error("ingest queue is full, retry later")]
@@ -10,6 +11,6 @@ pub enum IngestError {
     ShuttingDown,
     /// The batch could not be made durable; the message is the store's or the WAL's error,
     /// kept as text because it is only ever shown to the client and logged.
-    #[error("write-ahead log failed: {0}")]
+    #[error("cannot persist the batch, retry later: {0}")]
     Storage(String),
 }

@@ -45,7 +45,7 @@ pub use queue::{
     QueueReceiver,
 };
 pub use recovery::{Recovered, RecoveryError, recover};
-pub use sink::{Sink, SinkProgress, unready_reason};
+pub use sink::{Health, Sink, SinkProgress, unready_reason};
 pub use sink_runner::{SinkRunnerConfig, run_sink};
 pub use wal_codec::WalCodec;
 pub use wal_writer::{Sequenced, WalWriterConfig, run_wal_writer, sequenced_channel};

@@ -12,8 +12,8 @@
 //! [`Sink::rollback`] and appends every uncommitted batch again, so the store must discard
 //! everything appended since its last commit.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// A store fed from the WAL.
 pub trait Sink<B>: Send + Sync {
@@ -40,39 +40,25 @@ pub trait Sink<B>: Send + Sync {
     }
 }
 
-/// What one sink has made durable, and whether it is working: shared between the runner,
-/// the WAL writer (which truncates below the watermark) and `/readyz`.
-#[derive(Debug, Default)]
-pub struct SinkProgress {
-    durable_seq: AtomicU64,
+/// Whether one part of the durable path (a store, the WAL) takes writes, and if not, why:
+/// what `/readyz` reports.
+#[derive(Debug)]
+pub struct Health {
     healthy: AtomicBool,
     problem: Mutex<Option<String>>,
 }
 
-impl SinkProgress {
-    /// Progress starting at `durable_seq` (what replay committed), healthy.
-    pub fn new(durable_seq: u64) -> Self {
+impl Default for Health {
+    fn default() -> Self {
         Self {
-            durable_seq: AtomicU64::new(durable_seq),
             healthy: AtomicBool::new(true),
             problem: Mutex::new(None),
         }
     }
+}
 
-    /// Every WAL record up to this sequence number is committed in the store.
-    pub fn durable_seq(&self) -> u64 {
-        self.durable_seq.load(Ordering::Acquire)
-    }
-
-    /// Publishes a watermark: every WAL record up to `seq` is committed in the store (the
-    /// runner after each commit; the server after replay).
-    pub fn set_durable(&self, seq: u64) {
-        // Never backwards: a stale publish must not let the WAL keep less than it should,
-        // and a smaller value is never a correct watermark once a larger one was published.
-        self.durable_seq.fetch_max(seq, Ordering::AcqRel);
-    }
-
-    /// False while the sink keeps failing; [`SinkProgress::problem`] says why.
+impl Health {
+    /// False while failing; [`Health::problem`] says why.
     pub fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Acquire)
     }
@@ -97,10 +83,64 @@ impl SinkProgress {
     }
 }
 
-/// Why the stores behind `sinks` are not taking writes — each failing sink's problem, in
+/// What one sink has made durable, and whether it is working: shared between the runner,
+/// the WAL writer (which truncates below the watermark) and `/readyz`.
+#[derive(Debug, Default)]
+pub struct SinkProgress {
+    durable_seq: AtomicU64,
+    health: Health,
+}
+
+impl SinkProgress {
+    /// Progress starting at `durable_seq` (what replay committed), healthy.
+    pub fn new(durable_seq: u64) -> Self {
+        Self {
+            durable_seq: AtomicU64::new(durable_seq),
+            health: Health::default(),
+        }
+    }
+
+    /// Every WAL record up to this sequence number is committed in the store.
+    pub fn durable_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// Publishes a watermark: every WAL record up to `seq` is committed in the store (the
+    /// runner after each commit; the server after replay).
+    pub fn set_durable(&self, seq: u64) {
+        // Never backwards: a stale publish must not let the WAL keep less than it should,
+        // and a smaller value is never a correct watermark once a larger one was published.
+        self.durable_seq.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The store's health.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// False while the sink keeps failing; [`SinkProgress::problem`] says why.
+    pub fn is_healthy(&self) -> bool {
+        self.health.is_healthy()
+    }
+
+    /// The last failure while unhealthy.
+    pub fn problem(&self) -> Option<String> {
+        self.health.problem()
+    }
+
+    pub(crate) fn set_unhealthy(&self, problem: String) {
+        self.health.set_unhealthy(problem);
+    }
+
+    pub(crate) fn set_healthy(&self) {
+        self.health.set_healthy();
+    }
+}
+
+/// Why the parts behind `parts` are not taking writes — each failing one's problem, in
 /// order, joined by `; ` — or `None` while all are healthy. What `/readyz` answers.
-pub fn unready_reason(sinks: &[Arc<SinkProgress>]) -> Option<String> {
-    let problems: Vec<String> = sinks
+pub fn unready_reason(parts: &[&Health]) -> Option<String> {
+    let problems: Vec<String> = parts
         .iter()
         .filter(|p| !p.is_healthy())
         .map(|p| {

@@ -4,6 +4,11 @@
 //! is acknowledged only after the fsync that covers it; only then is it handed to the sink
 //! runner. After every group the writer deletes the WAL segments wholly at or below the
 //! sink's durable watermark.
+//!
+//! A failed write (a full disk) fails the WAL closed ([`Wal::repair`]): the group is refused
+//! with a retryable error, the writer reports itself unhealthy (`/readyz`), and before each
+//! later group — and every `repair_interval` while no group comes — it tries to repair the
+//! log, which also checks that a group's worth of space is free again.
 
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -13,7 +18,7 @@ use sightline_wal::Wal;
 use tokio::sync::mpsc;
 
 use crate::queue::{IngestRequest, QueueReceiver};
-use crate::{IngestError, IngestMetrics, SinkProgress, WalCodec};
+use crate::{Health, IngestError, IngestMetrics, SinkProgress, WalCodec};
 
 /// A batch on its way to a sink, with its WAL sequence number.
 pub type Sequenced<B> = (u64, B);
@@ -31,35 +36,87 @@ pub fn sequenced_channel<B>() -> (SyncSender<Sequenced<B>>, Receiver<Sequenced<B
     sync_channel(SINK_QUEUE_BATCHES)
 }
 
-/// How the WAL writer groups.
+/// How the WAL writer groups, and how it recovers from a failed write.
 #[derive(Debug, Clone)]
 pub struct WalWriterConfig {
     /// Longest wait for other requests to share an fsync.
     pub group_commit_delay: Duration,
+    /// Free space a repair checks for (written, synced and given back) before the WAL takes
+    /// writes again after a failure.
+    pub repair_probe_bytes: u64,
+    /// How often a failed WAL is retried while no writes arrive, so that `/readyz` recovers
+    /// on its own once space is freed.
+    pub repair_interval: Duration,
+}
+
+impl WalWriterConfig {
+    /// Groups gathered for `group_commit_delay`; repairs probe for 1 MiB every 5 s.
+    pub fn new(group_commit_delay: Duration) -> Self {
+        Self {
+            group_commit_delay,
+            repair_probe_bytes: 1 << 20,
+            repair_interval: Duration::from_secs(5),
+        }
+    }
 }
 
 /// Runs the WAL writer until every ingest handle is dropped, then closes the sink queue
-/// (dropping `to_sink`), which tells the sink runner to commit and stop.
+/// (dropping `to_sink`), which tells the sink runner to commit and stop. `health` is the
+/// WAL's, for `/readyz`.
 pub async fn run_wal_writer<B: WalCodec>(
     wal: Wal,
     mut rx: QueueReceiver<B>,
     to_sink: SyncSender<Sequenced<B>>,
     progress: Arc<SinkProgress>,
+    health: Arc<Health>,
     config: WalWriterConfig,
     metrics: IngestMetrics,
 ) {
     let wal = Arc::new(Mutex::new(wal));
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = if health.is_healthy() {
+            rx.recv().await
+        } else {
+            match tokio::time::timeout(config.repair_interval, rx.recv()).await {
+                Ok(first) => first,
+                Err(_idle) => {
+                    let (wal, health) = (wal.clone(), health.clone());
+                    let probe = config.repair_probe_bytes;
+                    let _ = tokio::task::spawn_blocking(move || {
+                        let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
+                        repair(&mut wal, probe, &health);
+                    })
+                    .await;
+                    continue;
+                }
+            }
+        };
+        let Some(first) = first else { break };
         let group = gather_group(first, &mut rx, config.group_commit_delay).await;
         let wal = wal.clone();
         let to_sink = to_sink.clone();
         let progress = progress.clone();
+        let health = health.clone();
         let metrics = metrics.clone();
+        let probe = config.repair_probe_bytes;
         // Appending and fsync block; the group's batches move to the blocking thread and on
         // to the sink without copies.
         let outcome = tokio::task::spawn_blocking(move || {
             let mut wal = wal.lock().unwrap_or_else(|p| p.into_inner());
+            if !repair(&mut wal, probe, &health) {
+                let reason = IngestError::Storage(wal.failure().unwrap_or_default().to_string());
+                for req in group {
+                    let _ = req.ack.send(Err(reason.clone()));
+                }
+                return;
+            }
             write_group(&mut wal, group, &to_sink, &metrics);
+            match wal.failure() {
+                Some(reason) => {
+                    health.set_unhealthy(format!("wal cannot persist writes: {reason}"))
+                }
+                None => health.set_healthy(),
+            }
             if let Err(e) = wal.remove_through(progress.durable_seq()) {
                 tracing::warn!(error = %e, "could not delete wal segments");
             }
@@ -72,7 +129,29 @@ pub async fn run_wal_writer<B: WalCodec>(
     tracing::info!("wal writer stopped");
 }
 
-/// Appends, fsyncs, acknowledges and forwards one group.
+/// Repairs a failed WAL; true when it takes writes (again), and `health` says so.
+fn repair(wal: &mut Wal, probe_bytes: u64, health: &Health) -> bool {
+    if wal.failure().is_none() {
+        return true;
+    }
+    match wal.repair(probe_bytes) {
+        Ok(()) => {
+            health.set_healthy();
+            true
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "wal repair failed");
+            health.set_unhealthy(format!(
+                "wal cannot persist writes: {}",
+                wal.failure().unwrap_or_default()
+            ));
+            false
+        }
+    }
+}
+
+/// Appends, fsyncs, acknowledges and forwards one group. After a failed write the WAL
+/// refuses the rest of the group and the sync, so nothing of it is acknowledged.
 fn write_group<B: WalCodec>(
     wal: &mut Wal,
     group: Vec<IngestRequest<B>>,

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sightline_ingest::{
-    IngestHandle, IngestMetrics, Sink, SinkProgress, SinkRunnerConfig, WalWriterConfig, recover,
-    run_sink, run_wal_writer, sequenced_channel, unready_reason,
+    Health, IngestHandle, IngestMetrics, Sink, SinkProgress, SinkRunnerConfig, WalWriterConfig,
+    recover, run_sink, run_wal_writer, sequenced_channel, unready_reason,
 };
 use sightline_model::{Labels, LogBatch, LogRecord, LogStream, TenantId};
 use sightline_wal::{Wal, WalOptions};
@@ -158,9 +158,8 @@ async fn run_pipeline(
         rx,
         to_sink,
         progress.clone(),
-        WalWriterConfig {
-            group_commit_delay: Duration::ZERO,
-        },
+        Arc::new(Health::default()),
+        WalWriterConfig::new(Duration::ZERO),
         IngestMetrics::default(),
     ));
     let mut answers = Vec::new();
@@ -277,5 +276,5 @@ async fn failing_sink_never_lets_the_watermark_pass_an_unapplied_batch() {
     );
     assert!(state.duplicates.is_empty());
     assert_eq!(progress.durable_seq(), 6);
-    assert_eq!(unready_reason(&[progress]), None);
+    assert_eq!(unready_reason(&[progress.health()]), None);
 }

@@ -17,7 +17,7 @@ use sightline_collector::scrape::ScrapeManager;
 use sightline_collector::{CollectorMetrics, otlp, remote_write};
 use sightline_indexer::{LogStore, LogStoreConfig};
 use sightline_ingest::{
-    IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
+    Health, IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
     WalWriterConfig,
 };
 use sightline_tsdb::{Tsdb, TsdbOptions};
@@ -58,7 +58,8 @@ struct HealthState {
     registry: Arc<Registry>,
     /// True once the WAL is replayed and the pipelines run.
     started: Arc<AtomicBool>,
-    /// Every sink's progress, for `/readyz`.
+    /// The log WAL's health and every store's, for `/readyz`.
+    wal: Arc<Health>,
     sinks: Vec<Arc<SinkProgress>>,
     tsdb: Arc<Tsdb>,
     tsdb_gauges: TsdbGauges,
@@ -89,7 +90,9 @@ async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
             "replaying wal\n".to_string(),
         );
     }
-    match sightline_ingest::unready_reason(&s.sinks) {
+    let mut parts = vec![s.wal.as_ref()];
+    parts.extend(s.sinks.iter().map(|p| p.health()));
+    match sightline_ingest::unready_reason(&parts) {
         None => (StatusCode::OK, "ready\n".to_string()),
         Some(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -180,6 +183,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Log progress starts at 0 and moves to the replayed watermark once replay has run.
     let log_progress = Arc::new(SinkProgress::new(0));
     let metric_progress = Arc::new(SinkProgress::new(0));
+    let wal_health = Arc::new(Health::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     // Bind everything first so that a taken port fails fast and port 0 resolves.
@@ -215,6 +219,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let health = HealthState {
         registry: registry.clone(),
         started: started.clone(),
+        wal: wal_health.clone(),
         sinks: vec![log_progress.clone(), metric_progress.clone()],
         tsdb: tsdb.clone(),
         tsdb_gauges,
@@ -370,9 +375,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         ingest_rx,
         to_sink,
         log_progress.clone(),
-        WalWriterConfig {
-            group_commit_delay: config.wal.group_commit_delay,
-        },
+        wal_health.clone(),
+        WalWriterConfig::new(config.wal.group_commit_delay),
         ingest_metrics.clone(),
     ));
     let metric_writer = tokio::spawn(sightline_ingest::run_direct_writer(
@@ -413,10 +417,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
     wal_writer.await.context("wal writer failed")?;
     metric_writer.await.context("metric writer failed")?;
     maintenance.await.context("tsdb maintenance failed")?;
-    tokio::task::spawn_blocking(move || tsdb.flush())
-        .await
-        .context("tsdb flush task failed")?
-        .context("tsdb flush failed")?;
+    // A head snapshot only shortens the next start's replay: if it cannot be written (a full
+    // disk), the TSDB's WAL still holds every acknowledged sample, so shutdown goes on.
+    match tokio::task::spawn_blocking(move || tsdb.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "tsdb head snapshot failed; the next start replays its wal")
+        }
+        Err(e) => tracing::error!(error = %e, "tsdb flush task failed"),
+    }
     tokio::task::spawn_blocking(move || indexer.join())
         .await
         .context("indexer join failed")?

@@ -25,6 +25,9 @@ pub enum WalError {
     },
     #[error("wal record of {len} bytes exceeds the limit of {MAX_RECORD_LEN} bytes")]
     RecordTooLarge { len: usize },
+    /// An earlier write or fsync failed; nothing is appended until [`Wal::repair`] succeeds.
+    #[error("wal {path} is not writable since a write failed ({reason}); waiting to repair it")]
+    Failed { path: PathBuf, reason: String },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> WalError + '_ {
@@ -64,6 +67,12 @@ struct SegmentInfo {
 }
 
 /// An open write-ahead log. Appends are buffered until [`Wal::sync`].
+///
+/// A failed write or fsync (a full disk) leaves the segment with a torn record whose extent
+/// is unknown; appending after it would put acknowledged records behind a tear that replay
+/// stops at. So the log *fails closed*: the buffered records are discarded, numbering goes
+/// back to the last synced record, and every append and sync is refused until
+/// [`Wal::repair`] has cut the segment back to what was synced.
 #[derive(Debug)]
 pub struct Wal {
     dir: PathBuf,
@@ -71,9 +80,15 @@ pub struct Wal {
     /// Closed segments, oldest first; the open one is `current`.
     closed: Vec<SegmentInfo>,
     current: SegmentInfo,
-    writer: BufWriter<File>,
+    /// `None` while failed: the buffer of a failed writer must never be flushed.
+    writer: Option<BufWriter<File>>,
     current_bytes: u64,
     next_seq: u64,
+    /// Length of the open segment, and the next sequence number, as of the last sync.
+    synced_bytes: u64,
+    synced_next_seq: u64,
+    /// Why the log is failed, until repaired.
+    failure: Option<String>,
 }
 
 impl Wal {
@@ -109,6 +124,11 @@ impl Wal {
             next_seq = next_seq.max(last.first_seq);
         }
         let (current, writer, current_bytes) = match segments.pop() {
+            // A crash between creating a segment and syncing its magic: start it again.
+            Some(last) if fs::metadata(&last.path).map_err(io_err(&last.path))?.len() == 0 => {
+                let (info, w) = create_segment(dir, last.first_seq)?;
+                (info, w, SEGMENT_MAGIC.len() as u64)
+            }
             Some(last) => {
                 let mut f = OpenOptions::new()
                     .append(true)
@@ -127,10 +147,78 @@ impl Wal {
             options,
             closed: segments,
             current,
-            writer,
+            writer: Some(writer),
             current_bytes,
             next_seq,
+            synced_bytes: current_bytes,
+            synced_next_seq: next_seq,
+            failure: None,
         })
+    }
+
+    /// Why the log refuses writes, while it does (see [`Wal::repair`]).
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Makes a failed log writable again: cuts the open segment back to its last synced
+    /// length, then checks that `probe_bytes` more can be written and synced (the space a
+    /// group needs) before giving them back. A no-op while the log is healthy. On error the
+    /// log stays failed and the call can be repeated.
+    pub fn repair(&mut self, probe_bytes: u64) -> Result<(), WalError> {
+        if self.failure.is_none() {
+            return Ok(());
+        }
+        let path = self.current.path.clone();
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.set_len(self.synced_bytes).map_err(io_err(&path))?;
+        file.sync_all().map_err(io_err(&path))?;
+        if probe_bytes > 0 {
+            let probe = (|| {
+                file.seek(SeekFrom::Start(self.synced_bytes))?;
+                io::copy(&mut io::repeat(0).take(probe_bytes), &mut file)?;
+                file.sync_data()
+            })();
+            // Give the probe back whatever happened, then report it.
+            file.set_len(self.synced_bytes).map_err(io_err(&path))?;
+            file.sync_all().map_err(io_err(&path))?;
+            probe.map_err(io_err(&path))?;
+        }
+        let mut file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io_err(&path))?;
+        file.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
+        self.writer = Some(BufWriter::with_capacity(1 << 20, file));
+        self.current_bytes = self.synced_bytes;
+        self.next_seq = self.synced_next_seq;
+        tracing::info!(path = %path.display(), reason = self.failure.as_deref(), "wal repaired after a failed write");
+        self.failure = None;
+        Ok(())
+    }
+
+    /// Enters the failed state after `e`: the unsynced records are dropped, not written.
+    fn fail(&mut self, e: WalError) -> WalError {
+        if let Some(writer) = self.writer.take() {
+            // `into_parts` hands back the buffer instead of flushing it, as drop would.
+            let _ = writer.into_parts();
+        }
+        self.current_bytes = self.synced_bytes;
+        self.next_seq = self.synced_next_seq;
+        self.failure = Some(e.to_string());
+        tracing::error!(error = %e, "wal write failed; refusing writes until repaired");
+        e
+    }
+
+    fn failed_error(&self) -> WalError {
+        WalError::Failed {
+            path: self.current.path.clone(),
+            reason: self.failure.clone().unwrap_or_default(),
+        }
     }
 
     /// Appends a record to the buffer and returns its sequence number. Not durable until
@@ -138,6 +226,9 @@ impl Wal {
     pub fn append(&mut self, kind: u8, payload: &[u8]) -> Result<u64, WalError> {
         if payload.len() > MAX_RECORD_LEN as usize {
             return Err(WalError::RecordTooLarge { len: payload.len() });
+        }
+        if self.failure.is_some() {
+            return Err(self.failed_error());
         }
         if self.current_bytes >= self.options.segment_bytes {
             self.roll()?;
@@ -152,19 +243,34 @@ impl Wal {
         header[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
         header[8..16].copy_from_slice(&seq.to_le_bytes());
         header[16] = kind;
-        let path = &self.current.path;
-        self.writer.write_all(&header).map_err(io_err(path))?;
-        self.writer.write_all(payload).map_err(io_err(path))?;
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(self.failed_error());
+        };
+        let written = writer
+            .write_all(&header)
+            .and_then(|()| writer.write_all(payload));
+        if let Err(e) = written {
+            let e = io_err(&self.current.path)(e);
+            return Err(self.fail(e));
+        }
         self.current_bytes += (RECORD_HEADER_LEN + payload.len()) as u64;
         self.next_seq += 1;
         Ok(seq)
     }
 
-    /// Writes buffered records and waits until they are on stable storage.
+    /// Writes buffered records and waits until they are on stable storage. An error means
+    /// none of the records appended since the last successful sync will be replayed.
     pub fn sync(&mut self) -> Result<(), WalError> {
-        let path = &self.current.path;
-        self.writer.flush().map_err(io_err(path))?;
-        self.writer.get_ref().sync_data().map_err(io_err(path))
+        let Some(writer) = self.writer.as_mut() else {
+            return Err(self.failed_error());
+        };
+        if let Err(e) = writer.flush().and_then(|()| writer.get_ref().sync_data()) {
+            let e = io_err(&self.current.path)(e);
+            return Err(self.fail(e));
+        }
+        self.synced_bytes = self.current_bytes;
+        self.synced_next_seq = self.next_seq;
+        Ok(())
     }
 
     /// The sequence number the next append will get.
@@ -200,10 +306,20 @@ impl Wal {
 
     fn roll(&mut self) -> Result<(), WalError> {
         self.sync()?;
-        let (info, writer) = create_segment(&self.dir, self.next_seq)?;
+        let (info, writer) = match create_segment(&self.dir, self.next_seq) {
+            Ok(created) => created,
+            Err(e) => {
+                // A half-made segment must not outlive the failure: it would be the last
+                // segment at the next open, ahead of the open one's records.
+                let _ = fs::remove_file(segment_path(&self.dir, self.next_seq));
+                return Err(self.fail(e));
+            }
+        };
         let old = std::mem::replace(&mut self.current, info);
-        self.writer = writer;
+        self.writer = Some(writer);
         self.current_bytes = SEGMENT_MAGIC.len() as u64;
+        self.synced_bytes = self.current_bytes;
+        self.synced_next_seq = self.next_seq;
         self.closed.push(old);
         Ok(())
     }

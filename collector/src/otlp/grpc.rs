@@ -294,7 +294,8 @@ mod tests {
         let err = service(ingest)
             .export(Request::new(request(vec![record("x")])))
             .await;
-        assert_eq!(err.unwrap_err().code(), Code::Internal);
+        // A store that cannot persist (a full disk) is retryable.
+        assert_eq!(err.unwrap_err().code(), Code::Unavailable);
     }
 
     /// A gRPC request as it travels over HTTP/2: 1-byte compression flag, 4-byte length.
@@ -481,7 +482,7 @@ mod tests {
                 .export(Request::new(request()))
                 .await
                 .unwrap_err();
-            assert_eq!(err.code(), Code::Internal);
+            assert_eq!(err.code(), Code::Unavailable);
         }
 
         #[tokio::test]

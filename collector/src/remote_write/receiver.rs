@@ -504,12 +504,14 @@ mod tests {
                 let _ = req.ack.send(Err(IngestError::Storage("disk full".into())));
             }
         });
-        let (status, _, text) = send(
+        let (status, headers, text) = send(
             router(state(ingest)),
             post().body(Body::from(payload)).unwrap(),
         )
         .await;
-        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        // Retryable: Prometheus backs off and resends rather than dropping the samples.
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(headers[header::RETRY_AFTER], "5");
         assert!(text.contains("disk full"), "{text}");
     }
 

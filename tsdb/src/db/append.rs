@@ -110,9 +110,15 @@ pub(super) fn apply_sample(s: &mut MemSeries, t: i64, v: f64) -> Result<bool, St
     Ok(true)
 }
 
+/// Free space a failed WAL must find before it takes appends again.
+const WAL_REPAIR_PROBE_BYTES: u64 = 1 << 20;
+
 /// Writes one WAL record per plan that accepted samples and fsyncs them together; returns
 /// whether anything was written.
 fn write_wal(writer: &mut Writer, plans: &[Plan<'_>]) -> Result<bool, TsdbError> {
+    // After a failed write (a full disk) the WAL refuses appends until it is cut back to
+    // what was synced and space is free again; until then every append fails, retryably.
+    writer.wal.repair(WAL_REPAIR_PROBE_BYTES)?;
     let mut written = false;
     for plan in plans {
         if plan.sets.is_empty() {

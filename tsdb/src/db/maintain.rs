@@ -3,7 +3,7 @@
 //! [`Tsdb::flush`] on shutdown.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sightline_model::{Labels, TenantId};
@@ -297,18 +297,27 @@ impl Tsdb {
     fn write_snapshot(&self) -> Result<usize, TsdbError> {
         let path = self.options.dir.join(snapshot::FILE_NAME);
         let tmp = path.with_extension("snapshot.tmp");
-        let file = fs::File::create(&tmp).map_err(io_err(&tmp))?;
+        let written = self.write_snapshot_via(&path, &tmp);
+        if written.is_err() {
+            // A half-written snapshot (a full disk) must not keep holding the space.
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    fn write_snapshot_via(&self, path: &Path, tmp: &Path) -> Result<usize, TsdbError> {
+        let file = fs::File::create(tmp).map_err(io_err(tmp))?;
         let seq = {
             let mut w = lock(&self.writer);
             let head = read(&self.head);
             let seq = w.wal.next_seq() - 1;
-            snapshot::write(&head, seq, w.next_id, &file, &tmp)?;
+            snapshot::write(&head, seq, w.next_id, &file, tmp)?;
             w.wal_bytes_since_snapshot = 0;
             seq
         };
-        file.sync_all().map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(tmp))?;
         drop(file);
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        fs::rename(tmp, path).map_err(io_err(path))?;
         block::sync_dir(&self.options.dir)?;
         let removed = lock(&self.writer).wal.remove_through(seq)?;
         Ok(removed)
