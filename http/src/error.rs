@@ -10,6 +10,8 @@
 //! | `Unprocessable`         | 422  | —             | `INVALID_ARGUMENT`   | `execution`            |
 //! | `Overloaded`            | 429  | `1`           | `RESOURCE_EXHAUSTED` | `unavailable`          |
 //! | `Unavailable`           | 503  | `5`           | `UNAVAILABLE`        | `unavailable`          |
+//! | `Timeout`               | 503  | —             | `DEADLINE_EXCEEDED`  | `timeout`              |
+//! | `Cancelled`             | 499  | —             | `CANCELLED`          | `canceled`             |
 //! | `Internal`              | 500  | —             | `INTERNAL`           | `internal`             |
 //!
 //! The retry hints are what clients honour: OTLP exporters and Prometheus's remote write
@@ -45,6 +47,11 @@ pub enum ErrorKind {
     Overloaded,
     /// Shutting down or not ready: retry later, possibly elsewhere.
     Unavailable,
+    /// A query ran past its timeout (Prometheus answers 503 with `errorType: timeout`).
+    Timeout,
+    /// A query was cancelled (its client went away, or the server is stopping): 499, the
+    /// status Prometheus and nginx use for it.
+    Cancelled,
     /// Our fault.
     Internal,
 }
@@ -60,7 +67,8 @@ impl ErrorKind {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Cancelled => StatusCode::from_u16(499).expect("a valid status code"),
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -84,6 +92,8 @@ impl ErrorKind {
             Self::MethodNotAllowed => tonic::Code::Unimplemented,
             Self::TooLarge | Self::Overloaded => tonic::Code::ResourceExhausted,
             Self::Unavailable => tonic::Code::Unavailable,
+            Self::Timeout => tonic::Code::DeadlineExceeded,
+            Self::Cancelled => tonic::Code::Cancelled,
             Self::Internal => tonic::Code::Internal,
         }
     }
@@ -98,6 +108,8 @@ impl ErrorKind {
             Self::NotFound => "not_found",
             Self::Unprocessable => "execution",
             Self::Overloaded | Self::Unavailable => "unavailable",
+            Self::Timeout => "timeout",
+            Self::Cancelled => "canceled",
             Self::Internal => "internal",
         }
     }
@@ -241,6 +253,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         self.response(ErrorBody::PlainText)
+    }
+}
+
+/// A query that stopped: 503 `timeout` past its timeout, 499 `canceled` when cancelled.
+impl From<sightline_model::Stopped> for ApiError {
+    fn from(why: sightline_model::Stopped) -> Self {
+        let kind = match why {
+            sightline_model::Stopped::Cancelled => ErrorKind::Cancelled,
+            sightline_model::Stopped::TimedOut(_) => ErrorKind::Timeout,
+        };
+        ApiError::new(kind, why.to_string())
     }
 }
 

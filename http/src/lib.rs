@@ -14,7 +14,9 @@
 //! the ingest path: those map their own errors to an [`ErrorKind`] where they meet HTTP.
 
 pub mod error;
+pub mod serve;
 pub mod tenant;
 
 pub use error::{ApiError, ErrorBody, ErrorKind, JsonError, PrometheusError};
+pub use serve::{ConnectionLimits, LimitedConn, serve_http};
 pub use tenant::{TENANT_HEADER, tenant_from_header, tenant_from_headers};

@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use sightline_model::{
-    Buckets, Direction, Entry, Labels, LogSource, SelectRequest, StoreError, TenantId,
+    Buckets, Cancellation, Direction, Entry, Labels, LogSource, SelectRequest, Stopped, StoreError,
+    TenantId,
 };
 
 use crate::ast::{
@@ -100,23 +101,30 @@ pub enum EvalError {
     #[error("limit must be a positive value")]
     /// `limit == 0` for a log query.
     NonPositiveLimit,
+    #[error("{0}")]
+    /// The query was cancelled or ran past its timeout.
+    Stopped(Stopped),
     #[error("log queries are not supported as an instant query; use query_range")]
     /// A log query run as an instant query.
     InstantLogQuery,
 }
 
 /// The evaluator, with its resource limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     /// Most series (metric queries, before aggregation) or streams (log queries) one query
     /// may build.
     pub max_series: usize,
+    /// Polled for every entry read: once it fires, the query stops with
+    /// [`EvalError::Stopped`].
+    pub cancel: Cancellation,
 }
 
 impl Default for Engine {
     fn default() -> Self {
         Self {
             max_series: DEFAULT_MAX_SERIES,
+            cancel: Cancellation::new(),
         }
     }
 }
@@ -179,7 +187,15 @@ struct StepSeries {
 impl Engine {
     /// An engine allowing at most `max_series` series or streams per query.
     pub fn new(max_series: usize) -> Self {
-        Self { max_series }
+        Self {
+            max_series,
+            cancel: Cancellation::new(),
+        }
+    }
+
+    /// Whether the query must stop (two atomic loads).
+    fn check_cancel(&self) -> Result<(), EvalError> {
+        self.cancel.check().map_err(EvalError::Stopped)
     }
 
     /// Evaluates a query over `[start_ns, end_ns]`: a log query returns streams (from
@@ -310,6 +326,7 @@ impl Engine {
         let mut accepted = 0;
         for entry in source.select(&request)? {
             let entry = entry?;
+            self.check_cancel()?;
             if entry.timestamp_ns < start_ns
                 || entry.timestamp_ns >= end_ns
                 || !selector.matches(log, &entry)
@@ -397,6 +414,7 @@ impl Engine {
         let mut selector = StreamCheck::default();
         for entry in source.select(&request)? {
             let entry = entry?;
+            self.check_cancel()?;
             if entry.timestamp_ns < start_ns
                 || entry.timestamp_ns >= end_ns
                 || !selector.matches(log, &entry)

@@ -6,6 +6,7 @@
 //! The stores' query contracts that more than one crate implements or consumes live here
 //! ([`LogSource`], [`StoreError`]), so that a store never depends on a query language.
 
+pub mod cancel;
 pub mod labels;
 pub mod log;
 pub mod log_query;
@@ -14,6 +15,7 @@ pub mod metric;
 pub mod store_error;
 pub mod tenant;
 
+pub use cancel::{CancelOnDrop, Cancellation, Stopped};
 pub use labels::{
     INDEXED_RESOURCE_ATTRIBUTES, Labels, UNKNOWN_SERVICE, attribute_to_label_name,
     index_labels_from_resource, is_valid_label_name,

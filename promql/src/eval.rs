@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use promql_parser::parser::Expr;
-use sightline_model::{Labels, Sample as ModelSample, is_stale_nan};
+use sightline_model::{Cancellation, Labels, Sample as ModelSample, is_stale_nan};
 
 use crate::histogram::FloatHistogram;
 use crate::labels::{Lbls, drop_metric_name};
@@ -100,6 +100,8 @@ pub(crate) struct Ctx<'a> {
     pub q_end: i64,
     pub q_step: i64,
     pub empty: Lbls,
+    /// Polled by step loops; see [`Steps`].
+    pub cancel: &'a Cancellation,
     annotations: RefCell<BTreeMap<String, AnnoKind>>,
 }
 
@@ -168,16 +170,23 @@ pub(crate) struct Ev<'a> {
     pub interval: i64,
 }
 
-pub(crate) struct Steps {
+/// The timestamps of an evaluation. At every step it asks whether the query must stop (two
+/// atomic loads) and, if so, ends early: [`execute`] then reports the stop instead of the
+/// cut-short result.
+pub(crate) struct Steps<'a> {
     next: i64,
     end: i64,
     interval: i64,
+    cancel: &'a Cancellation,
 }
 
-impl Iterator for Steps {
+impl Iterator for Steps<'_> {
     type Item = i64;
     fn next(&mut self) -> Option<i64> {
         if self.next > self.end {
+            return None;
+        }
+        if self.cancel.stopped().is_some() {
             return None;
         }
         let t = self.next;
@@ -187,11 +196,12 @@ impl Iterator for Steps {
 }
 
 impl<'a> Ev<'a> {
-    pub(crate) fn steps(&self) -> Steps {
+    pub(crate) fn steps(&self) -> Steps<'a> {
         Steps {
             next: self.start,
             end: self.end,
             interval: self.interval,
+            cancel: self.cx.cancel,
         }
     }
 
@@ -302,6 +312,11 @@ impl<'a> Ev<'a> {
                         }
                         if let Some(p) = self.cx.lookup(&s.all[lo..], r) {
                             pts.push(Point { t, ..p.clone() });
+                            // A fine step over a long range: stop at the limit, not after
+                            // building the whole series.
+                            if pts.len() % 4096 == 0 {
+                                self.cx.check_samples(total + pts.len())?;
+                            }
                         }
                     }
                     pts
@@ -364,6 +379,11 @@ impl<'a> Ev<'a> {
             end: ref_end - sq.offset,
             interval: sq.step,
         };
+        // Every series of the subquery may have a point per step: a step count beyond the
+        // sample limit (`x[10y:1ms]`) is refused before anything is built.
+        if ev.num_steps() > self.cx.max_samples {
+            return Err(QueryError::TooManySamples("subquery evaluation".into()));
+        }
         ev.eval_matrix(&sq.expr)
     }
 
@@ -678,8 +698,10 @@ fn select(
 }
 
 /// Runs one query: plan, select every selector's data once, evaluate, shape the result.
+#[expect(clippy::too_many_arguments, reason = "one query's whole description")]
 pub(crate) fn execute(
     opts: &EngineOptions,
+    cancel: &Cancellation,
     src: &dyn SeriesSource,
     expr: &Expr,
     text: &str,
@@ -711,6 +733,7 @@ pub(crate) fn execute(
     let mut total = 0usize;
     for spec in &plan.selectors {
         data.push(select(src, spec, &mut total)?);
+        cancel.check().map_err(QueryError::Stopped)?;
     }
     let cx = Ctx {
         text,
@@ -722,6 +745,7 @@ pub(crate) fn execute(
         q_end: end,
         q_step: step,
         empty: Arc::new(Labels::default()),
+        cancel,
         annotations: RefCell::new(BTreeMap::new()),
     };
     cx.check_samples(total)?;
@@ -731,7 +755,10 @@ pub(crate) fn execute(
         end,
         interval: if is_range { step } else { 1 },
     };
-    let val = ev.eval(&plan.root)?;
+    let val = ev.eval(&plan.root);
+    // Step loops end early once the query must stop: the result is then incomplete.
+    cancel.check().map_err(QueryError::Stopped)?;
+    let val = val?;
     let value = shape_result(val, plan.root_type, is_range, start)?;
     let mut warnings = Vec::new();
     let mut infos = Vec::new();

@@ -26,7 +26,7 @@ mod tsdb_source;
 
 use std::fmt;
 
-use sightline_model::{LabelMatcher, Labels, MetricSeries, StoreError};
+use sightline_model::{Cancellation, LabelMatcher, Labels, MetricSeries, Stopped, StoreError};
 
 pub use histogram::{
     Bucket, CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram, HistogramError,
@@ -122,6 +122,9 @@ pub enum QueryError {
     /// The series source failed (HTTP 500, `internal`); the store's error is kept, and
     /// `Display` and `source()` are its own.
     Storage(StoreError),
+    /// The query was cancelled or ran past its timeout (Prometheus's `canceled` and
+    /// `timeout` errors).
+    Stopped(Stopped),
 }
 
 impl fmt::Display for QueryError {
@@ -130,6 +133,7 @@ impl fmt::Display for QueryError {
             QueryError::Parse(e) => e.fmt(f),
             QueryError::Execution(m) => f.write_str(m),
             QueryError::Storage(e) => e.fmt(f),
+            QueryError::Stopped(why) => why.fmt(f),
             QueryError::TooManySamples(stage) => write!(
                 f,
                 "query processing would load too many samples into memory in {stage}"
@@ -178,8 +182,19 @@ impl Engine {
         query: &str,
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.instant_query_until(src, query, time_ms, &Cancellation::new())
+    }
+
+    /// [`Engine::instant_query`] that stops with [`QueryError::Stopped`] once `cancel` fires.
+    pub fn instant_query_until(
+        &self,
+        src: &dyn SeriesSource,
+        query: &str,
+        time_ms: i64,
+        cancel: &Cancellation,
+    ) -> Result<QueryResult, QueryError> {
         let expr = parse(query)?;
-        self.instant_query_expr(src, &expr, query, time_ms)
+        self.instant_query_expr(src, &expr, query, time_ms, cancel)
             .map(public_result)
     }
 
@@ -193,8 +208,21 @@ impl Engine {
         end_ms: i64,
         step_ms: i64,
     ) -> Result<QueryResult, QueryError> {
+        self.range_query_until(src, query, start_ms, end_ms, step_ms, &Cancellation::new())
+    }
+
+    /// [`Engine::range_query`] that stops with [`QueryError::Stopped`] once `cancel` fires.
+    pub fn range_query_until(
+        &self,
+        src: &dyn SeriesSource,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        cancel: &Cancellation,
+    ) -> Result<QueryResult, QueryError> {
         let expr = parse(query)?;
-        self.range_query_expr(src, &expr, query, start_ms, end_ms, step_ms)
+        self.range_query_expr(src, &expr, query, start_ms, end_ms, step_ms, cancel)
             .map(public_result)
     }
 
@@ -206,11 +234,13 @@ impl Engine {
         expr: &promql_parser::parser::Expr,
         text: &str,
         time_ms: i64,
+        cancel: &Cancellation,
     ) -> Result<eval::Output, QueryError> {
-        eval::execute(&self.options, src, expr, text, time_ms, time_ms, 0)
+        eval::execute(&self.options, cancel, src, expr, text, time_ms, time_ms, 0)
     }
 
     /// [`Engine::range_query`] on an already parsed expression.
+    #[expect(clippy::too_many_arguments, reason = "one query's whole description")]
     pub(crate) fn range_query_expr(
         &self,
         src: &dyn SeriesSource,
@@ -219,6 +249,7 @@ impl Engine {
         start_ms: i64,
         end_ms: i64,
         step_ms: i64,
+        cancel: &Cancellation,
     ) -> Result<eval::Output, QueryError> {
         if step_ms <= 0 {
             return Err(QueryError::parse(
@@ -230,7 +261,16 @@ impl Engine {
                 "end timestamp must not be before start time",
             ));
         }
-        eval::execute(&self.options, src, expr, text, start_ms, end_ms, step_ms)
+        eval::execute(
+            &self.options,
+            cancel,
+            src,
+            expr,
+            text,
+            start_ms,
+            end_ms,
+            step_ms,
+        )
     }
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr};
 use regex::Regex;
-use sightline_model::{LabelMatcher, Labels, METRIC_NAME_LABEL, Sample, stale_nan};
+use sightline_model::{Cancellation, LabelMatcher, Labels, METRIC_NAME_LABEL, Sample, stale_nan};
 
 use crate::eval::{OutSample, OutValue, Output, Point};
 use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram};
@@ -1182,9 +1182,15 @@ impl Runner<'_> {
     }
 
     fn run_range(&self, e: &Eval, expr: &Expr) -> Result<(), String> {
-        let res = self
-            .engine
-            .range_query_expr(&self.store, expr, &e.expr, e.start, e.end, e.step);
+        let res = self.engine.range_query_expr(
+            &self.store,
+            expr,
+            &e.expr,
+            e.start,
+            e.end,
+            e.step,
+            &Cancellation::new(),
+        );
         let res = match res {
             Err(err) => {
                 if e.is_fail() {
@@ -1226,10 +1232,13 @@ impl Runner<'_> {
     }
 
     fn run_instant_one(&self, e: &Eval, expr: &Expr, t: i64, original: bool) -> Result<(), String> {
-        let res = match self
-            .engine
-            .instant_query_expr(&self.store, expr, &e.expr, t)
-        {
+        let res = match self.engine.instant_query_expr(
+            &self.store,
+            expr,
+            &e.expr,
+            t,
+            &Cancellation::new(),
+        ) {
             Err(err) => {
                 if e.is_fail() {
                     return check_expected_failure(e, &err);
@@ -1256,7 +1265,15 @@ impl Runner<'_> {
         }
         let range = self
             .engine
-            .range_query_expr(&self.store, expr, &e.expr, t - 60_000, t + 60_000, 60_000)
+            .range_query_expr(
+                &self.store,
+                expr,
+                &e.expr,
+                t - 60_000,
+                t + 60_000,
+                60_000,
+                &Cancellation::new(),
+            )
             .map_err(|err| format!("error evaluating query in range mode: {err}"))?;
         if e.is_ordered() {
             return Ok(());

@@ -152,6 +152,23 @@ pub struct LimitsConfig {
     pub max_syslog_message_bytes: Option<usize>,
     /// Most series a metric query may return.
     pub max_query_series: usize,
+    /// A query (LogQL or PromQL) running longer is stopped with a timeout error
+    /// (Prometheus's `--query.timeout`).
+    #[serde(with = "humantime_serde_compat")]
+    pub query_timeout: Duration,
+    /// Open connections across every TCP listener at most (Prometheus's
+    /// `--web.max-connections` is per listener); beyond it new connections are closed.
+    pub max_connections: usize,
+    /// A connection silent this long is closed. Must exceed `query_timeout`: a connection
+    /// waiting for its query's answer is silent.
+    #[serde(with = "humantime_serde_compat")]
+    pub idle_timeout: Duration,
+    /// An HTTP/1 request head must arrive within this (Loki's `http_server_read_timeout`).
+    #[serde(with = "humantime_serde_compat")]
+    pub header_read_timeout: Duration,
+    /// A request body that sends nothing for this long fails the request.
+    #[serde(with = "humantime_serde_compat")]
+    pub body_read_timeout: Duration,
 }
 
 /// The metric store (`<data_dir>/tsdb`).
@@ -326,6 +343,11 @@ impl Default for LimitsConfig {
             max_request_bytes: None,
             max_syslog_message_bytes: None,
             max_query_series: 10_000,
+            query_timeout: Duration::from_secs(120),
+            max_connections: 4096,
+            idle_timeout: Duration::from_secs(180),
+            header_read_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
         }
     }
 }

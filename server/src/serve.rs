@@ -15,11 +15,13 @@ use axum::routing::get;
 use prometheus_client::registry::Registry;
 use sightline_collector::scrape::ScrapeManager;
 use sightline_collector::{CollectorMetrics, otlp, remote_write};
+use sightline_http::{ConnectionLimits, serve_http};
 use sightline_indexer::{LogStore, LogStoreConfig};
 use sightline_ingest::{
     Health, IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
     WalWriterConfig,
 };
+use sightline_model::Cancellation;
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
@@ -31,6 +33,10 @@ use crate::api::loki::{self, QueryState};
 use crate::api::prom::{self, PromState};
 use crate::config::{Config, Overrides, RangeSemantics};
 use crate::metrics::{ServerMetrics, TsdbGauges};
+
+/// How long listeners wait for requests in flight at shutdown (queries are cancelled first,
+/// so what remains is short: answers being written, batches being acknowledged).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -224,16 +230,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tsdb: tsdb.clone(),
         tsdb_gauges,
     };
+    // Cancelled at shutdown: every running query stops within the grace period.
+    let queries = api::QueryControl {
+        shutdown: Cancellation::new(),
+        timeout: config.limits.query_timeout,
+    };
+    let stop_queries = queries.shutdown.clone();
     let main_router = Router::new()
         .merge(loki::router(QueryState {
             store: store.clone(),
             metrics: server_metrics.clone(),
             max_series: config.limits.max_query_series,
+            queries: queries.clone(),
         }))
         .merge(prom::router(PromState {
             tsdb: tsdb.clone(),
             engine: engine.clone(),
             metrics: server_metrics.clone(),
+            queries,
         }))
         .merge(remote_write::router(
             remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
@@ -268,23 +282,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .with_metrics(otlp_metrics.clone()),
     );
 
+    let connections = ConnectionLimits::new(
+        config.limits.max_connections,
+        config.limits.idle_timeout,
+        config.limits.header_read_timeout,
+        config.limits.body_read_timeout,
+    );
     let mut servers = tokio::task::JoinSet::new();
-    for (name, listener, router) in [
-        ("http", http_listener, main_router),
-        ("otlp http", otlp_http_listener, otlp_http_router),
+    for (listener, router) in [
+        (http_listener, main_router),
+        (otlp_http_listener, otlp_http_router),
     ] {
         let mut stop = shutdown_rx.clone();
+        let connections = connections.clone();
         servers.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
+            serve_http(
+                listener,
+                router,
+                connections,
+                async move {
                     let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-                .with_context(|| format!("{name} server failed"))
+                },
+                SHUTDOWN_GRACE,
+            )
+            .await;
+            Ok::<(), anyhow::Error>(())
         });
     }
     {
         let mut stop = shutdown_rx.clone();
+        let grpc_connections = connections.clone();
         let service = otlp::grpc::logs_service(
             otlp::grpc::OtlpGrpcState::new(ingest.clone(), collector_metrics.clone())
                 .with_config(&config.otlp),
@@ -295,10 +322,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         );
         servers.spawn(async move {
             tonic::transport::Server::builder()
+                // Finds peers that vanished without closing (a pulled cable, a dead VM).
+                .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
+                .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
                 .add_service(service)
                 .add_service(metrics_service)
                 .serve_with_incoming_shutdown(
-                    tokio_stream::wrappers::TcpListenerStream::new(otlp_grpc_listener),
+                    grpc_connections.incoming(otlp_grpc_listener),
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
                     },
@@ -402,6 +432,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
     let _ = shutdown_tx.send(true);
+    stop_queries.cancel();
     stopping.store(true, Ordering::Release);
     while let Some(result) = servers.join_next().await {
         if let Ok(Err(e)) = result {

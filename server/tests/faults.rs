@@ -177,6 +177,32 @@ fn metric_writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
     })
 }
 
+/// A snappy remote_write body: `series` series of `name` (label `id`), one sample each.
+fn remote_write_body(name: &str, series: usize, value: f64, t_ms: i64) -> Vec<u8> {
+    let req = WriteRequest {
+        timeseries: (0..series)
+            .map(|i| TimeSeries {
+                labels: [("__name__", name.to_string()), ("id", i.to_string())]
+                    .into_iter()
+                    .map(|(n, v)| Label {
+                        name: n.as_bytes().to_vec(),
+                        value: v.into_bytes(),
+                    })
+                    .collect(),
+                samples: vec![Sample {
+                    value,
+                    timestamp: t_ms,
+                }],
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
 fn readyz(server: &Server) -> (u16, String) {
     let r = server.client().get(server.url("/readyz")).send().unwrap();
     (r.status().as_u16(), r.text().unwrap())
@@ -302,4 +328,187 @@ fn disk_full_under_mixed_load_loses_no_acknowledged_line_or_sample() {
     let server = Server::start_with(&data, &["--config", &config]);
     check(&server, "after a restart");
     server.kill9();
+}
+
+/// A query that runs for minutes in little memory: a median over 3.6 M points at each of
+/// 1,000 steps.
+const HEAVY_QUERY: &str = "quantile_over_time(0.5, vector(1)[1h:1ms])";
+
+fn server_with(dir: &Path, toml: &str) -> Server {
+    let config = dir.join("sightline.toml");
+    std::fs::write(&config, toml).unwrap();
+    let server = Server::start_with(&dir.join("data"), &["--config", config.to_str().unwrap()]);
+    let r = server
+        .client()
+        .post(server.url("/api/v1/write"))
+        .header("Content-Encoding", "snappy")
+        .body(remote_write_body("heavy", 1, 1.0, now_ns() / 1_000_000))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    server
+}
+
+/// CPU seconds the process has used (utime + stime from /proc, in clock ticks of 1/100 s).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    ticks as f64 / 100.0
+}
+
+fn heavy_query_url(server: &Server) -> String {
+    let now = now_ns() / 1_000_000_000;
+    format!(
+        "{}?query={}&start={}&end={now}&step=1",
+        server.url("/api/v1/query_range"),
+        HEAVY_QUERY
+            .replace('[', "%5B")
+            .replace(']', "%5D")
+            .replace(' ', "%20")
+            .replace(',', "%2C"),
+        now - 1000
+    )
+}
+
+/// A client that gives up on a heavy query takes the query with it: the server stops
+/// burning CPU on it (before, one such query held a core for minutes).
+#[test]
+fn abandoned_heavy_query_stops_when_its_client_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "");
+    let impatient = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let r = impatient.get(heavy_query_url(&server)).send();
+        assert!(r.is_err(), "the heavy query answered within 500 ms: {r:?}");
+    }
+    // Three abandoned queries: were they still running, they would use both cores.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = cpu_seconds(server.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_seconds(server.pid()) - before;
+    assert!(
+        used < 1.0,
+        "the server used {used:.2} CPU-seconds in 3 s after its clients left"
+    );
+    // And it still answers.
+    let (status, _) = readyz(&server);
+    assert_eq!(status, 200);
+}
+
+/// `[limits] query_timeout` stops a query with Prometheus's timeout answer.
+#[test]
+fn heavy_query_past_its_timeout_gets_a_timeout_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "[limits]\nquery_timeout = \"1s\"\n");
+    let r = server
+        .client()
+        .get(heavy_query_url(&server))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["errorType"], "timeout", "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("query_timeout"),
+        "{body}"
+    );
+}
+
+/// SIGTERM while queries run: they are cancelled and the server exits cleanly, in time.
+#[test]
+fn shutdown_stops_running_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "");
+    let url = heavy_query_url(&server);
+    let waiting = std::thread::spawn(move || {
+        reqwest::blocking::Client::builder()
+            .timeout(PATIENCE)
+            .build()
+            .unwrap()
+            .get(url)
+            .send()
+            .map(|r| r.status().as_u16())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.terminate(), Some(0), "exit status after SIGTERM");
+    let answer = waiting.join().unwrap();
+    assert!(
+        matches!(answer, Ok(499) | Err(_)),
+        "the running query was not stopped: {answer:?}"
+    );
+}
+
+/// An upload that stalls is cut off after `body_read_timeout`, and the server goes on.
+#[test]
+fn stalled_upload_is_cut_off() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(dir.path(), "[limits]\nbody_read_timeout = \"1s\"\n");
+    let mut conn = std::net::TcpStream::connect(server.http).unwrap();
+    conn.set_read_timeout(Some(PATIENCE)).unwrap();
+    write!(
+        conn,
+        "POST /loki/api/v1/push HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{{\"streams\": ["
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let read = conn.read_to_string(&mut answer);
+    assert!(
+        read.is_ok(),
+        "the stalled upload was not cut off within {PATIENCE:?}: {read:?}"
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 4") || answer.is_empty(),
+        "{answer}"
+    );
+    assert_eq!(readyz(&server).0, 200);
+}
+
+/// Connections that never send a request are closed after `header_read_timeout`, and those
+/// beyond `max_connections` at once: idle sockets cannot exhaust descriptors or lock the
+/// port for long.
+#[test]
+fn idle_connections_are_capped_and_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with(
+        dir.path(),
+        "[limits]\nmax_connections = 50\nheader_read_timeout = \"1s\"\n",
+    );
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let baseline = fds(server.pid());
+    let idle: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| std::net::TcpStream::connect(server.http).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let held = fds(server.pid());
+    assert!(
+        held <= baseline + 50,
+        "{held} descriptors open with 300 idle connections (baseline {baseline}, cap 50)"
+    );
+    // Within the header timeout the idle ones are gone and the port answers again.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let fresh = reqwest::blocking::Client::new()
+            .get(server.url("/readyz"))
+            .send();
+        if fresh.is_ok_and(|r| r.status().is_success()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the port never answered again");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(idle);
 }

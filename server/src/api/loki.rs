@@ -27,6 +27,17 @@ pub struct QueryState {
     pub store: Arc<LogStore>,
     pub metrics: ServerMetrics,
     pub max_series: usize,
+    pub queries: super::QueryControl,
+}
+
+/// A LogQL evaluation failure: a stopped query as its own kind (timeout, cancelled), a
+/// failing store as ours (500), anything else the query's fault (400).
+fn eval_error(e: sightline_logql::EvalError) -> ApiError {
+    match e {
+        sightline_logql::EvalError::Stopped(why) => why.into(),
+        sightline_logql::EvalError::Source(_) => ApiError::internal(e.to_string()),
+        _ => ApiError::bad_request(e.to_string()),
+    }
 }
 
 pub fn router(state: QueryState) -> Router {
@@ -85,24 +96,30 @@ async fn query_range(
     let step_ns = params.step_ns(start, end)?;
     let s = state.clone();
     let started = Instant::now();
-    let result = timed(&state.metrics, "query_range", move || {
-        let expr =
-            sightline_logql::parse(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
-        Engine {
-            max_series: s.max_series,
-        }
-        .query_range(
-            s.store.as_ref(),
-            &tenant,
-            &expr,
-            start,
-            end,
-            step_ns,
-            limit,
-            direction,
-        )
-        .map_err(|e| ApiError::bad_request(e.to_string()))
-    })
+    let result = timed(
+        &state.metrics,
+        "query_range",
+        &state.queries,
+        move |cancel| {
+            let expr =
+                sightline_logql::parse(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
+            Engine {
+                max_series: s.max_series,
+                cancel,
+            }
+            .query_range(
+                s.store.as_ref(),
+                &tenant,
+                &expr,
+                start,
+                end,
+                step_ns,
+                limit,
+                direction,
+            )
+            .map_err(eval_error)
+        },
+    )
     .await?;
     Ok(Json(success(result, started)).into_response())
 }
@@ -124,14 +141,15 @@ async fn query(
     let direction = direction(&params)?;
     let s = state.clone();
     let started = Instant::now();
-    let result = timed(&state.metrics, "query", move || {
+    let result = timed(&state.metrics, "query", &state.queries, move |cancel| {
         let expr =
             sightline_logql::parse(&query).map_err(|e| ApiError::bad_request(e.to_string()))?;
         Engine {
             max_series: s.max_series,
+            cancel,
         }
         .query_instant(s.store.as_ref(), &tenant, &expr, time, limit, direction)
-        .map_err(|e| ApiError::bad_request(e.to_string()))
+        .map_err(eval_error)
     })
     .await?;
     Ok(Json(success(result, started)).into_response())
@@ -268,7 +286,7 @@ async fn streams_data<T: Send + 'static>(
         None => Vec::new(),
     };
     let s = state.clone();
-    timed(&state.metrics, endpoint, move || {
+    timed(&state.metrics, endpoint, &state.queries, move |_| {
         let streams = s
             .store
             .streams(&r.tenant, r.start, r.end, &matchers)
@@ -343,7 +361,7 @@ async fn series(
         return Err(ApiError::bad_request("missing match[] parameter"));
     }
     let s = state.clone();
-    let found = timed(&state.metrics, "series", move || {
+    let found = timed(&state.metrics, "series", &state.queries, move |_| {
         let mut all = BTreeSet::new();
         for matchers in &selectors {
             let streams = s

@@ -9,13 +9,22 @@ pub mod params;
 pub mod patterns;
 pub mod prom;
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::http::{Method, Uri};
 use axum::response::Response;
 pub use sightline_http::ApiError;
 use sightline_http::ErrorBody;
+use sightline_model::Cancellation;
+
+/// When queries stop: each gets `timeout` (`[limits] query_timeout`), and all stop when
+/// `shutdown` is cancelled as the server stops.
+#[derive(Debug, Clone)]
+pub struct QueryControl {
+    pub shutdown: Cancellation,
+    pub timeout: Duration,
+}
 
 /// The error body of the API a path belongs to: Prometheus's JSON under `/api/v1/` (the
 /// Prometheus API, remote write, and our own APIs beside them), Loki's plain text under
@@ -52,22 +61,38 @@ fn in_api_shape(error: ApiError, uri: &Uri) -> Response {
 
 /// Runs blocking query work off the async threads and records its latency under `endpoint`.
 /// Generic over the API's error type (Loki's plain text, Prometheus's JSON).
+///
+/// The work gets the query's [`Cancellation`]: it fires at the query timeout, at shutdown,
+/// and when this future is dropped — which is what hyper does when the client disconnects —
+/// so an abandoned query stops instead of running to the end on a blocking thread.
 pub(crate) async fn timed<T, E>(
     metrics: &crate::metrics::ServerMetrics,
     endpoint: &'static str,
-    work: impl FnOnce() -> Result<T, E> + Send + 'static,
+    control: &QueryControl,
+    work: impl FnOnce(Cancellation) -> Result<T, E> + Send + 'static,
 ) -> Result<T, E>
 where
     T: Send + 'static,
     E: From<ApiError> + Send + 'static,
 {
     let started = Instant::now();
-    let result = tokio::task::spawn_blocking(work)
+    let cancel = control.shutdown.child(Some(control.timeout));
+    let on_drop = cancel.cancel_on_drop();
+    let timer = {
+        let (cancel, timeout) = (cancel.clone(), control.timeout);
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            cancel.expire();
+        })
+    };
+    let result = tokio::task::spawn_blocking(move || work(cancel))
         .await
-        .map_err(|e| E::from(ApiError::internal(format!("query task failed: {e}"))))?;
+        .map_err(|e| E::from(ApiError::internal(format!("query task failed: {e}"))));
+    timer.abort();
+    on_drop.disarm();
     metrics
         .query_seconds
         .get_or_create(&crate::metrics::QueryLabels { endpoint })
         .observe(started.elapsed().as_secs_f64());
-    result
+    result?
 }

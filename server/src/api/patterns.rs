@@ -52,7 +52,7 @@ pub async fn patterns(
         count: steps as usize,
     };
     let s = state.clone();
-    let summaries = timed(&state.metrics, "patterns", move || {
+    let summaries = timed(&state.metrics, "patterns", &state.queries, move |_| {
         s.store
             .pattern_summaries(&tenant, &matchers, buckets)
             .map_err(|e| ApiError::internal(e.to_string()))

@@ -26,6 +26,7 @@ pub struct PromState {
     pub tsdb: Arc<Tsdb>,
     pub engine: Arc<Engine>,
     pub metrics: ServerMetrics,
+    pub queries: super::QueryControl,
 }
 
 pub fn router(state: PromState) -> Router {
@@ -49,6 +50,7 @@ fn query_error(e: QueryError) -> PromError {
     match e {
         QueryError::Parse(_) => PromError::bad_data(message),
         QueryError::Storage(_) => PromError::internal(message),
+        QueryError::Stopped(why) => PromError::from(sightline_http::ApiError::from(why)),
         _ => PromError::execution(message),
     }
 }
@@ -121,12 +123,17 @@ async fn query(
     let query = query_param(&params)?;
     let time = time_param(&params, "time", crate::now_ns() / 1_000_000)?;
     let s = state.clone();
-    let result = timed(&state.metrics, "prom_query", move || {
-        let source = TsdbSource::new(&s.tsdb, &tenant);
-        s.engine
-            .instant_query(&source, &query, time)
-            .map_err(query_error)
-    })
+    let result = timed(
+        &state.metrics,
+        "prom_query",
+        &state.queries,
+        move |cancel| {
+            let source = TsdbSource::new(&s.tsdb, &tenant);
+            s.engine
+                .instant_query_until(&source, &query, time, &cancel)
+                .map_err(query_error)
+        },
+    )
     .await?;
     Ok(Json(success_result(result)).into_response())
 }
@@ -166,12 +173,17 @@ async fn query_range(
         ));
     }
     let s = state.clone();
-    let result = timed(&state.metrics, "prom_query_range", move || {
-        let source = TsdbSource::new(&s.tsdb, &tenant);
-        s.engine
-            .range_query(&source, &query, start, end, step)
-            .map_err(query_error)
-    })
+    let result = timed(
+        &state.metrics,
+        "prom_query_range",
+        &state.queries,
+        move |cancel| {
+            let source = TsdbSource::new(&s.tsdb, &tenant);
+            s.engine
+                .range_query_until(&source, &query, start, end, step, &cancel)
+                .map_err(query_error)
+        },
+    )
     .await?;
     Ok(Json(success_result(result)).into_response())
 }
@@ -225,7 +237,7 @@ impl MetadataRequest {
     ) -> Result<(Vec<T>, Vec<String>), PromError> {
         let tsdb = state.tsdb.clone();
         let limit = self.limit;
-        let mut found = timed(&state.metrics, endpoint, move || {
+        let mut found = timed(&state.metrics, endpoint, &state.queries, move |_| {
             lookup(&tsdb, &self).map_err(|e| PromError::internal(e.to_string()))
         })
         .await?;
