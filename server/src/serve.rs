@@ -275,7 +275,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let main_router =
         api::with_fallbacks(main_router).layer(DefaultBodyLimit::max(config.max_request_bytes()));
     // One delta→cumulative state for both OTLP transports.
-    let otlp_metrics = otlp::OtlpMetricsIngest::new(metric_ingest.clone());
+    let otlp_metrics = otlp::OtlpMetricsIngest::with_options(
+        metric_ingest.clone(),
+        otlp::metrics::DEFAULT_MAX_DELTA_SERIES,
+        config.otlp.translate_options(),
+    );
     let otlp_http_router = otlp::http::router(
         otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
             .with_config(config.otlp)

@@ -53,9 +53,44 @@ impl Converted {
 /// A rejected record: the metrics reason and a human-readable explanation.
 type Invalid = (&'static str, String);
 
-/// Converts an export request for one tenant. `now_ns` is the receive time in Unix
-/// nanoseconds, used when a record carries no timestamp.
+/// What one log record may hold; a record over a limit is refused (reason `limit`), the
+/// rest of the request kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordLimits {
+    pub max_line_bytes: usize,
+    pub max_attributes: usize,
+    pub max_attribute_bytes: usize,
+    /// Longest value of a resource attribute that becomes a stream label: every record of
+    /// a resource over it is refused (its labels could not be indexed).
+    pub max_label_value_bytes: usize,
+}
+
+impl Default for RecordLimits {
+    fn default() -> Self {
+        Self {
+            max_line_bytes: 256 << 10,
+            max_attributes: 128,
+            max_attribute_bytes: 64 << 10,
+            max_label_value_bytes: 2048,
+        }
+    }
+}
+
+/// Reason of a record over a [`RecordLimits`] limit.
+pub const REASON_LIMIT: &str = "limit";
+
+/// Converts an export request for one tenant with the default [`RecordLimits`]. `now_ns` is
+/// the receive time in Unix nanoseconds, used when a record carries no timestamp.
 pub fn convert_request(request: ExportLogsServiceRequest, now_ns: i64) -> Converted {
+    convert_request_with(request, now_ns, &RecordLimits::default())
+}
+
+/// [`convert_request`] with the given limits.
+pub fn convert_request_with(
+    request: ExportLogsServiceRequest,
+    now_ns: i64,
+    limits: &RecordLimits,
+) -> Converted {
     let mut out = Converted::default();
     let mut details: Vec<String> = Vec::new();
     for (ri, resource_logs) in request.resource_logs.into_iter().enumerate() {
@@ -64,6 +99,16 @@ pub fn convert_request(request: ExportLogsServiceRequest, now_ns: i64) -> Conver
             .map(|r| key_values_to_pairs(r.attributes))
             .unwrap_or_default();
         let labels = index_labels_from_resource(&resource);
+        let resource_fault = labels
+            .iter()
+            .find(|(_, v)| v.len() > limits.max_label_value_bytes)
+            .map(|(k, v)| {
+                format!(
+                    "resource attribute for label {k:?} has a value of {} bytes, the limit is {} (max_label_value_bytes)",
+                    v.len(),
+                    limits.max_label_value_bytes
+                )
+            });
         for (si, scope_logs) in resource_logs.scope_logs.into_iter().enumerate() {
             let (scope_name, scope_version) = scope_logs
                 .scope
@@ -72,7 +117,13 @@ pub fn convert_request(request: ExportLogsServiceRequest, now_ns: i64) -> Conver
             let mut records = Vec::with_capacity(scope_logs.log_records.len());
             for (li, record) in scope_logs.log_records.into_iter().enumerate() {
                 out.received_records += 1;
-                match convert_record(record, now_ns) {
+                let converted = match &resource_fault {
+                    Some(fault) => Err((REASON_LIMIT, fault.clone())),
+                    None => {
+                        check_limits(&record, limits).and_then(|()| convert_record(record, now_ns))
+                    }
+                };
+                match converted {
                     Ok(r) => records.push(r),
                     Err((reason, message)) => {
                         out.rejected_records += 1;
@@ -117,6 +168,50 @@ pub fn convert_request(request: ExportLogsServiceRequest, now_ns: i64) -> Conver
         out.error_message = msg;
     }
     out
+}
+
+/// A record over a limit, checked on the protobuf before anything is converted.
+fn check_limits(r: &OtlpLogRecord, limits: &RecordLimits) -> Result<(), Invalid> {
+    if r.attributes.len() > limits.max_attributes {
+        return Err((
+            REASON_LIMIT,
+            format!(
+                "{} attributes, the limit is {} (max_attributes_per_record)",
+                r.attributes.len(),
+                limits.max_attributes
+            ),
+        ));
+    }
+    let body = r.body.as_ref().map_or(0, any_value_len);
+    if body > limits.max_line_bytes {
+        return Err((
+            REASON_LIMIT,
+            format!(
+                "body of {body} bytes, the limit is {} (max_line_bytes)",
+                limits.max_line_bytes
+            ),
+        ));
+    }
+    let attribute_bytes: usize = r
+        .attributes
+        .iter()
+        .map(|kv| kv.key.len() + kv.value.as_ref().map_or(0, any_value_len))
+        .sum();
+    if attribute_bytes > limits.max_attribute_bytes {
+        return Err((
+            REASON_LIMIT,
+            format!(
+                "attributes of {attribute_bytes} bytes, the limit is {} (max_attribute_bytes_per_record)",
+                limits.max_attribute_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The encoded size of a value: a cheap bound on its text form, without building it.
+fn any_value_len(v: &AnyValue) -> usize {
+    prost::Message::encoded_len(v)
 }
 
 fn convert_record(r: OtlpLogRecord, now_ns: i64) -> Result<LogRecord, Invalid> {
@@ -372,6 +467,33 @@ pub(crate) mod tests {
             (recs[1].timestamp_ns, recs[1].observed_timestamp_ns),
             (77, 77)
         );
+    }
+
+    /// Records over a size or count limit are refused one by one with the limit named; a
+    /// 50 MiB line used to be stored and returned.
+    #[test]
+    fn records_over_the_limits_are_refused_naming_the_limit() {
+        let mut many = record("many attributes");
+        many.attributes = (0..129).map(|i| kv(&format!("k{i}"), s("v"))).collect();
+        let long = record(&"x".repeat((256 << 10) + 1));
+        let mut heavy = record("heavy attributes");
+        heavy.attributes = vec![kv("blob", s(&"y".repeat(70_000)))];
+        let c = convert_request(request(vec![many, long, heavy, record("fine")]), 0);
+        assert_eq!(c.rejected_records, 3);
+        assert_eq!(c.rejected_by_reason, vec![(REASON_LIMIT, 3)]);
+        for limit in [
+            "129 attributes, the limit is 128 (max_attributes_per_record)",
+            "the limit is 262144 (max_line_bytes)",
+            "the limit is 65536 (max_attribute_bytes_per_record)",
+        ] {
+            assert!(
+                c.error_message.contains(limit),
+                "{limit}: {}",
+                c.error_message
+            );
+        }
+        assert_eq!(c.streams[0].records.len(), 1);
+        assert_eq!(c.streams[0].records[0].body, "fine");
     }
 
     #[test]

@@ -39,7 +39,7 @@ use tonic::{Request, Response, Status};
 
 use super::OtlpConfig;
 use super::body::unix_now_ns;
-use super::convert::convert_request;
+use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
 use crate::refusal::ingest_refusal;
@@ -61,6 +61,8 @@ pub struct OtlpGrpcState {
     pub metrics: CollectorMetrics,
     /// Largest request message accepted, compressed and decompressed, in bytes.
     pub max_decoding_message_bytes: usize,
+    /// What one log record may hold.
+    pub record_limits: super::convert::RecordLimits,
 }
 
 impl OtlpGrpcState {
@@ -70,12 +72,14 @@ impl OtlpGrpcState {
             ingest,
             metrics,
             max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+            record_limits: Default::default(),
         }
     }
 
-    /// The same state with the message size limit of `config`.
+    /// The same state with the message size limit and record limits of `config`.
     pub fn with_config(mut self, config: &OtlpConfig) -> Self {
         self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self.record_limits = config.record_limits();
         self
     }
 }
@@ -111,7 +115,7 @@ impl LogsService for OtlpLogsService {
         let tenant = request_tenant(&request)?;
         let request = request.into_inner();
         let bytes = request.encoded_len() as u64;
-        let converted = convert_request(request, unix_now_ns());
+        let converted = convert_request_with(request, unix_now_ns(), &self.state.record_limits);
 
         let state = &self.state;
         let response = store_logs(

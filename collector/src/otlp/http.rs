@@ -42,7 +42,7 @@ use super::OtlpConfig;
 use super::body::{
     BodyError, content_encoding, decode_content, media_type, read_limited, unix_now_ns,
 };
-use super::convert::convert_request;
+use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
 use crate::refusal::ingest_refusal;
@@ -261,6 +261,7 @@ async fn handle_logs(
     body: Body,
 ) -> Result<Response, ApiError> {
     let now_ns = unix_now_ns();
+    let limits = state.config.record_limits();
     let (payload_len, converted) = decode_body(
         state,
         Signal::Logs,
@@ -268,7 +269,7 @@ async fn handle_logs(
         encoding,
         headers,
         body,
-        move |request: ExportLogsServiceRequest| convert_request(request, now_ns),
+        move |request: ExportLogsServiceRequest| convert_request_with(request, now_ns, &limits),
     )
     .await?;
 

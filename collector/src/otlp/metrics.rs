@@ -403,15 +403,28 @@ impl Translated {
 pub struct TranslateOptions {
     /// Exponential histogram buckets are merged down to at most this scale.
     pub max_exp_scale: i32,
+    /// A data point whose series would have more labels is refused (remote_write's limit,
+    /// Mimir's `max_label_names_per_series`): checked on the attributes before any label is
+    /// built, so a point with 100,000 attributes costs a comparison.
+    pub max_labels_per_series: usize,
+    /// A data point with a longer attribute name or value is refused.
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
 }
 
 impl Default for TranslateOptions {
     fn default() -> Self {
         Self {
             max_exp_scale: DEFAULT_MAX_EXP_SCALE,
+            max_labels_per_series: 30,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 2048,
         }
     }
 }
+
+/// Reason for a point whose labels are over a limit.
+pub const REASON_LABEL_LIMIT: &str = "label_limit";
 
 /// Labels shared by every series of one resource.
 struct ResourceCtx {
@@ -546,6 +559,39 @@ impl Translator<'_> {
                 None
             }
         }
+    }
+
+    /// Why a point with these attributes cannot be stored, if it cannot: over the label
+    /// count (with `__name__`, `job`, `instance` and a suffix label) or a length limit.
+    fn over_label_limits(&self, attributes: &[KeyValue]) -> Option<String> {
+        let o = &self.options;
+        let labels = attributes.len() + 4;
+        if labels > o.max_labels_per_series {
+            return Some(format!(
+                "{} attributes make a series of up to {labels} labels, the limit is {} (max_labels_per_series)",
+                attributes.len(),
+                o.max_labels_per_series
+            ));
+        }
+        for kv in attributes {
+            if kv.key.len() > o.max_label_name_bytes {
+                return Some(format!(
+                    "attribute name of {} bytes, the limit is {} (max_label_name_bytes)",
+                    kv.key.len(),
+                    o.max_label_name_bytes
+                ));
+            }
+            let value = any_value_to_string(kv.value.clone());
+            if value.len() > o.max_label_value_bytes {
+                return Some(format!(
+                    "attribute {:?} has a value of {} bytes, the limit is {} (max_label_value_bytes)",
+                    kv.key,
+                    value.len(),
+                    o.max_label_value_bytes
+                ));
+            }
+        }
+        None
     }
 
     fn refuse(&mut self, points: u64, reason: &'static str, what: impl FnOnce() -> String) {
@@ -724,6 +770,12 @@ impl Translator<'_> {
         at: &str,
         pi: usize,
     ) -> bool {
+        if let Some(why) = self.over_label_limits(attributes) {
+            self.refuse(1, REASON_LABEL_LIMIT, || {
+                format!("{at}.data_points[{pi}]: {why}")
+            });
+            return false;
+        }
         let base = point_labels(attributes, ctx);
         let stale = is_stale(flags);
         let series: Vec<(Labels, f64)> = outs
@@ -782,6 +834,20 @@ impl Translator<'_> {
             .cloned()
             .collect();
         if others.is_empty() {
+            return;
+        }
+        // Resource attributes over the label limits make no `target_info` (the data points
+        // are kept: the limit is the series', and theirs carry only job and instance).
+        let o = &self.options;
+        if others.len() + 3 > o.max_labels_per_series
+            || others
+                .iter()
+                .any(|(k, v)| k.len() > o.max_label_name_bytes || v.len() > o.max_label_value_bytes)
+        {
+            tracing::debug!(
+                attributes = others.len(),
+                "resource attributes over the label limits: no target_info"
+            );
             return;
         }
         let mut pairs = merge_attributes(others);
@@ -1269,6 +1335,42 @@ pub(crate) mod tests {
         assert_eq!(format_bound(2.5e6), "2500000");
         assert_eq!(format_bound(f64::INFINITY), "+Inf");
         assert_eq!(format_bound(f64::NEG_INFINITY), "-Inf");
+    }
+
+    /// A point with 100,001 attributes used to become a 100,001-label series at a cost that
+    /// grew faster than linearly; now it is refused by count before any label is built.
+    #[test]
+    fn points_over_the_label_limits_are_refused_and_the_rest_kept() {
+        let many: Vec<KeyValue> = (0..100_001).map(|i| kv(&format!("a{i}"), "v")).collect();
+        let long = vec![kv("path", &"x".repeat(2049))];
+        let req = metrics_request(
+            vec![],
+            vec![gauge(
+                "g",
+                "",
+                vec![
+                    point(1_000_000, 1.0, many),
+                    point(1_000_000, 2.0, long),
+                    point(1_000_000, 3.0, vec![kv("ok", "yes")]),
+                ],
+            )],
+        );
+        let t = translate(req);
+        assert_eq!(t.rejected_points, 2);
+        assert_eq!(t.rejected_by_reason, vec![(REASON_LABEL_LIMIT, 2)]);
+        assert!(
+            t.error_message
+                .contains("100001 attributes make a series of up to 100005 labels, the limit is 30 (max_labels_per_series)"),
+            "{}",
+            t.error_message
+        );
+        assert!(
+            t.error_message
+                .contains("value of 2049 bytes, the limit is 2048 (max_label_value_bytes)"),
+            "{}",
+            t.error_message
+        );
+        assert_eq!(samples(&t).len(), 1);
     }
 
     #[test]

@@ -89,6 +89,43 @@ pub struct OtlpConfig {
     /// OTLP/gRPC: largest request message, compressed and decompressed, in bytes. Default
     /// 64 MiB.
     pub max_grpc_message_bytes: usize,
+    /// Logs: a record whose body is longer is refused (Loki's `max_line_size`). 256 KiB.
+    pub max_line_bytes: usize,
+    /// Logs: a record with more attributes is refused (Loki's
+    /// `max_structured_metadata_entries_count`). 128.
+    pub max_attributes_per_record: usize,
+    /// Logs: a record whose attribute names and values add up to more bytes is refused
+    /// (Loki's `max_structured_metadata_size`). 64 KiB.
+    pub max_attribute_bytes_per_record: usize,
+    /// Metrics: a data point that would make a series with more labels is refused (as
+    /// remote_write's `max_labels_per_series`). 30.
+    pub max_labels_per_series: usize,
+    /// Metrics: longest label name and value (attribute name and value). 1024 and 2048;
+    /// logs: longest value of a resource attribute that becomes a stream label (2048).
+    pub max_label_name_bytes: usize,
+    pub max_label_value_bytes: usize,
+}
+
+impl OtlpConfig {
+    /// The metric translation options these limits set.
+    pub fn translate_options(&self) -> metrics::TranslateOptions {
+        metrics::TranslateOptions {
+            max_labels_per_series: self.max_labels_per_series,
+            max_label_name_bytes: self.max_label_name_bytes,
+            max_label_value_bytes: self.max_label_value_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// The log record limits.
+    pub fn record_limits(&self) -> convert::RecordLimits {
+        convert::RecordLimits {
+            max_line_bytes: self.max_line_bytes,
+            max_attributes: self.max_attributes_per_record,
+            max_attribute_bytes: self.max_attribute_bytes_per_record,
+            max_label_value_bytes: self.max_label_value_bytes,
+        }
+    }
 }
 
 impl Default for OtlpConfig {
@@ -97,6 +134,12 @@ impl Default for OtlpConfig {
             max_body_bytes: 16 << 20,
             max_decompressed_bytes: 64 << 20,
             max_grpc_message_bytes: grpc::DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+            max_line_bytes: 256 << 10,
+            max_attributes_per_record: 128,
+            max_attribute_bytes_per_record: 64 << 10,
+            max_labels_per_series: 30,
+            max_label_name_bytes: 1024,
+            max_label_value_bytes: 2048,
         }
     }
 }
