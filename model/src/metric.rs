@@ -64,6 +64,9 @@ pub enum RejectReason {
     DuplicateTimestamp,
     /// A new series beyond the tenant's series limit.
     SeriesLimit,
+    /// Further in the future than the store's grace period (a wrong clock or unit): once
+    /// stored it would make every current sample of its series out of order.
+    TooFarInFuture,
 }
 
 impl RejectReason {
@@ -74,6 +77,7 @@ impl RejectReason {
             RejectReason::TooOld => "too_old",
             RejectReason::DuplicateTimestamp => "duplicate_timestamp",
             RejectReason::SeriesLimit => "series_limit",
+            RejectReason::TooFarInFuture => "too_far_in_future",
         }
     }
 }

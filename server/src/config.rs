@@ -184,6 +184,9 @@ pub struct TsdbConfig {
     /// A sample up to this much older than its series' newest is still accepted.
     #[serde(with = "humantime_serde_compat")]
     pub out_of_order_window: Duration,
+    /// Samples further ahead of the clock are refused (Mimir's `creation_grace_period`).
+    #[serde(with = "humantime_serde_compat")]
+    pub future_grace: Duration,
     /// Series per tenant at most; samples of new series beyond it are refused (400).
     pub max_series_per_tenant: usize,
     /// Metric write requests waiting for the TSDB's WAL at most (then 429).
@@ -261,6 +264,7 @@ impl Default for TsdbConfig {
             block_duration: Duration::from_secs(2 * 3600),
             retention: Duration::from_secs(15 * 86400),
             out_of_order_window: Duration::from_secs(600),
+            future_grace: Duration::from_secs(600),
             max_series_per_tenant: 1_000_000,
             ingest_queue_batches: 256,
             maintain_interval: Duration::from_secs(60),

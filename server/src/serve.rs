@@ -161,6 +161,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         retention_ms: config.tsdb.retention.as_millis() as i64,
         out_of_order_window_ms: config.tsdb.out_of_order_window.as_millis() as i64,
         max_series_per_tenant: config.tsdb.max_series_per_tenant,
+        future_grace_ms: config.tsdb.future_grace.as_millis() as i64,
         wal_segment_bytes: config.wal.segment_bytes,
     };
     // Opening replays the TSDB's WAL into its head; receivers are not listening yet.

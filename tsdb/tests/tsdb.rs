@@ -762,3 +762,35 @@ fn a_sample_far_in_the_future_does_not_push_the_head_into_blocks() {
         .unwrap();
     assert_eq!(r[0].accepted, 1);
 }
+
+/// A sample ten years ahead (a wrong clock or unit) used to be stored and then make every
+/// current sample of its series out of order; it is refused, and the series goes on.
+#[test]
+fn a_sample_far_in_the_future_is_refused_and_does_not_block_its_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Tsdb::open(options(dir.path())).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let ten_years = 10 * 365 * 24 * 3_600_000;
+    let up = [("__name__", "up"), ("job", "a")];
+    let b = batch("t", vec![series(&up, &[(now + ten_years, 1.0)])]);
+    let r = db.append(&[&b]).unwrap();
+    assert_eq!(r[0].rejected, vec![(RejectReason::TooFarInFuture, 1)]);
+    assert!(
+        r[0].first_rejection
+            .as_deref()
+            .is_some_and(|e| e.contains("too far in the future")),
+        "{:?}",
+        r[0]
+    );
+    // Within the grace period is fine; so is the present, after it.
+    let b = batch(
+        "t",
+        vec![series(&up, &[(now - 1000, 1.0), (now + 60_000, 2.0)])],
+    );
+    let r = db.append(&[&b]).unwrap();
+    assert_eq!(r[0].rejected_total(), 0, "{:?}", r[0]);
+    assert_eq!(all(&db, "t")[0].samples.len(), 2);
+}

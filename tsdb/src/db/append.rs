@@ -154,6 +154,8 @@ struct Plan<'b> {
 struct Validation<'h, 'b> {
     head: &'h Head,
     out_of_order_window: i64,
+    /// Samples after this (wall clock + grace) are refused.
+    future_limit: i64,
     max_series_per_tenant: usize,
     /// The next unused series id.
     next_id: u32,
@@ -173,6 +175,7 @@ impl<'h, 'b> Validation<'h, 'b> {
         Validation {
             head,
             out_of_order_window: options.out_of_order_window_ms,
+            future_limit: crate::head::wall_ms().saturating_add(options.future_grace_ms),
             max_series_per_tenant: options.max_series_per_tenant,
             next_id,
             series: Vec::new(),
@@ -212,6 +215,17 @@ impl<'h, 'b> Validation<'h, 'b> {
             };
             let run_start = plan.samples.len();
             for &sample in &ms.samples {
+                if sample.t > self.future_limit {
+                    let limit = self.future_limit;
+                    report.reject(RejectReason::TooFarInFuture, || {
+                        format!(
+                            "sample for series {} is too far in the future: timestamp {} is after {limit} (now + future_grace)",
+                            st.labels.to_canonical(),
+                            sample.t
+                        )
+                    });
+                    continue;
+                }
                 if st.admit(
                     sample,
                     boundary,

@@ -71,6 +71,9 @@ pub struct TsdbOptions {
     pub out_of_order_window_ms: i64,
     /// Most head series a tenant may have; new series beyond it are refused.
     pub max_series_per_tenant: usize,
+    /// Samples more than this ahead of the wall clock are refused (Mimir's
+    /// `creation_grace_period`, default 10 min).
+    pub future_grace_ms: i64,
     /// Size at which a WAL segment is closed and a new one started.
     pub wal_segment_bytes: u64,
 }
@@ -83,6 +86,7 @@ impl Default for TsdbOptions {
             retention_ms: 15 * 24 * HOUR_MS,
             out_of_order_window_ms: 10 * 60 * 1000,
             max_series_per_tenant: 1_000_000,
+            future_grace_ms: 10 * 60 * 1000,
             wal_segment_bytes: 32 << 20,
         }
     }
