@@ -330,6 +330,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 // Finds peers that vanished without closing (a pulled cable, a dead VM).
                 .http2_keepalive_interval(Some(std::time::Duration::from_secs(60)))
                 .http2_keepalive_timeout(Some(std::time::Duration::from_secs(20)))
+                .layer(tower::util::MapResponseLayer::new(
+                    otlp::grpc::decode_errors_as_invalid_argument,
+                ))
                 .add_service(service)
                 .add_service(metrics_service)
                 .serve_with_incoming_shutdown(

@@ -512,3 +512,35 @@ fn idle_connections_are_capped_and_closed() {
     }
     drop(idle);
 }
+
+/// A gRPC message that does not decode is the client's fault: `INVALID_ARGUMENT`, not
+/// tonic's `INTERNAL` (which invites retries), and the server goes on.
+#[test]
+fn malformed_grpc_message_is_invalid_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let client = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    for path in [
+        "opentelemetry.proto.collector.logs.v1.LogsService/Export",
+        "opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+    ] {
+        let r = client
+            .post(format!("http://{}/{path}", server.otlp_grpc))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            // Uncompressed frame of 4 bytes that are not a protobuf message.
+            .body(vec![0u8, 0, 0, 0, 4, 0xff, 0xff, 0xff, 0x01])
+            .send()
+            .unwrap();
+        let status = r
+            .headers()
+            .get("grpc-status")
+            .map(|v| v.to_str().unwrap().to_string());
+        assert_eq!(status.as_deref(), Some("3"), "{path}: {:?}", r.headers());
+    }
+    assert_eq!(readyz(&server).0, 200);
+}

@@ -11,12 +11,14 @@
 //! | invalid tenant                         | `INVALID_ARGUMENT`                           |
 //! | ingest queue full                      | `RESOURCE_EXHAUSTED` ("… retry later")       |
 //! | server shutting down                   | `UNAVAILABLE`                                |
-//! | write-ahead log failed                 | `INTERNAL`                                   |
+//! | write-ahead log cannot persist         | `UNAVAILABLE`                                |
 //! | message over the size limit            | `OUT_OF_RANGE` / `RESOURCE_EXHAUSTED` (tonic) |
-//! | malformed protobuf                     | `INTERNAL` (tonic, "failed to decode Protobuf message: …") |
+//! | malformed protobuf                     | `INVALID_ARGUMENT` ("failed to decode Protobuf message: …") |
 //!
 //! The last two are produced by tonic before `export` runs, so they do not show in this
-//! receiver's counters. Counters use the source `otlp_grpc` (signal `logs` or `metrics`; for
+//! receiver's counters. Tonic answers a malformed message with `INTERNAL`, which tells a
+//! client the fault is ours and invites a retry; [`decode_errors_as_invalid_argument`],
+//! layered on the server, corrects the code (the message stays tonic's). Counters use the source `otlp_grpc` (signal `logs` or `metrics`; for
 //! metrics, records are samples); `bytes_received` counts the encoded size of the decoded
 //! request.
 
@@ -97,6 +99,27 @@ pub fn logs_service(state: OtlpGrpcState) -> LogsServiceServer<OtlpLogsService> 
     LogsServiceServer::new(OtlpLogsService { state })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(limit)
+}
+
+/// Rewrites tonic's answer to a request that does not decode (`INTERNAL`, "failed to decode
+/// Protobuf message") to `INVALID_ARGUMENT`: the request is at fault and resending it cannot
+/// help. Use it as a response map on the gRPC server
+/// (`tower::util::MapResponseLayer::new(decode_errors_as_invalid_argument)`).
+pub fn decode_errors_as_invalid_argument<B>(
+    mut response: axum::http::Response<B>,
+) -> axum::http::Response<B> {
+    let headers = response.headers_mut();
+    let is_decode_error = headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13")
+        && headers.get("grpc-message").is_some_and(|v| {
+            let m = v.as_bytes();
+            m.starts_with(b"failed%20to%20decode") || m.starts_with(b"failed to decode")
+        });
+    if is_decode_error {
+        headers.insert("grpc-status", axum::http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// The tenant named by the `x-scope-orgid` metadata entry.
@@ -310,11 +333,15 @@ mod tests {
         frame
     }
 
-    async fn call_server(
-        server: &mut LogsServiceServer<OtlpLogsService>,
+    async fn call_server<S>(
+        server: &mut S,
         frame: Vec<u8>,
         gzip_encoded: bool,
-    ) -> (StatusCode, Option<Code>, String) {
+    ) -> (StatusCode, Option<Code>, String)
+    where
+        S: Service<HttpRequest<Body>, Response = axum::http::Response<tonic::body::Body>>,
+        S::Error: std::fmt::Debug,
+    {
         let mut req = HttpRequest::post(
             "http://localhost/opentelemetry.proto.collector.logs.v1.LogsService/Export",
         )
@@ -343,10 +370,17 @@ mod tests {
         (status, code, message)
     }
 
+    /// Tonic calls a malformed message INTERNAL; the server's response map makes it
+    /// INVALID_ARGUMENT (a client must not retry it), keeping tonic's message.
     #[tokio::test]
-    async fn garbage_frame_is_rejected_by_tonic_with_internal() {
+    async fn garbage_frame_is_invalid_argument() {
         let (ingest, recorded) = recording_ingest();
-        let mut server = logs_service(OtlpGrpcState::new(ingest, CollectorMetrics::default()));
+        let mut server = tower::ServiceBuilder::new()
+            .map_response(decode_errors_as_invalid_argument)
+            .service(logs_service(OtlpGrpcState::new(
+                ingest,
+                CollectorMetrics::default(),
+            )));
         let (status, code, message) = call_server(
             &mut server,
             grpc_frame(&[0xff, 0xff, 0xff, 0x01], false),
@@ -354,7 +388,7 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK);
-        assert_eq!(code, Some(Code::Internal));
+        assert_eq!(code, Some(Code::InvalidArgument));
         assert!(
             message.contains("failed%20to%20decode") || message.contains("decode"),
             "{message}"
