@@ -368,7 +368,25 @@ impl Engine {
         steps: Steps,
     ) -> Result<Vec<StepSeries>, EvalError> {
         match expr {
-            MetricExpr::Range(agg) => self.eval_range(source, tenant, agg, steps),
+            MetricExpr::Range(agg) => self.eval_range(source, tenant, agg, steps, None),
+            // `sum [by|without] (range_op(…))`: every range op is a sum over entries, so the
+            // entries of a group can be counted together, exactly, without a series per
+            // stream first. The series limit then applies to the groups — the result, as
+            // Loki's `max_query_series` does — and 50,000 streams can be summed.
+            MetricExpr::Vector(agg)
+                if agg.op == VectorOp::Sum
+                    && matches!(agg.inner.as_ref(), MetricExpr::Range(_)) =>
+            {
+                let MetricExpr::Range(range) = agg.inner.as_ref() else {
+                    unreachable!("matched above")
+                };
+                let group = |labels: &Labels| match &agg.grouping {
+                    Some(grouping) => grouping.group_labels(labels),
+                    None => Labels::default(),
+                };
+                let grouped = self.eval_range(source, tenant, range, steps, Some(&group))?;
+                Ok(aggregate(agg, grouped, steps.count))
+            }
             MetricExpr::Vector(agg) => {
                 let inner = self.eval_metric(source, tenant, &agg.inner, steps)?;
                 Ok(aggregate(agg, inner, steps.count))
@@ -376,12 +394,15 @@ impl Engine {
         }
     }
 
+    /// A range aggregation's series; with `group`, the entries of every group of series
+    /// (the labels `group` maps them to) are counted as one series.
     fn eval_range(
         &self,
         source: &dyn LogSource,
         tenant: &TenantId,
         agg: &RangeAggregation,
         steps: Steps,
+        group: Option<GroupFn<'_>>,
     ) -> Result<Vec<StepSeries>, EvalError> {
         let log = &agg.log;
         let last_step = steps.at(steps.count.saturating_sub(1));
@@ -406,7 +427,7 @@ impl Engine {
             ordered: false,
             needs_line,
         };
-        if let Some(series) = self.count_in_store(source, &request, agg, steps)? {
+        if let Some(series) = self.count_in_store(source, &request, agg, steps, group)? {
             return Ok(series);
         }
         let pipeline = Pipeline::new(&log.stages);
@@ -430,9 +451,11 @@ impl Engine {
             } else {
                 (None, 0)
             };
-            table
-                .slot(&entry.labels, labels)?
-                .push((entry.timestamp_ns, bytes));
+            let slot = match group {
+                Some(group) => table.slot_in_group(&entry.labels, labels, group)?,
+                None => table.slot(&entry.labels, labels)?,
+            };
+            slot.push((entry.timestamp_ns, bytes));
         }
         let range_seconds = agg.range_ns as f64 / 1e9;
         Ok(table
@@ -460,6 +483,7 @@ impl Engine {
         request: &SelectRequest<'_>,
         agg: &RangeAggregation,
         steps: Steps,
+        group: Option<GroupFn<'_>>,
     ) -> Result<Option<Vec<StepSeries>>, EvalError> {
         /// Bucket cells (streams × buckets) a store may be asked to count at most.
         const MAX_CELLS: i128 = 1 << 20;
@@ -495,13 +519,17 @@ impl Engine {
         };
         let mut by_labels: BTreeMap<Labels, Vec<u64>> = BTreeMap::new();
         for (labels, counts) in counted? {
-            if !by_labels.contains_key(labels.as_ref()) && by_labels.len() >= self.max_series {
+            let key = match group {
+                Some(group) => group(labels.as_ref()),
+                None => labels.as_ref().clone(),
+            };
+            if !by_labels.contains_key(&key) && by_labels.len() >= self.max_series {
                 return Err(EvalError::TooManySeries {
                     limit: self.max_series,
                 });
             }
             let sums = by_labels
-                .entry(labels.as_ref().clone())
+                .entry(key)
                 .or_insert_with(|| vec![0; buckets.count]);
             for (sum, c) in sums.iter_mut().zip(counts) {
                 *sum += u64::from(c);
@@ -794,6 +822,9 @@ impl StreamCheck {
     }
 }
 
+/// Maps a series' labels to its group's.
+type GroupFn<'a> = &'a dyn Fn(&Labels) -> Labels;
+
 /// Groups items by result labels, enforcing the series limit. Entries whose result labels
 /// are the stream's own are looked up by the stream's `Arc` first, without hashing labels.
 struct SeriesTable<T> {
@@ -832,6 +863,36 @@ impl<T> SeriesTable<T> {
                         Some(&i) => Ok(i),
                         None => insert_series(index, series, max, stream.as_ref().clone()),
                     })?
+            }
+        };
+        Ok(&mut self.series[index].1)
+    }
+
+    /// [`SeriesTable::slot`] for the group `group` maps the entry's labels to (the stream's
+    /// group is remembered per stream, as `slot` remembers the stream's series).
+    fn slot_in_group(
+        &mut self,
+        stream: &Arc<Labels>,
+        labels: Option<Labels>,
+        group: GroupFn<'_>,
+    ) -> Result<&mut Vec<T>, EvalError> {
+        let index = match labels {
+            Some(labels) => {
+                let key = group(&labels);
+                match self.index.get(&key) {
+                    Some(&index) => index,
+                    None => self.insert(key)?,
+                }
+            }
+            None => {
+                let (index, series, max) = (&mut self.index, &mut self.series, self.max_series);
+                self.by_stream.get_or_try_insert(stream, || {
+                    let key = group(stream.as_ref());
+                    match index.get(&key) {
+                        Some(&i) => Ok(i),
+                        None => insert_series(index, series, max, key),
+                    }
+                })?
             }
         };
         Ok(&mut self.series[index].1)
@@ -1367,6 +1428,130 @@ mod tests {
             query_instant(&source, &tenant(), &log, 10 * S, 100, Direction::Backward),
             Err(EvalError::InstantLogQuery)
         ));
+    }
+
+    /// `sum(count_over_time(…))` over more streams than the series limit used to fail
+    /// (the limit applied to the per-stream series before the sum); the limit is the
+    /// result's, and grouped sums equal the sums of the per-stream results.
+    #[test]
+    fn sums_over_more_streams_than_the_series_limit() {
+        let mut inner = MemorySource {
+            entries: Vec::new(),
+            requests: RefCell::new(Vec::new()),
+        };
+        for i in 0..30 {
+            let labels = stream(&[
+                ("app", if i % 2 == 0 { "a" } else { "b" }),
+                ("pod", &i.to_string()),
+            ]);
+            for t in 0..=i % 5 {
+                inner.push(&labels, 1 + t, &format!("line {i} {t} status=500"));
+            }
+        }
+        let counting = CountingSource {
+            inner,
+            counted: RefCell::new(0),
+        };
+        let unlimited = Engine::new(1000);
+        let limited = Engine::new(2);
+        let by_app = |l: &Labels| Labels::from_pairs(l.iter().filter(|(k, _)| *k == "app"));
+        let all = |_: &Labels| Labels::default();
+        let cases: [(&str, &str, &dyn Fn(&Labels) -> Labels); 4] = [
+            (
+                r#"sum(count_over_time({app=~".+"}[10s]))"#,
+                r#"count_over_time({app=~".+"}[10s])"#,
+                &all,
+            ),
+            (
+                r#"sum by (app) (rate({app=~".+"}[10s]))"#,
+                r#"rate({app=~".+"}[10s])"#,
+                &by_app,
+            ),
+            (
+                r#"sum without (pod) (bytes_over_time({app=~".+"} |= "status"[10s]))"#,
+                r#"bytes_over_time({app=~".+"} |= "status"[10s])"#,
+                &by_app,
+            ),
+            (
+                r#"sum by (app) (count_over_time({app=~".+"} | logfmt [10s]))"#,
+                r#"count_over_time({app=~".+"} | logfmt [10s])"#,
+                &by_app,
+            ),
+        ];
+        for (query, per_stream, group) in cases {
+            for source in [&counting as &dyn LogSource, &counting.inner] {
+                let run = |engine: &Engine, q: &str| {
+                    let expr = parse(q).unwrap();
+                    match engine
+                        .query_range(
+                            source,
+                            &tenant(),
+                            &expr,
+                            0,
+                            10 * S,
+                            S,
+                            100,
+                            Direction::Forward,
+                        )
+                        .unwrap()
+                    {
+                        QueryResult::Matrix(m) => m,
+                        other => panic!("{q}: {other:?}"),
+                    }
+                };
+                // The sum of the per-stream series, by group and time.
+                let mut want: BTreeMap<Labels, BTreeMap<i64, f64>> = BTreeMap::new();
+                for series in run(&unlimited, per_stream) {
+                    let points = want.entry(group(&series.labels)).or_default();
+                    for (t, v) in series.points {
+                        *points.entry(t).or_default() += v;
+                    }
+                }
+                let got: BTreeMap<Labels, BTreeMap<i64, f64>> = run(&limited, query)
+                    .into_iter()
+                    .map(|s| (s.labels, s.points.into_iter().collect()))
+                    .collect();
+                // Equal up to rounding: a group's rate is its count over the range, not a
+                // sum of per-stream quotients.
+                let flat = |m: &BTreeMap<Labels, BTreeMap<i64, f64>>| -> Vec<(Labels, i64, f64)> {
+                    m.iter()
+                        .flat_map(|(l, ps)| ps.iter().map(|(t, v)| (l.clone(), *t, *v)))
+                        .collect()
+                };
+                let (got, want) = (flat(&got), flat(&want));
+                assert_eq!(got.len(), want.len(), "{query}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        g.0 == w.0 && g.1 == w.1 && (g.2 - w.2).abs() <= 1e-9 * w.2.abs(),
+                        "{query}: {g:?} vs {w:?}"
+                    );
+                }
+            }
+        }
+        // Without the sum, 30 series are over a limit of 2; so are 30 groups.
+        for query in [
+            r#"count_over_time({app=~".+"}[10s])"#,
+            r#"sum by (pod) (count_over_time({app=~".+"}[10s]))"#,
+        ] {
+            let expr = parse(query).unwrap();
+            let err = limited
+                .query_range(
+                    &counting,
+                    &tenant(),
+                    &expr,
+                    0,
+                    10 * S,
+                    S,
+                    100,
+                    Direction::Forward,
+                )
+                .unwrap_err();
+            assert!(
+                matches!(err, EvalError::TooManySeries { limit: 2 }),
+                "{query}: {err}"
+            );
+        }
+        assert!(*counting.counted.borrow() > 0, "the store counted some");
     }
 
     #[test]
