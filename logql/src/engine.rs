@@ -1456,7 +1456,7 @@ mod tests {
         let limited = Engine::new(2);
         let by_app = |l: &Labels| Labels::from_pairs(l.iter().filter(|(k, _)| *k == "app"));
         let all = |_: &Labels| Labels::default();
-        let cases: [(&str, &str, &dyn Fn(&Labels) -> Labels); 4] = [
+        let cases: [(&str, &str, GroupFn<'_>); 4] = [
             (
                 r#"sum(count_over_time({app=~".+"}[10s]))"#,
                 r#"count_over_time({app=~".+"}[10s])"#,
