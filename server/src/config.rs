@@ -156,6 +156,12 @@ pub struct LimitsConfig {
     /// (Prometheus's `--query.timeout`).
     #[serde(with = "humantime_serde_compat")]
     pub query_timeout: Duration,
+    /// Queries evaluated at once (Prometheus `--query.max-concurrency`); 0: one per core
+    /// but one (at least one), leaving a core to ingest. They run at a lower priority than
+    /// ingest.
+    pub max_concurrent_queries: usize,
+    /// Queries waiting for a turn at most; beyond it 429.
+    pub max_queued_queries: usize,
     /// Open connections across every TCP listener at most (Prometheus's
     /// `--web.max-connections` is per listener); beyond it new connections are closed.
     pub max_connections: usize,
@@ -348,6 +354,8 @@ impl Default for LimitsConfig {
             max_syslog_message_bytes: None,
             max_query_series: 10_000,
             query_timeout: Duration::from_secs(120),
+            max_concurrent_queries: 0,
+            max_queued_queries: 256,
             max_connections: 4096,
             idle_timeout: Duration::from_secs(180),
             header_read_timeout: Duration::from_secs(30),

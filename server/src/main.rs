@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod data_dir;
 mod metrics;
+mod query_pool;
 mod serve;
 
 use std::io::Write;

@@ -232,9 +232,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         tsdb_gauges,
     };
     // Cancelled at shutdown: every running query stops within the grace period.
+    // By default one core is left to ingest: a storm of heavy queries then delays
+    // acknowledgements by little (benches/RESULTS.md, query_storm).
+    let query_threads = match config.limits.max_concurrent_queries {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1)),
+        n => n,
+    };
     let queries = api::QueryControl {
         shutdown: Cancellation::new(),
         timeout: config.limits.query_timeout,
+        pool: crate::query_pool::QueryPool::start(
+            query_threads,
+            config.limits.max_queued_queries,
+            sightline_promql::QUERY_THREAD_STACK_BYTES,
+        )
+        .context("cannot start the query threads")?,
     };
     let stop_queries = queries.shutdown.clone();
     let main_router = Router::new()

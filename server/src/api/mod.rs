@@ -18,12 +18,16 @@ pub use sightline_http::ApiError;
 use sightline_http::ErrorBody;
 use sightline_model::Cancellation;
 
+use crate::query_pool::NotRun;
+
 /// When queries stop: each gets `timeout` (`[limits] query_timeout`), and all stop when
 /// `shutdown` is cancelled as the server stops.
 #[derive(Debug, Clone)]
 pub struct QueryControl {
     pub shutdown: Cancellation,
     pub timeout: Duration,
+    /// Where queries run (low priority, bounded).
+    pub pool: crate::query_pool::QueryPool,
 }
 
 /// The error body of the API a path belongs to: Prometheus's JSON under `/api/v1/` (the
@@ -59,7 +63,7 @@ fn in_api_shape(error: ApiError, uri: &Uri) -> Response {
     error.response(error_body_for(uri.path()))
 }
 
-/// Runs blocking query work off the async threads and records its latency under `endpoint`.
+/// Runs blocking query work on the query pool and records its latency under `endpoint`.
 /// Generic over the API's error type (Loki's plain text, Prometheus's JSON).
 ///
 /// The work gets the query's [`Cancellation`]: it fires at the query timeout, at shutdown,
@@ -85,9 +89,26 @@ where
             cancel.expire();
         })
     };
-    let result = tokio::task::spawn_blocking(move || work(cancel))
+    let job_cancel = cancel.clone();
+    let result = control
+        .pool
+        .run(&cancel, move || work(job_cancel))
         .await
-        .map_err(|e| E::from(ApiError::internal(format!("query task failed: {e}"))));
+        .map_err(|e| {
+            E::from(match e {
+                NotRun::QueueFull {
+                    threads,
+                    max_queued,
+                } => ApiError::overloaded(format!(
+                    "too many queries: {threads} running and {max_queued} waiting (max_concurrent_queries, max_queued_queries); retry later"
+                )),
+                // Cancelled before its turn (the answer goes nowhere) or the work panicked.
+                NotRun::Failed => match cancel.stopped() {
+                    Some(why) => ApiError::from(why),
+                    None => ApiError::internal("query task failed"),
+                },
+            })
+        });
     timer.abort();
     on_drop.disarm();
     metrics
