@@ -329,6 +329,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     {
         let mut stop = shutdown_rx.clone();
         let grpc_connections = connections.clone();
+        let grpc_max_message_bytes = config.otlp.max_grpc_message_bytes;
         let service = otlp::grpc::logs_service(
             otlp::grpc::OtlpGrpcState::new(ingest.clone(), collector_metrics.clone())
                 .with_config(&config.otlp),
@@ -345,6 +346,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .layer(tower::util::MapResponseLayer::new(
                     otlp::grpc::decode_errors_as_invalid_argument,
                 ))
+                // Inside the map: it must see tonic's own INTERNAL answer to invalid UTF-8.
+                .layer(otlp::grpc::RepairUtf8Layer {
+                    max_message_bytes: grpc_max_message_bytes,
+                })
                 .add_service(service)
                 .add_service(metrics_service)
                 .serve_with_incoming_shutdown(

@@ -544,3 +544,118 @@ fn malformed_grpc_message_is_invalid_argument() {
     }
     assert_eq!(readyz(&server).0, 200);
 }
+
+/// An OTLP logs request whose strings say "XX" where a test puts invalid UTF-8.
+fn logs_request_with_bad_utf8() -> Vec<u8> {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    let text = |s: &str| AnyValue {
+        value: Some(any_value::Value::StringValue(s.to_string())),
+    };
+    let record = |body: &str| LogRecord {
+        time_unix_nano: now_ns() as u64,
+        body: Some(text(body)),
+        attributes: vec![KeyValue {
+            key: "user".into(),
+            value: Some(text("naXXve")),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            resource: Some(Resource {
+                attributes: vec![KeyValue {
+                    key: "service.name".into(),
+                    value: Some(text("utf8-test")),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record("bad XX body"), record("good body")],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut bytes = request.encode_to_vec();
+    while let Some(at) = bytes.windows(2).position(|w| w == b"XX") {
+        bytes[at] = 0xff;
+        bytes[at + 1] = 0xfe;
+    }
+    bytes
+}
+
+/// One invalid UTF-8 byte used to lose the whole OTLP request, good records included: now
+/// every record is kept, the bad bytes replaced by U+FFFD, and the answer says so — over
+/// OTLP/HTTP and OTLP/gRPC.
+#[test]
+fn invalid_utf8_in_an_otlp_request_keeps_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let body = logs_request_with_bad_utf8();
+    let r = server
+        .client()
+        .post(format!("http://{}/v1/logs", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .header("X-Scope-OrgID", "utf8")
+        .body(body.clone())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer =
+        opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse::decode(
+            r.bytes().unwrap(),
+        )
+        .unwrap();
+    let partial = answer.partial_success.expect("a note on the repair");
+    assert_eq!(partial.rejected_log_records, 0);
+    assert!(
+        partial.error_message.contains("invalid UTF-8"),
+        "{partial:?}"
+    );
+
+    let client = reqwest::blocking::Client::builder()
+        .http2_prior_knowledge()
+        .timeout(PATIENCE)
+        .build()
+        .unwrap();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    let r = client
+        .post(format!(
+            "http://{}/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+            server.otlp_grpc
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-scope-orgid", "utf8")
+        .body(frame)
+        .send()
+        .unwrap();
+    // A success carries its status in the trailers, an error in the headers.
+    assert!(
+        r.headers().get("grpc-status").is_none(),
+        "gRPC refused: {:?}",
+        r.headers()
+    );
+    let _ = r.bytes().unwrap();
+    // Two records per request, both kept, both ways.
+    assert_eq!(
+        server.wait_for_count("utf8", "{service_name=\"utf8-test\"}", 4),
+        4
+    );
+    let v = server.query_range(
+        "utf8",
+        "{service_name=\"utf8-test\"} |= \"bad\"",
+        now_ns() - 3_600_000_000_000,
+        now_ns() + 60_000_000_000,
+        10,
+    );
+    let line = v["data"]["result"][0]["values"][0][1].as_str().unwrap();
+    assert_eq!(line, "bad \u{fffd}\u{fffd} body");
+}

@@ -122,6 +122,158 @@ pub fn decode_errors_as_invalid_argument<B>(
     response
 }
 
+/// How many strings [`RepairUtf8`] repaired in a request: a request extension the export
+/// handlers read to add the note to their partial success.
+#[derive(Debug, Clone, Copy)]
+pub struct Utf8Repaired(pub usize);
+
+/// A layer for the gRPC server that keeps OTLP requests with invalid UTF-8 in a string
+/// (tonic refuses the whole message): when tonic answers such a request with its decode
+/// error, the message is rewritten with U+FFFD in place of each invalid sequence
+/// ([`super::utf8`]) and sent to the service again, marked with [`Utf8Repaired`]. Requests
+/// that decode pass through untouched; only the body is held to be able to resend it.
+#[derive(Debug, Clone)]
+pub struct RepairUtf8Layer {
+    /// Largest message (after decompression) accepted.
+    pub max_message_bytes: usize,
+}
+
+impl<S> tower::Layer<S> for RepairUtf8Layer {
+    type Service = RepairUtf8<S>;
+
+    fn layer(&self, inner: S) -> RepairUtf8<S> {
+        RepairUtf8 {
+            inner,
+            max_message_bytes: self.max_message_bytes,
+        }
+    }
+}
+
+/// See [`RepairUtf8Layer`].
+#[derive(Debug, Clone)]
+pub struct RepairUtf8<S> {
+    inner: S,
+    max_message_bytes: usize,
+}
+
+type GrpcRequest = axum::http::Request<tonic::body::Body>;
+type GrpcResponse = axum::http::Response<tonic::body::Body>;
+
+impl<S> tower::Service<GrpcRequest> for RepairUtf8<S>
+where
+    S: tower::Service<GrpcRequest, Response = GrpcResponse> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = GrpcResponse;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<GrpcResponse, S::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: GrpcRequest) -> <Self as tower::Service<GrpcRequest>>::Future {
+        // The clone that was made ready is the one to call first.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.max_message_bytes;
+        Box::pin(async move {
+            let message = match request.uri().path() {
+                "/opentelemetry.proto.collector.logs.v1.LogsService/Export" => {
+                    super::utf8::Msg::LogsRequest
+                }
+                "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => {
+                    super::utf8::Msg::MetricsRequest
+                }
+                _ => return inner.call(request).await,
+            };
+            let (parts, body) = request.into_parts();
+            // Frame header plus the largest message: beyond that tonic refuses anyway.
+            let limited = http_body_util::Limited::new(body, limit.saturating_add(5));
+            let bytes = match http_body_util::BodyExt::collect(limited).await {
+                Ok(collected) => collected.to_bytes(),
+                Err(e) => {
+                    return Ok(
+                        Status::resource_exhausted(format!("request body not read: {e}"))
+                            .into_http(),
+                    );
+                }
+            };
+            let first = inner
+                .call(GrpcRequest::from_parts(
+                    parts.clone(),
+                    tonic::body::Body::new(http_body_util::Full::new(bytes.clone())),
+                ))
+                .await?;
+            if !is_utf8_decode_error(&first) {
+                return Ok(first);
+            }
+            let gzip = parts
+                .headers
+                .get("grpc-encoding")
+                .is_some_and(|v| v.as_bytes() == b"gzip");
+            let Some((frame, repaired)) = repair_frame(&bytes, gzip, message, limit) else {
+                return Ok(first);
+            };
+            let mut parts = parts;
+            parts.extensions.insert(Utf8Repaired(repaired));
+            let mut retry = inner.clone();
+            std::future::poll_fn(|cx| retry.poll_ready(cx)).await?;
+            retry
+                .call(GrpcRequest::from_parts(
+                    parts,
+                    tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(frame))),
+                ))
+                .await
+        })
+    }
+}
+
+/// Whether a response is tonic's refusal of a message with invalid UTF-8 in a string.
+fn is_utf8_decode_error(response: &GrpcResponse) -> bool {
+    let headers = response.headers();
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() == b"13")
+        && headers
+            .get("grpc-message")
+            .is_some_and(|v| v.as_bytes().windows(5).any(|w| w == b"UTF-8"))
+}
+
+/// One gRPC frame (flag, length, message) with its message's strings repaired, sent
+/// uncompressed (flag 0), and the number of strings repaired.
+fn repair_frame(
+    body: &[u8],
+    gzip: bool,
+    message: super::utf8::Msg,
+    limit: usize,
+) -> Option<(Vec<u8>, usize)> {
+    let (&flag, rest) = body.split_first()?;
+    let len = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let encoded = rest.get(4..4 + len)?;
+    let plain;
+    let encoded = match flag {
+        0 => encoded,
+        1 if gzip => {
+            plain = super::body::gunzip_limited(encoded, limit).ok()?;
+            &plain[..]
+        }
+        _ => return None,
+    };
+    let (repaired, n) = super::utf8::repair(message, encoded)?;
+    let mut frame = Vec::with_capacity(repaired.len() + 5);
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(repaired.len()).ok()?.to_be_bytes());
+    frame.extend_from_slice(&repaired);
+    Some((frame, n))
+}
+
 /// The tenant named by the `x-scope-orgid` metadata entry.
 fn request_tenant<T>(request: &Request<T>) -> Result<TenantId, Status> {
     let key = TENANT_HEADER.to_ascii_lowercase();
@@ -136,9 +288,14 @@ impl LogsService for OtlpLogsService {
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         let tenant = request_tenant(&request)?;
+        let repaired = request
+            .extensions()
+            .get::<Utf8Repaired>()
+            .map_or(0, |r| r.0);
         let request = request.into_inner();
         let bytes = request.encoded_len() as u64;
-        let converted = convert_request_with(request, unix_now_ns(), &self.state.record_limits);
+        let mut converted = convert_request_with(request, unix_now_ns(), &self.state.record_limits);
+        super::http::note_repaired(&mut converted.error_message, repaired);
 
         let state = &self.state;
         let response = store_logs(
@@ -206,10 +363,15 @@ impl MetricsService for OtlpMetricsService {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let tenant = request_tenant(&request)?;
+        let repaired = request
+            .extensions()
+            .get::<Utf8Repaired>()
+            .map_or(0, |r| r.0);
         let request = request.into_inner();
         let bytes = request.encoded_len() as u64;
         let sink = &self.state.ingest;
-        let translated = sink.translate(request, &tenant, unix_now_ns() / 1_000_000);
+        let mut translated = sink.translate(request, &tenant, unix_now_ns() / 1_000_000);
+        super::http::note_repaired(&mut translated.error_message, repaired);
         let outcome = sink
             .store(&tenant, translated, SOURCE, bytes, &self.state.metrics)
             .await

@@ -45,6 +45,7 @@ use super::body::{
 use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
+use super::utf8;
 use crate::refusal::ingest_refusal;
 use crate::{CollectorMetrics, IngestHandle};
 
@@ -209,7 +210,7 @@ async fn decode_body<T, R>(
     headers: &HeaderMap,
     body: Body,
     convert: impl FnOnce(T) -> R + Send + 'static,
-) -> Result<(usize, R), ApiError>
+) -> Result<(usize, usize, R), ApiError>
 where
     T: Message + Default + serde::de::DeserializeOwned + 'static,
     R: Send + 'static,
@@ -228,8 +229,13 @@ where
     let decoded = tokio::task::spawn_blocking(move || -> Result<_, Undecodable> {
         let payload = decode_content(content, raw, limits.max_decompressed_bytes)
             .map_err(Undecodable::Body)?;
-        let request = decode_request::<T>(encoding, &payload).map_err(Undecodable::Payload)?;
-        Ok((payload.len(), convert(request)))
+        let message = match signal {
+            Signal::Logs => utf8::Msg::LogsRequest,
+            Signal::Metrics => utf8::Msg::MetricsRequest,
+        };
+        let (request, repaired) =
+            decode_request::<T>(encoding, &payload, message).map_err(Undecodable::Payload)?;
+        Ok((payload.len(), repaired, convert(request)))
     })
     .await
     .map_err(|e| ApiError::internal(format!("decoding task failed: {e}")))?;
@@ -262,7 +268,7 @@ async fn handle_logs(
 ) -> Result<Response, ApiError> {
     let now_ns = unix_now_ns();
     let limits = state.config.record_limits();
-    let (payload_len, converted) = decode_body(
+    let (payload_len, repaired, mut converted) = decode_body(
         state,
         Signal::Logs,
         tenant,
@@ -272,6 +278,7 @@ async fn handle_logs(
         move |request: ExportLogsServiceRequest| convert_request_with(request, now_ns, &limits),
     )
     .await?;
+    note_repaired(&mut converted.error_message, repaired);
 
     let bytes = payload_len as u64;
     let response = store_logs(
@@ -320,7 +327,7 @@ async fn handle_metrics(
     let now_ms = unix_now_ns() / 1_000_000;
     let translator = sink.clone();
     let tenant_for_task = tenant.clone();
-    let (payload_len, translated) = decode_body(
+    let (payload_len, repaired, mut translated) = decode_body(
         state,
         Signal::Metrics,
         tenant,
@@ -332,6 +339,7 @@ async fn handle_metrics(
         },
     )
     .await?;
+    note_repaired(&mut translated.error_message, repaired);
     let outcome = sink
         .store(
             tenant,
@@ -359,13 +367,48 @@ enum Undecodable {
 }
 
 /// Decodes the payload; the error is the client-facing message.
-fn decode_request<T>(encoding: Encoding, payload: &[u8]) -> Result<T, String>
+/// Decodes a request; one with invalid UTF-8 in its strings is decoded with U+FFFD in place
+/// of each invalid sequence ([`utf8`]), and the count of repairs is returned with it.
+fn decode_request<T>(
+    encoding: Encoding,
+    payload: &[u8],
+    message: utf8::Msg,
+) -> Result<(T, usize), String>
 where
     T: Message + Default + serde::de::DeserializeOwned,
 {
     match encoding {
-        Encoding::Protobuf => T::decode(payload).map_err(|e| format!("invalid protobuf: {e}")),
-        Encoding::Json => serde_json::from_slice(payload).map_err(|e| json_error_message(&e)),
+        Encoding::Protobuf => match T::decode(payload) {
+            Ok(request) => Ok((request, 0)),
+            Err(e) if utf8::is_utf8_error(&e) => {
+                let (repaired, n) = utf8::repair(message, payload)
+                    .ok_or_else(|| format!("invalid protobuf: {e}"))?;
+                let request =
+                    T::decode(repaired.as_slice()).map_err(|e| format!("invalid protobuf: {e}"))?;
+                Ok((request, n))
+            }
+            Err(e) => Err(format!("invalid protobuf: {e}")),
+        },
+        Encoding::Json => match serde_json::from_slice(payload) {
+            Ok(request) => Ok((request, 0)),
+            Err(e) if std::str::from_utf8(payload).is_err() => {
+                let text = String::from_utf8_lossy(payload);
+                let n = text.matches('\u{fffd}').count();
+                let request = serde_json::from_str(&text).map_err(|_| json_error_message(&e))?;
+                Ok((request, n))
+            }
+            Err(e) => Err(json_error_message(&e)),
+        },
+    }
+}
+
+/// Appends the note about repaired strings to a partial-success message.
+pub(crate) fn note_repaired(message: &mut String, repaired: usize) {
+    if repaired > 0 {
+        if !message.is_empty() {
+            message.push_str("; ");
+        }
+        message.push_str(&utf8::repaired_note(repaired));
     }
 }
 

@@ -1147,10 +1147,12 @@ impl ExportOutcome {
     /// counted in samples (a histogram point is several samples).
     pub(crate) fn response(self) -> ExportMetricsServiceResponse {
         ExportMetricsServiceResponse {
-            partial_success: (self.rejected_points > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: i64::try_from(self.rejected_points).unwrap_or(i64::MAX),
-                error_message: self.error_message,
-            }),
+            partial_success: (self.rejected_points > 0 || !self.error_message.is_empty()).then(
+                || ExportMetricsPartialSuccess {
+                    rejected_data_points: i64::try_from(self.rejected_points).unwrap_or(i64::MAX),
+                    error_message: self.error_message,
+                },
+            ),
         }
     }
 }

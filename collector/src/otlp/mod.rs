@@ -17,6 +17,7 @@ pub mod convert;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod utf8;
 
 pub use grpc::{
     OtlpGrpcMetricsState, OtlpGrpcState, OtlpLogsService, OtlpMetricsService, logs_service,
@@ -69,9 +70,12 @@ pub(crate) async fn store_logs(
         metrics.accepted(source, t, accepted);
     }
     Ok(ExportLogsServiceResponse {
-        partial_success: (rejected_records > 0).then(|| ExportLogsPartialSuccess {
-            rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
-            error_message,
+        // A message without rejections is a warning (strings repaired), as OTLP allows.
+        partial_success: (rejected_records > 0 || !error_message.is_empty()).then(|| {
+            ExportLogsPartialSuccess {
+                rejected_log_records: i64::try_from(rejected_records).unwrap_or(i64::MAX),
+                error_message,
+            }
         }),
     })
 }
