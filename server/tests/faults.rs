@@ -659,3 +659,86 @@ fn invalid_utf8_in_an_otlp_request_keeps_every_record() {
     let line = v["data"]["result"][0]["values"][0][1].as_str().unwrap();
     assert_eq!(line, "bad \u{fffd}\u{fffd} body");
 }
+
+/// Label sets the index cannot hold used to be acknowledged and never be queryable: 33
+/// labels of 2,000 bytes or 10,000 short labels on a Loki stream, 100,001 attributes on an
+/// OTLP data point. Each is refused naming its limit; good data in the same request is kept.
+#[test]
+fn label_abuse_is_refused_by_limit_on_a_real_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let now = now_ns().to_string();
+    let long: serde_json::Map<String, Value> = (0..33)
+        .map(|i| (format!("l{i}"), Value::from("v".repeat(2000))))
+        .collect();
+    let many: serde_json::Map<String, Value> = (0..10_000)
+        .map(|i| (format!("k{i}"), Value::from("v")))
+        .collect();
+    for (labels, limit) in [
+        (long, "max_labels_per_stream"),
+        (many, "max_labels_per_stream"),
+    ] {
+        let body = json!({"streams": [
+            {"stream": labels, "values": [[now, "abusive"]]},
+            {"stream": {"job": "fine"}, "values": [[now, "kept"]]},
+        ]});
+        let (status, text) = common::loki_push_json(&server, "abuse", &body);
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains(limit), "{text}");
+    }
+    assert_eq!(server.wait_for_count("abuse", "{job=\"fine\"}", 2), 2);
+
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    let point = |attributes: Vec<KeyValue>| NumberDataPoint {
+        attributes,
+        time_unix_nano: now_ns() as u64,
+        value: Some(number_data_point::Value::AsDouble(1.0)),
+        ..Default::default()
+    };
+    let kv = |k: String| KeyValue {
+        key: k,
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue("v".into())),
+        }),
+        ..Default::default()
+    };
+    let request = ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            scope_metrics: vec![ScopeMetrics {
+                metrics: vec![Metric {
+                    name: "abuse_gauge".into(),
+                    data: Some(metric::Data::Gauge(Gauge {
+                        data_points: vec![
+                            point((0..100_001).map(|i| kv(format!("a{i}"))).collect()),
+                            point(vec![kv("ok".into())]),
+                        ],
+                    })),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let r = server
+        .client()
+        .post(format!("http://{}/v1/metrics", server.otlp_http))
+        .header("content-type", "application/x-protobuf")
+        .body(request.encode_to_vec())
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let answer = ExportMetricsServiceResponse::decode(r.bytes().unwrap()).unwrap();
+    let partial = answer.partial_success.unwrap();
+    assert_eq!(partial.rejected_data_points, 1);
+    assert!(
+        partial.error_message.contains("max_labels_per_series"),
+        "{partial:?}"
+    );
+}
