@@ -136,31 +136,7 @@ fn metric_writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            let req = WriteRequest {
-                timeseries: (0..20)
-                    .map(|i| TimeSeries {
-                        labels: [
-                            ("__name__", "disk_full_test".to_string()),
-                            ("id", i.to_string()),
-                        ]
-                        .into_iter()
-                        .map(|(n, v)| Label {
-                            name: n.as_bytes().to_vec(),
-                            value: v.into_bytes(),
-                        })
-                        .collect(),
-                        samples: vec![Sample {
-                            value: b as f64,
-                            timestamp: base + b as i64,
-                        }],
-                        ..Default::default()
-                    })
-                    .collect(),
-                ..Default::default()
-            };
-            let body = snap::raw::Encoder::new()
-                .compress_vec(&req.encode_to_vec())
-                .unwrap();
+            let body = remote_write_body("disk_full_test", 20, b as f64, base + b as i64);
             match client
                 .post(&url)
                 .header("X-Scope-OrgID", "full")
