@@ -56,3 +56,34 @@ replay_tests!(
     promql,
     config,
 );
+
+/// Finding of issue 10's fuzzing (`regressions/promql/unterminated-string-4k`): locating a
+/// lexer error re-lexes every prefix of the query's tail (`locate_lexer_error` in
+/// `promql/src/parse_error.rs`), quadratic in the length of an unterminated string: a 4 KiB
+/// `x"VVV…` cost about 1000 times a valid query of the same length. The libFuzzer build's
+/// time budget catches it; this unoptimised build is too slow overall for that budget, so the
+/// test compares the two queries instead, which holds in any build.
+#[test]
+fn promql_error_location_is_not_quadratic() {
+    use sightline_fuzz::check::thread_cpu_time;
+    let tail = "V".repeat(4094);
+    let valid = format!("x + \"{tail}\"");
+    let unterminated = format!("x\"{tail}");
+    let cpu = |q: &str| {
+        // The best of three, after a first call that builds the grammar's tables.
+        let _ = sightline_promql::parse_expr(q);
+        (0..3)
+            .map(|_| {
+                let t0 = thread_cpu_time();
+                let _ = sightline_promql::parse_expr(q);
+                thread_cpu_time() - t0
+            })
+            .min()
+            .unwrap()
+    };
+    let (v, u) = (cpu(&valid), cpu(&unterminated));
+    assert!(
+        u <= v * 50 + std::time::Duration::from_millis(5),
+        "refusing a 4 KiB unterminated string took {u:?}, a valid query of that length {v:?}"
+    );
+}
