@@ -185,14 +185,41 @@ fn locate_lexer_error(query: &str, message: &str) -> Option<Position> {
     let fails_alike =
         |end: usize| matches!(promql_parser::parser::lexer(&query[..end]), Err(m) if m == message);
     let chars: Vec<(usize, char)> = query.char_indices().collect();
-    let mut first_failing = chars.len();
-    while first_failing > 0 {
-        let (start, c) = chars[first_failing - 1];
-        if !fails_alike(start + c.len_utf8()) {
-            break;
+    // `fails(i)`: the prefix through character `i` fails alike. It holds from the fault to
+    // the end, so the fault is found by galloping back from the end and then bisecting:
+    // O(log n) lexes of the query, not one per character (an unterminated string 4 KiB
+    // long cost 21 ms that way, a 500-fold amplification; found by fuzzing).
+    let fails = |i: usize| {
+        let (start, c) = chars[i];
+        fails_alike(start + c.len_utf8())
+    };
+    let n = chars.len();
+    // Invariant: every index in (hi, n) fails; `lo` is an index that does not (or -1).
+    let mut hi = n;
+    let mut step = 1;
+    let lo = loop {
+        let probe = n.saturating_sub(step);
+        if step > n {
+            break None;
         }
-        first_failing -= 1;
+        if !fails(probe) {
+            break Some(probe);
+        }
+        hi = probe;
+        step *= 2;
+    };
+    // Bisect (lo, hi): find the first failing index after the last non-failing one.
+    let mut low = lo.map_or(0, |l| l + 1);
+    let mut high = hi;
+    while low < high {
+        let mid = low + (high - low) / 2;
+        if fails(mid) {
+            high = mid;
+        } else {
+            low = mid + 1;
+        }
     }
+    let first_failing = low;
     let &(offset, c) = chars.get(first_failing)?;
     Some(Position::at(query, offset, c.len_utf8()))
 }
