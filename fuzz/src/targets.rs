@@ -11,6 +11,7 @@ use prost::Message;
 use sightline_collector::loki_push::decode::{LokiPushConfig, PushFormat, decode_push};
 use sightline_collector::otlp::convert::convert_request;
 use sightline_collector::otlp::metrics::{DeltaToCumulative, TranslateOptions, translate_request};
+use sightline_collector::otlp::utf8;
 use sightline_collector::remote_write::decode::{RemoteWriteConfig, decode_write_request};
 use sightline_collector::remote_write::is_valid_metric_name;
 use sightline_collector::syslog::framing::{Frame, FrameDecoder};
@@ -118,19 +119,45 @@ fn check_translated_metrics(request: ExportMetricsServiceRequest) {
 
 /// OTLP logs protobuf, as both receivers decode it (gRPC and `/v1/logs`).
 pub fn otlp_logs_proto(data: &[u8]) {
-    check::linear_time(data.len(), || {
-        if let Ok(request) = ExportLogsServiceRequest::decode(data) {
+    check::linear_time(data.len(), || match ExportLogsServiceRequest::decode(data) {
+        Ok(request) => {
+            // The UTF-8 repair must not change what a valid request says.
+            if let Some((fixed, 0)) = utf8::repair(utf8::Msg::LogsRequest, data) {
+                let again = ExportLogsServiceRequest::decode(fixed.as_slice());
+                assert_eq!(again.as_ref(), Ok(&request), "repair changed a valid request");
+            }
             check_converted_logs(request);
         }
+        // What the receivers do with invalid UTF-8: repair, decode again, convert.
+        Err(e) if utf8::is_utf8_error(&e) => {
+            if let Some((fixed, _)) = utf8::repair(utf8::Msg::LogsRequest, data)
+                && let Ok(request) = ExportLogsServiceRequest::decode(fixed.as_slice())
+            {
+                check_converted_logs(request);
+            }
+        }
+        Err(_) => {}
     });
 }
 
 /// OTLP metrics protobuf, as both receivers decode it (gRPC and `/v1/metrics`).
 pub fn otlp_metrics_proto(data: &[u8]) {
-    check::linear_time(data.len(), || {
-        if let Ok(request) = ExportMetricsServiceRequest::decode(data) {
+    check::linear_time(data.len(), || match ExportMetricsServiceRequest::decode(data) {
+        Ok(request) => {
+            if let Some((fixed, 0)) = utf8::repair(utf8::Msg::MetricsRequest, data) {
+                let again = ExportMetricsServiceRequest::decode(fixed.as_slice());
+                assert_eq!(again.as_ref(), Ok(&request), "repair changed a valid request");
+            }
             check_translated_metrics(request);
         }
+        Err(e) if utf8::is_utf8_error(&e) => {
+            if let Some((fixed, _)) = utf8::repair(utf8::Msg::MetricsRequest, data)
+                && let Ok(request) = ExportMetricsServiceRequest::decode(fixed.as_slice())
+            {
+                check_translated_metrics(request);
+            }
+        }
+        Err(_) => {}
     });
 }
 
