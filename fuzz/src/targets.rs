@@ -119,46 +119,42 @@ fn check_translated_metrics(request: ExportMetricsServiceRequest) {
 
 /// OTLP logs protobuf, as both receivers decode it (gRPC and `/v1/logs`).
 pub fn otlp_logs_proto(data: &[u8]) {
-    check::linear_time(data.len(), || match ExportLogsServiceRequest::decode(data) {
-        Ok(request) => {
-            // The UTF-8 repair must not change what a valid request says.
-            if let Some((fixed, 0)) = utf8::repair(utf8::Msg::LogsRequest, data) {
-                let again = ExportLogsServiceRequest::decode(fixed.as_slice());
-                assert_eq!(again.as_ref(), Ok(&request), "repair changed a valid request");
-            }
-            check_converted_logs(request);
-        }
-        // What the receivers do with invalid UTF-8: repair, decode again, convert.
-        Err(e) if utf8::is_utf8_error(&e) => {
-            if let Some((fixed, _)) = utf8::repair(utf8::Msg::LogsRequest, data)
-                && let Ok(request) = ExportLogsServiceRequest::decode(fixed.as_slice())
-            {
-                check_converted_logs(request);
-            }
-        }
-        Err(_) => {}
+    check::linear_time(data.len(), || {
+        decode_as_received(data, utf8::Msg::LogsRequest, check_converted_logs);
     });
 }
 
 /// OTLP metrics protobuf, as both receivers decode it (gRPC and `/v1/metrics`).
 pub fn otlp_metrics_proto(data: &[u8]) {
-    check::linear_time(data.len(), || match ExportMetricsServiceRequest::decode(data) {
+    check::linear_time(data.len(), || {
+        decode_as_received(data, utf8::Msg::MetricsRequest, check_translated_metrics);
+    });
+}
+
+/// Decodes `data` as the receivers do — a request with invalid UTF-8 in a string is
+/// repaired and decoded again — and hands the request to `check`. The repair must not
+/// change what a valid request says.
+fn decode_as_received<T>(data: &[u8], message: utf8::Msg, check: impl FnOnce(T))
+where
+    T: Message + Default + PartialEq + std::fmt::Debug,
+{
+    match T::decode(data) {
         Ok(request) => {
-            if let Some((fixed, 0)) = utf8::repair(utf8::Msg::MetricsRequest, data) {
-                let again = ExportMetricsServiceRequest::decode(fixed.as_slice());
+            if let Some((fixed, 0)) = utf8::repair(message, data) {
+                let again = T::decode(fixed.as_slice());
                 assert_eq!(again.as_ref(), Ok(&request), "repair changed a valid request");
             }
-            check_translated_metrics(request);
+            check(request);
         }
         Err(e) if utf8::is_utf8_error(&e) => {
-            if let Some((fixed, _)) = utf8::repair(utf8::Msg::MetricsRequest, data)
-                && let Ok(request) = ExportMetricsServiceRequest::decode(fixed.as_slice())
+            if let Some((fixed, _)) = utf8::repair(message, data)
+                && let Ok(request) = T::decode(fixed.as_slice())
             {
-                check_translated_metrics(request);
+                check(request);
             }
         }
         Err(_) => {}
-    });
+    }
 }
 
 /// OTLP/JSON as `/v1/logs` and `/v1/metrics` read it (`serde_json::from_slice`). Mode byte:
