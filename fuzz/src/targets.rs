@@ -142,7 +142,11 @@ where
         Ok(request) => {
             if let Some((fixed, 0)) = utf8::repair(message, data) {
                 let again = T::decode(fixed.as_slice());
-                assert_eq!(again.as_ref(), Ok(&request), "repair changed a valid request");
+                assert_eq!(
+                    again.as_ref(),
+                    Ok(&request),
+                    "repair changed a valid request"
+                );
             }
             check(request);
         }
