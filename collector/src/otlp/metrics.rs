@@ -581,13 +581,11 @@ impl Translator<'_> {
                     o.max_label_name_bytes
                 ));
             }
-            let value = any_value_to_string(kv.value.clone());
-            if value.len() > o.max_label_value_bytes {
+            let value_len = attribute_text_len(kv);
+            if value_len > o.max_label_value_bytes {
                 return Some(format!(
                     "attribute {:?} has a value of {} bytes, the limit is {} (max_label_value_bytes)",
-                    kv.key,
-                    value.len(),
-                    o.max_label_value_bytes
+                    kv.key, value_len, o.max_label_value_bytes
                 ));
             }
         }
@@ -854,6 +852,17 @@ impl Translator<'_> {
         push_identity(&mut pairs, ctx);
         pairs.push((METRIC_NAME_LABEL.to_string(), "target_info".to_string()));
         self.push(Labels::from_pairs(pairs), t, 1.0);
+    }
+}
+
+/// The length of an attribute's label text. Checked for every attribute of every point
+/// before its labels are built, so strings (nearly all attributes) are measured where they
+/// are, not copied; other values are rendered as the labels will render them.
+fn attribute_text_len(kv: &KeyValue) -> usize {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value as Any;
+    match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
+        Some(Any::StringValue(s)) => s.len(),
+        _ => any_value_to_string(kv.value.clone()).len(),
     }
 }
 
