@@ -1,5 +1,5 @@
 //! Sightline's shared telemetry vocabulary: tenants, resources, log records, metric samples,
-//! label matchers, and the log store's query seam.
+//! spans, label matchers, and the log store's query seam.
 //!
 //! Every other crate speaks these types. This crate owns no I/O, no async and no engine
 //! types (no Tantivy, no tonic): it must stay cheap to depend on and easy to reason about.
@@ -12,6 +12,7 @@ pub mod log;
 pub mod log_query;
 pub mod matcher;
 pub mod metric;
+pub mod span;
 pub mod store_error;
 pub mod tenant;
 
@@ -29,6 +30,10 @@ pub use matcher::{LabelMatcher, MatchOp};
 pub use metric::{
     AppendReport, METRIC_NAME_LABEL, MetricBatch, MetricSeries, RejectReason, STALE_NAN_BITS,
     Sample, is_stale_nan, stale_nan,
+};
+pub use span::{
+    AnyValue, Attributes, ResourceSpans, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind,
+    SpanLink, StatusCode, TraceId,
 };
 pub use store_error::StoreError;
 pub use tenant::{TenantError, TenantId};
