@@ -106,7 +106,8 @@ impl CollectorMetrics {
         self.rejected_signal(signal, source, tenant, reason, 1);
     }
 
-    fn received_signal(
+    /// Records of any `signal` (`logs`, `metrics`, `traces`) received.
+    pub fn received_signal(
         &self,
         signal: &'static str,
         source: &'static str,
@@ -123,7 +124,14 @@ impl CollectorMetrics {
         self.bytes_received.get_or_create(&l).inc_by(bytes);
     }
 
-    fn accepted_signal(&self, signal: &'static str, source: &'static str, tenant: &str, n: u64) {
+    /// Records of `signal` accepted.
+    pub fn accepted_signal(
+        &self,
+        signal: &'static str,
+        source: &'static str,
+        tenant: &str,
+        n: u64,
+    ) {
         let l = SourceLabels {
             signal,
             source,
@@ -132,7 +140,8 @@ impl CollectorMetrics {
         self.records_accepted.get_or_create(&l).inc_by(n);
     }
 
-    fn rejected_signal(
+    /// Records of `signal` refused, by reason.
+    pub fn rejected_signal(
         &self,
         signal: &'static str,
         source: &'static str,

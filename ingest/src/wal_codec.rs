@@ -25,3 +25,16 @@ impl WalCodec for LogBatch {
         postcard::from_bytes(payload)
     }
 }
+
+/// Span batches as postcard (kind 2), in the traces write-ahead log.
+impl WalCodec for sightline_model::SpanBatch {
+    const RECORD_KIND: u8 = 2;
+
+    fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("span batch serialises")
+    }
+
+    fn decode(payload: &[u8]) -> Result<Self, postcard::Error> {
+        postcard::from_bytes(payload)
+    }
+}

@@ -1,6 +1,7 @@
 //! OTLP/gRPC receivers: `opentelemetry.proto.collector.logs.v1.LogsService/Export`
 //! ([`logs_service`]) and `opentelemetry.proto.collector.metrics.v1.MetricsService/Export`
-//! ([`metrics_service`], translated by [`super::metrics`]).
+//! ([`metrics_service`], translated by [`super::metrics`]) and
+//! `opentelemetry.proto.collector.trace.v1.TraceService/Export` ([`traces_service`]).
 //!
 //! Requests may be gzip-compressed (the OpenTelemetry Python exporters compress by default).
 //! The tenant comes from the `x-scope-orgid` metadata entry (`default` when absent).
@@ -34,6 +35,12 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use sightline_model::{TenantError, TenantId};
 use tonic::codec::CompressionEncoding;
@@ -44,6 +51,7 @@ use super::body::unix_now_ns;
 use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
+use super::traces::SpanIngestHandle;
 use crate::refusal::ingest_refusal;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 use crate::{CollectorMetrics, IngestHandle};
@@ -190,6 +198,9 @@ where
                 }
                 "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export" => {
                     super::utf8::Msg::MetricsRequest
+                }
+                "/opentelemetry.proto.collector.trace.v1.TraceService/Export" => {
+                    super::utf8::Msg::TracesRequest
                 }
                 _ => return inner.call(request).await,
             };
@@ -377,6 +388,82 @@ impl MetricsService for OtlpMetricsService {
             .await
             .map_err(|e| Status::from(ingest_refusal(&e).0))?;
         Ok(Response::new(outcome.response()))
+    }
+}
+
+/// What the gRPC traces service needs.
+#[derive(Debug, Clone)]
+pub struct OtlpGrpcTracesState {
+    /// Where accepted span batches go.
+    pub ingest: SpanIngestHandle,
+    /// Counters, signal `traces`, source `otlp_grpc`.
+    pub metrics: CollectorMetrics,
+    /// Largest request message accepted, compressed and decompressed, in bytes.
+    pub max_decoding_message_bytes: usize,
+    /// What one span may hold.
+    pub limits: super::traces::SpanLimits,
+}
+
+impl OtlpGrpcTracesState {
+    /// State with the default message size limit (64 MiB) and span limits.
+    pub fn new(ingest: SpanIngestHandle, metrics: CollectorMetrics) -> Self {
+        Self {
+            ingest,
+            metrics,
+            max_decoding_message_bytes: DEFAULT_MAX_DECODING_MESSAGE_BYTES,
+            limits: Default::default(),
+        }
+    }
+
+    /// The same state with the message size limit and span limits of `config`.
+    pub fn with_config(mut self, config: &OtlpConfig) -> Self {
+        self.max_decoding_message_bytes = config.max_grpc_message_bytes;
+        self.limits = config.span_limits();
+        self
+    }
+}
+
+/// The [`TraceService`] implementation; build the server with [`traces_service`].
+#[derive(Debug, Clone)]
+pub struct OtlpTracesService {
+    state: OtlpGrpcTracesState,
+}
+
+/// The tonic server for the OTLP trace service, like [`logs_service`].
+pub fn traces_service(state: OtlpGrpcTracesState) -> TraceServiceServer<OtlpTracesService> {
+    let limit = state.max_decoding_message_bytes;
+    TraceServiceServer::new(OtlpTracesService { state })
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(limit)
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpTracesService {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        let tenant = request_tenant(&request)?;
+        let repaired = request
+            .extensions()
+            .get::<Utf8Repaired>()
+            .map_or(0, |r| r.0);
+        let request = request.into_inner();
+        let bytes = request.encoded_len() as u64;
+        let mut converted = super::traces::convert_traces(request, &self.state.limits);
+        super::http::note_repaired(&mut converted.error_message, repaired);
+        let state = &self.state;
+        let response = super::traces::store_spans(
+            &state.ingest,
+            &state.metrics,
+            SOURCE,
+            &tenant,
+            bytes,
+            converted,
+        )
+        .await
+        .map_err(Status::from)?;
+        Ok(Response::new(response))
     }
 }
 

@@ -34,6 +34,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prost::Message;
 use sightline_http::{ApiError, ErrorBody, tenant_from_headers};
 use sightline_model::TenantId;
@@ -45,6 +46,7 @@ use super::body::{
 use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
+use super::traces::{self, SpanIngestHandle};
 use super::utf8;
 use crate::refusal::ingest_refusal;
 use crate::{CollectorMetrics, IngestHandle};
@@ -63,6 +65,8 @@ pub struct OtlpHttpState {
     pub config: OtlpConfig,
     /// Where accepted metrics go; `None`: no `/v1/metrics` route.
     pub metric_ingest: Option<OtlpMetricsIngest>,
+    /// Where accepted spans go; `None`: no `/v1/traces` route.
+    pub span_ingest: Option<SpanIngestHandle>,
 }
 
 impl OtlpHttpState {
@@ -73,6 +77,7 @@ impl OtlpHttpState {
             metrics,
             config: OtlpConfig::default(),
             metric_ingest: None,
+            span_ingest: None,
         }
     }
 
@@ -88,6 +93,12 @@ impl OtlpHttpState {
         self.metric_ingest = Some(metric_ingest);
         self
     }
+
+    /// The same state also receiving traces on `/v1/traces`.
+    pub fn with_traces(mut self, span_ingest: SpanIngestHandle) -> Self {
+        self.span_ingest = Some(span_ingest);
+        self
+    }
 }
 
 /// The OTLP/HTTP routes: `POST /v1/logs`, and `POST /v1/metrics` when the state has a
@@ -99,6 +110,9 @@ pub fn router(state: OtlpHttpState) -> Router {
     let mut router = Router::new().route("/v1/logs", post(export_logs));
     if state.metric_ingest.is_some() {
         router = router.route("/v1/metrics", post(export_metrics));
+    }
+    if state.span_ingest.is_some() {
+        router = router.route("/v1/traces", post(export_traces));
     }
     router
         .with_state(state)
@@ -156,6 +170,7 @@ impl Encoding {
 enum Signal {
     Logs,
     Metrics,
+    Traces,
 }
 
 /// Tenant and wire encoding of a request, or the failure refusing it and the encoding to
@@ -232,6 +247,7 @@ where
         let message = match signal {
             Signal::Logs => utf8::Msg::LogsRequest,
             Signal::Metrics => utf8::Msg::MetricsRequest,
+            Signal::Traces => utf8::Msg::TracesRequest,
         };
         let (request, repaired) =
             decode_request::<T>(encoding, &payload, message).map_err(Undecodable::Payload)?;
@@ -358,6 +374,61 @@ async fn handle_metrics(
     Ok(ok_response(encoding, body))
 }
 
+async fn export_traces(
+    State(state): State<OtlpHttpState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (tenant, encoding) = match preamble(&state, Signal::Traces, &headers) {
+        Ok(ok) => ok,
+        Err((failure, encoding)) => return failure.response(encoding.error_body()),
+    };
+    match handle_traces(&state, &tenant, encoding, &headers, body).await {
+        Ok(resp) => resp,
+        Err(f) => f.response(encoding.error_body()),
+    }
+}
+
+async fn handle_traces(
+    state: &OtlpHttpState,
+    tenant: &TenantId,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let Some(ingest) = state.span_ingest.clone() else {
+        return Err(ApiError::not_found(
+            "traces are not received on this endpoint",
+        ));
+    };
+    let limits = state.config.span_limits();
+    let (payload_len, repaired, mut converted) = decode_body(
+        state,
+        Signal::Traces,
+        tenant,
+        encoding,
+        headers,
+        body,
+        move |request: ExportTraceServiceRequest| traces::convert_traces(request, &limits),
+    )
+    .await?;
+    note_repaired(&mut converted.error_message, repaired);
+    let response = traces::store_spans(
+        &ingest,
+        &state.metrics,
+        SOURCE,
+        tenant,
+        payload_len as u64,
+        converted,
+    )
+    .await?;
+    let body = match encoding {
+        Encoding::Protobuf => response.encode_to_vec(),
+        Encoding::Json => traces::response_json(&response).into_bytes(),
+    };
+    Ok(ok_response(encoding, body))
+}
+
 /// Why a read body could not be decoded.
 enum Undecodable {
     /// Content-Encoding trouble (invalid gzip, decompressed size over the limit).
@@ -464,6 +535,7 @@ fn refused_whole(
     let signal = match signal {
         Signal::Logs => "logs",
         Signal::Metrics => "metrics",
+        Signal::Traces => traces::SIGNAL,
     };
     let m = &state.metrics;
     m.refused_whole(signal, SOURCE, tenant.as_str(), reason, bytes);

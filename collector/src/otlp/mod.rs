@@ -17,11 +17,12 @@ pub mod convert;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
+pub mod traces;
 pub mod utf8;
 
 pub use grpc::{
-    OtlpGrpcMetricsState, OtlpGrpcState, OtlpLogsService, OtlpMetricsService, logs_service,
-    metrics_service,
+    OtlpGrpcMetricsState, OtlpGrpcState, OtlpGrpcTracesState, OtlpLogsService, OtlpMetricsService,
+    OtlpTracesService, logs_service, metrics_service, traces_service,
 };
 pub use http::{OtlpHttpState, router};
 
@@ -116,6 +117,16 @@ impl OtlpConfig {
         metrics::TranslateOptions {
             max_labels_per_series: self.max_labels_per_series,
             max_label_name_bytes: self.max_label_name_bytes,
+            max_label_value_bytes: self.max_label_value_bytes,
+            ..Default::default()
+        }
+    }
+
+    /// The span limits (events and links: the OpenTelemetry SDKs' defaults).
+    pub fn span_limits(&self) -> traces::SpanLimits {
+        traces::SpanLimits {
+            max_attributes: self.max_attributes_per_record,
+            max_attribute_bytes: self.max_attribute_bytes_per_record,
             max_label_value_bytes: self.max_label_value_bytes,
             ..Default::default()
         }

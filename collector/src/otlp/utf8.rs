@@ -6,7 +6,7 @@
 //! U+FFFD (as `String::from_utf8_lossy` does) and decoded again; the answer's partial
 //! success says how many strings were repaired. Only the fields that are strings in the
 //! OTLP schema are touched — `bytes` fields (trace and span ids, `bytes_value`) are kept as
-//! sent — so the rewrite needs the schema, which [`field`] holds for logs and metrics.
+//! sent — so the rewrite needs the schema, which [`field`] holds for logs, metrics and traces.
 //!
 //! The rewrite runs only on requests that already failed to decode, so the common path
 //! pays nothing.
@@ -16,6 +16,13 @@
 pub enum Msg {
     LogsRequest,
     MetricsRequest,
+    TracesRequest,
+    ResourceSpans,
+    ScopeSpans,
+    Span,
+    SpanEvent,
+    SpanLink,
+    SpanStatus,
     ResourceLogs,
     ResourceMetrics,
     Resource,
@@ -92,6 +99,22 @@ fn field(msg: Msg, tag: u64) -> Field {
         (Msg::ExponentialHistogramDataPoint, 1) => M(Msg::KeyValue),
         (Msg::ExponentialHistogramDataPoint, 11) => M(Msg::Exemplar),
         (Msg::Exemplar, 7) => M(Msg::KeyValue),
+        (Msg::TracesRequest, 1) => M(Msg::ResourceSpans),
+        (Msg::ResourceSpans, 1) => M(Msg::Resource),
+        (Msg::ResourceSpans, 2) => M(Msg::ScopeSpans),
+        (Msg::ResourceSpans | Msg::ScopeSpans, 3) => S,
+        (Msg::ScopeSpans, 1) => M(Msg::Scope),
+        (Msg::ScopeSpans, 2) => M(Msg::Span),
+        (Msg::Span, 3 | 5) => S,
+        (Msg::Span, 9) => M(Msg::KeyValue),
+        (Msg::Span, 11) => M(Msg::SpanEvent),
+        (Msg::Span, 13) => M(Msg::SpanLink),
+        (Msg::Span, 15) => M(Msg::SpanStatus),
+        (Msg::SpanEvent, 2) => S,
+        (Msg::SpanEvent, 3) => M(Msg::KeyValue),
+        (Msg::SpanLink, 3) => S,
+        (Msg::SpanLink, 4) => M(Msg::KeyValue),
+        (Msg::SpanStatus, 2) => S,
         _ => Other,
     }
 }
