@@ -28,6 +28,7 @@ mod schema;
 mod selection;
 mod sink;
 mod split;
+mod split_set;
 mod store;
 mod write;
 

@@ -2,45 +2,13 @@
 //! [`LogStoreConfig::retention`](crate::LogStoreConfig::retention). A split is the unit of
 //! deletion, so nothing is rewritten and no document is deleted one by one.
 
-use std::sync::Arc;
-
 use crate::error::IndexerError;
-use crate::split::Split;
-use crate::store::{LogStore, SplitKey};
+use crate::store::LogStore;
 
 impl LogStore {
     /// Deletes whole splits whose window ended before `now_ns - retention`. Returns how many.
     pub fn apply_retention(&self, now_ns: i64) -> Result<usize, IndexerError> {
-        let Some(retention) = self.config.retention else {
-            return Ok(0);
-        };
-        let cutoff = now_ns.saturating_sub(retention.as_nanos() as i64);
-        let expired: Vec<Arc<Split>> = {
-            let mut splits = self.splits.write().unwrap_or_else(|p| p.into_inner());
-            let keys: Vec<SplitKey> = splits
-                .iter()
-                .filter(|(_, s)| s.window_end_ns <= cutoff)
-                .map(|(k, _)| k.clone())
-                .collect();
-            keys.iter().filter_map(|k| splits.remove(k)).collect()
-        };
-        for split in &expired {
-            if let Some(writer) = split
-                .writer
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .writer
-                .take()
-            {
-                drop(writer);
-            }
-            std::fs::remove_dir_all(&split.dir).map_err(|source| IndexerError::Io {
-                path: split.dir.clone(),
-                source,
-            })?;
-            tracing::info!(tenant = %split.tenant, dir = %split.dir.display(), "retention removed split");
-        }
-        Ok(expired.len())
+        self.splits.apply_retention(now_ns)
     }
 }
 
@@ -52,6 +20,7 @@ mod tests {
 
     use super::*;
     use crate::LogStoreConfig;
+    use crate::split::Split;
     use crate::test_support::*;
 
     #[test]

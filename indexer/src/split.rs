@@ -92,7 +92,7 @@ impl Split {
     }
 
     pub fn open(
-        schema: &LogSchema,
+        schema: &tantivy::schema::Schema,
         tenant: TenantId,
         dir: &Path,
         window_start_ns: i64,
@@ -116,7 +116,7 @@ impl Split {
             let names = |s: &tantivy::schema::Schema| -> Vec<String> {
                 s.fields().map(|(_, e)| e.name().to_string()).collect()
             };
-            let (found, expected) = (names(&index.schema()), names(&schema.schema));
+            let (found, expected) = (names(&index.schema()), names(schema));
             if found != expected {
                 return Err(IndexerError::IncompatibleSchema {
                     path: dir.to_path_buf(),
@@ -127,7 +127,7 @@ impl Split {
             index
         } else {
             Index::builder()
-                .schema(schema.schema.clone())
+                .schema(schema.clone())
                 .settings(index_settings())
                 .open_or_create(directory)
                 .map_err(tantivy_err)?

@@ -5,14 +5,12 @@
 //! the committed one is skipped, so replaying the WAL after a crash, or re-adding batches
 //! after a rollback, adds each record to each split exactly once.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use sightline_model::{LogBatch, UNKNOWN_SERVICE};
 
 use crate::error::IndexerError;
 use crate::schema::{StreamMetadata, write_record_metadata};
-use crate::split::{Split, WriterState};
 use crate::store::LogStore;
 
 impl LogStore {
@@ -27,7 +25,7 @@ impl LogStore {
             let service = stream.labels.get("service_name").unwrap_or(UNKNOWN_SERVICE);
             let stream_metadata = StreamMetadata::new(stream);
             for record in &stream.records {
-                let split = self.split_for(&batch.tenant, record.timestamp_ns)?;
+                let split = self.splits.split_for(&batch.tenant, record.timestamp_ns)?;
                 let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
                 if seq <= state.committed_seq {
                     continue;
@@ -37,7 +35,7 @@ impl LogStore {
                 } else {
                     0
                 };
-                let writer = self.writer_of(&split, &mut state)?;
+                let writer = self.splits.writer_of(&split, &mut state)?;
                 writer
                     .add_document({
                         metadata.clear();
@@ -56,29 +54,6 @@ impl LogStore {
         Ok(added)
     }
 
-    fn writer_of<'a>(
-        &self,
-        split: &Split,
-        state: &'a mut WriterState,
-    ) -> Result<&'a mut tantivy::IndexWriter, IndexerError> {
-        if state.writer.is_none() {
-            let budget = self
-                .config
-                .writer_memory_bytes
-                .max(15_000_000 * self.config.writer_threads);
-            let writer = split
-                .index
-                .writer_with_num_threads(self.config.writer_threads.max(1), budget)
-                .map_err(|source| IndexerError::Tantivy {
-                    path: split.dir.clone(),
-                    source,
-                })?;
-            state.writer = Some(writer);
-        }
-        // Just ensured above.
-        Ok(state.writer.as_mut().expect("writer was just opened"))
-    }
-
     /// Commits every split with pending documents (each with its WAL sequence number as the
     /// payload), makes them searchable, and closes idle or surplus writers. Returns how many
     /// splits were committed.
@@ -88,51 +63,7 @@ impl LogStore {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .save_due()?;
-        let splits = self.all_splits();
-        let mut committed = 0;
-        let mut open: Vec<(Instant, Arc<Split>)> = Vec::new();
-        for split in splits {
-            let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let err = |source| IndexerError::Tantivy {
-                path: split.dir.clone(),
-                source,
-            };
-            if state.pending_seq > state.committed_seq {
-                let seq = state.pending_seq;
-                let writer = state
-                    .writer
-                    .as_mut()
-                    .expect("pending documents imply a writer");
-                let mut prepared = writer.prepare_commit().map_err(err)?;
-                prepared.set_payload(&seq.to_string());
-                prepared.commit().map_err(err)?;
-                state.committed_seq = seq;
-                split.reader.reload().map_err(err)?;
-                committed += 1;
-            }
-            if state.writer.is_some() {
-                open.push((state.last_write, split.clone()));
-            }
-        }
-        // Close idle writers, then the least recently written beyond the limit: their
-        // memory is the bulk of the indexer's.
-        open.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
-        for (i, (last_write, split)) in open.into_iter().enumerate() {
-            if i >= self.config.max_open_writers
-                || last_write.elapsed() > self.config.writer_idle_close
-            {
-                let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some(writer) = state.writer.take() {
-                    writer
-                        .wait_merging_threads()
-                        .map_err(|source| IndexerError::Tantivy {
-                            path: split.dir.clone(),
-                            source,
-                        })?;
-                }
-            }
-        }
-        Ok(committed)
+        self.splits.commit(|_| {})
     }
 
     /// Discards every document added since the last commit, in every split, so that the
@@ -149,17 +80,7 @@ impl LogStore {
     /// joined the first time, so ids stay valid. Accepted rather than snapshotting every
     /// miner at each commit.
     pub fn rollback(&self) -> Result<(), IndexerError> {
-        for split in self.all_splits() {
-            let mut state = split.writer.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(writer) = state.writer.as_mut() {
-                writer.rollback().map_err(|source| IndexerError::Tantivy {
-                    path: split.dir.clone(),
-                    source,
-                })?;
-            }
-            state.pending_seq = state.committed_seq;
-        }
-        Ok(())
+        self.splits.rollback()
     }
 }
 
