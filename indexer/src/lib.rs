@@ -30,6 +30,7 @@ mod sink;
 mod split;
 mod split_set;
 mod store;
+pub mod traces;
 mod write;
 
 #[cfg(test)]
@@ -39,3 +40,4 @@ pub use error::IndexerError;
 pub use pattern_summaries::PatternSummary;
 pub use patterns::PATTERNS_FILE;
 pub use store::{LogStore, LogStoreConfig, StoreStats};
+pub use traces::{TraceStore, TraceStoreConfig};
