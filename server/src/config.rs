@@ -30,6 +30,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub wal: WalConfig,
     pub indexer: IndexerConfig,
+    pub traces: TracesConfig,
     pub limits: LimitsConfig,
     pub tsdb: TsdbConfig,
     pub promql: PromqlConfig,
@@ -91,6 +92,32 @@ pub struct WalConfig {
     #[serde(with = "humantime_serde_compat")]
     pub group_commit_delay: Duration,
     pub segment_bytes: u64,
+}
+
+/// `[traces]`: the span store. Spans are committed with the logs' `indexer.commit_interval`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Time window of one span split (spans go to the split of their start time).
+    #[serde(with = "humantime_serde_compat")]
+    pub split_window: Duration,
+    /// Indexing memory per open span split writer.
+    pub writer_memory_bytes: usize,
+    pub max_open_writers: usize,
+    /// Delete span splits older than this; absent keeps spans forever.
+    #[serde(with = "humantime_serde_compat::option")]
+    pub retention: Option<Duration>,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        Self {
+            split_window: Duration::from_secs(3600),
+            writer_memory_bytes: 64 << 20,
+            max_open_writers: 2,
+            retention: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -295,6 +322,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             wal: WalConfig::default(),
             indexer: IndexerConfig::default(),
+            traces: TracesConfig::default(),
             limits: LimitsConfig::default(),
             tsdb: TsdbConfig::default(),
             promql: PromqlConfig::default(),

@@ -16,12 +16,12 @@ use prometheus_client::registry::Registry;
 use sightline_collector::scrape::ScrapeManager;
 use sightline_collector::{CollectorMetrics, otlp, remote_write};
 use sightline_http::{ConnectionLimits, serve_http};
-use sightline_indexer::{LogStore, LogStoreConfig};
+use sightline_indexer::{LogStore, LogStoreConfig, TraceStore, TraceStoreConfig};
 use sightline_ingest::{
     Health, IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
     WalWriterConfig,
 };
-use sightline_model::Cancellation;
+use sightline_model::{Cancellation, SpanBatch};
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
@@ -64,8 +64,8 @@ struct HealthState {
     registry: Arc<Registry>,
     /// True once the WAL is replayed and the pipelines run.
     started: Arc<AtomicBool>,
-    /// The log WAL's health and every store's, for `/readyz`.
-    wal: Arc<Health>,
+    /// The WALs' health (logs, spans) and every store's, for `/readyz`.
+    wals: Vec<Arc<Health>>,
     sinks: Vec<Arc<SinkProgress>>,
     tsdb: Arc<Tsdb>,
     tsdb_gauges: TsdbGauges,
@@ -96,7 +96,7 @@ async fn readyz(State(s): State<HealthState>) -> impl IntoResponse {
             "replaying wal\n".to_string(),
         );
     }
-    let mut parts = vec![s.wal.as_ref()];
+    let mut parts: Vec<&Health> = s.wals.iter().map(|w| w.as_ref()).collect();
     parts.extend(s.sinks.iter().map(|p| p.health()));
     match sightline_ingest::unready_reason(&parts) {
         None => (StatusCode::OK, "ready\n".to_string()),
@@ -154,6 +154,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
     store_config.retention = config.indexer.retention;
     store_config.patterns = config.indexer.miner_config();
     let store = Arc::new(LogStore::open(store_config).context("cannot open the log store")?);
+    let mut trace_config = TraceStoreConfig::new(config.data_dir.join("traces"));
+    trace_config.split_window = config.traces.split_window;
+    trace_config.writer_memory_bytes = config.traces.writer_memory_bytes;
+    trace_config.max_open_writers = config.traces.max_open_writers;
+    trace_config.writer_threads = config.indexer.writer_threads;
+    trace_config.retention = config.traces.retention;
+    let trace_store = Arc::new(
+        tokio::task::spawn_blocking(move || TraceStore::open(trace_config))
+            .await
+            .context("span store open task failed")?
+            .context("cannot open the span store")?,
+    );
 
     let tsdb_options = TsdbOptions {
         dir: config.data_dir.join("tsdb"),
@@ -186,11 +198,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
         MetricIngestHandle::channel(config.tsdb.ingest_queue_batches);
 
     let (ingest, ingest_rx) = IngestHandle::channel(config.limits.ingest_queue_batches);
+    let (span_ingest, span_ingest_rx) =
+        IngestHandle::<SpanBatch>::channel(config.limits.ingest_queue_batches);
     let started = Arc::new(AtomicBool::new(false));
     // Log progress starts at 0 and moves to the replayed watermark once replay has run.
     let log_progress = Arc::new(SinkProgress::new(0));
     let metric_progress = Arc::new(SinkProgress::new(0));
     let wal_health = Arc::new(Health::default());
+    let trace_progress = Arc::new(SinkProgress::new(0));
+    let trace_wal_health = Arc::new(Health::default());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     // Bind everything first so that a taken port fails fast and port 0 resolves.
@@ -226,8 +242,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let health = HealthState {
         registry: registry.clone(),
         started: started.clone(),
-        wal: wal_health.clone(),
-        sinks: vec![log_progress.clone(), metric_progress.clone()],
+        wals: vec![wal_health.clone(), trace_wal_health.clone()],
+        sinks: vec![
+            log_progress.clone(),
+            metric_progress.clone(),
+            trace_progress.clone(),
+        ],
         tsdb: tsdb.clone(),
         tsdb_gauges,
     };
@@ -249,6 +269,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .context("cannot start the query threads")?,
     };
     let stop_queries = queries.shutdown.clone();
+    let trace_api = api::tempo::router(api::tempo::TraceQueryState {
+        store: trace_store.clone(),
+        metrics: server_metrics.clone(),
+        queries: queries.clone(),
+    });
     let main_router = Router::new()
         .merge(loki::router(QueryState {
             store: store.clone(),
@@ -262,6 +287,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             metrics: server_metrics.clone(),
             queries,
         }))
+        .merge(trace_api)
         .merge(remote_write::router(
             remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
                 .with_config(config.remote_write),
@@ -296,7 +322,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let otlp_http_router = otlp::http::router(
         otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
             .with_config(config.otlp)
-            .with_metrics(otlp_metrics.clone()),
+            .with_metrics(otlp_metrics.clone())
+            .with_traces(span_ingest.clone()),
     );
 
     let connections = ConnectionLimits::new(
@@ -338,6 +365,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             otlp::grpc::OtlpGrpcMetricsState::new(otlp_metrics, collector_metrics.clone())
                 .with_config(&config.otlp),
         );
+        let traces_service = otlp::grpc::traces_service(
+            otlp::grpc::OtlpGrpcTracesState::new(span_ingest.clone(), collector_metrics.clone())
+                .with_config(&config.otlp),
+        );
         servers.spawn(async move {
             tonic::transport::Server::builder()
                 // Finds peers that vanished without closing (a pulled cable, a dead VM).
@@ -352,6 +383,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 })
                 .add_service(service)
                 .add_service(metrics_service)
+                .add_service(traces_service)
                 .serve_with_incoming_shutdown(
                     grpc_connections.incoming(otlp_grpc_listener),
                     async move {
@@ -377,63 +409,43 @@ async fn run(config: Config) -> anyhow::Result<()> {
         shutdown_rx.clone(),
     ));
     drop(ingest);
+    drop(span_ingest);
     drop(metric_ingest);
 
-    // Replay before the writer starts: requests that arrive meanwhile wait in the queue.
-    let wal_dir = config.data_dir.join("wal");
-    let wal_options = WalOptions {
-        segment_bytes: config.wal.segment_bytes,
-    };
-    let replay_store = store.clone();
-    let (wal, recovered) = tokio::task::spawn_blocking(move || {
-        sightline_ingest::recover::<sightline_model::LogBatch, _>(
-            &wal_dir,
-            wal_options,
-            replay_store.as_ref(),
-        )
-    })
-    .await
-    .context("wal replay task failed")?
-    .context("cannot replay the log wal")?;
-    log_progress.set_durable(recovered.durable_seq);
-
-    let (to_sink, sink_rx) = sightline_ingest::sequenced_channel();
     // Set at shutdown: a store that keeps failing is then retried only briefly, its batches
     // left in the WAL for the next start.
     let stopping = Arc::new(AtomicBool::new(false));
-    let indexer = {
-        let store = store.clone();
-        let progress = log_progress.clone();
-        let metrics = ingest_metrics.clone();
-        let stopping = stopping.clone();
-        let runner_config = SinkRunnerConfig {
+    let pipeline = |name: &'static str| WalPipeline {
+        name,
+        wal_options: WalOptions {
+            segment_bytes: config.wal.segment_bytes,
+        },
+        runner_config: SinkRunnerConfig {
             commit_interval: config.indexer.commit_interval,
             ..Default::default()
-        };
-        std::thread::Builder::new()
-            .name("indexer".into())
-            .spawn(move || {
-                sightline_ingest::run_sink(
-                    store.as_ref(),
-                    sink_rx,
-                    &progress,
-                    &runner_config,
-                    stopping,
-                    &metrics,
-                    crate::now_ns,
-                )
-            })
-            .context("cannot start the indexer thread")?
+        },
+        group_commit_delay: config.wal.group_commit_delay,
+        stopping: stopping.clone(),
+        metrics: ingest_metrics.clone(),
     };
-    let wal_writer = tokio::spawn(sightline_ingest::run_wal_writer(
-        wal,
-        ingest_rx,
-        to_sink,
-        log_progress.clone(),
-        wal_health.clone(),
-        WalWriterConfig::new(config.wal.group_commit_delay),
-        ingest_metrics.clone(),
-    ));
+    let logs = pipeline("logs")
+        .start(
+            config.data_dir.join("wal"),
+            store.clone(),
+            ingest_rx,
+            log_progress.clone(),
+            wal_health.clone(),
+        )
+        .await?;
+    let spans = pipeline("traces")
+        .start(
+            config.data_dir.join("wal-traces"),
+            trace_store.clone(),
+            span_ingest_rx,
+            trace_progress.clone(),
+            trace_wal_health.clone(),
+        )
+        .await?;
     let metric_writer = tokio::spawn(sightline_ingest::run_direct_writer(
         tsdb.clone(),
         metric_ingest_rx,
@@ -470,7 +482,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
     // Every ingest handle is gone now: the writer drains the queue and closes the indexer's.
-    wal_writer.await.context("wal writer failed")?;
+    logs.writer.await.context("wal writer failed")?;
+    spans.writer.await.context("traces wal writer failed")?;
     metric_writer.await.context("metric writer failed")?;
     maintenance.await.context("tsdb maintenance failed")?;
     // A head snapshot only shortens the next start's replay: if it cannot be written (a full
@@ -482,12 +495,91 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         Err(e) => tracing::error!(error = %e, "tsdb flush task failed"),
     }
-    tokio::task::spawn_blocking(move || indexer.join())
-        .await
-        .context("indexer join failed")?
-        .map_err(|_| anyhow::anyhow!("indexer thread panicked"))?;
+    for (name, thread) in [("indexer", logs.indexer), ("trace indexer", spans.indexer)] {
+        tokio::task::spawn_blocking(move || thread.join())
+            .await
+            .with_context(|| format!("{name} join failed"))?
+            .map_err(|_| anyhow::anyhow!("{name} thread panicked"))?;
+    }
     tracing::info!("sightline stopped");
     Ok(())
+}
+
+/// How one signal's durable path is started: WAL replay into the store, then the store's
+/// indexing thread and the WAL writer (group commit) that feeds it.
+struct WalPipeline {
+    name: &'static str,
+    wal_options: WalOptions,
+    runner_config: SinkRunnerConfig,
+    group_commit_delay: std::time::Duration,
+    stopping: Arc<AtomicBool>,
+    metrics: IngestMetrics,
+}
+
+/// A started pipeline: the writer ends once every ingest handle is dropped and its queue
+/// drained, and then the indexing thread once it has committed what it was sent.
+struct RunningPipeline {
+    writer: tokio::task::JoinHandle<()>,
+    indexer: std::thread::JoinHandle<()>,
+}
+
+impl WalPipeline {
+    async fn start<B, S>(
+        self,
+        wal_dir: std::path::PathBuf,
+        store: Arc<S>,
+        rx: sightline_ingest::QueueReceiver<B>,
+        progress: Arc<SinkProgress>,
+        wal_health: Arc<Health>,
+    ) -> anyhow::Result<RunningPipeline>
+    where
+        B: sightline_ingest::WalCodec + Send + Sync + 'static,
+        S: sightline_ingest::Sink<B> + 'static,
+    {
+        let name = self.name;
+        // Replay before the writer starts: requests that arrive meanwhile wait in the queue.
+        let replay_store = store.clone();
+        let options = self.wal_options;
+        let (wal, recovered) = tokio::task::spawn_blocking(move || {
+            sightline_ingest::recover::<B, _>(&wal_dir, options, replay_store.as_ref())
+        })
+        .await
+        .with_context(|| format!("{name} wal replay task failed"))?
+        .with_context(|| format!("cannot replay the {name} wal"))?;
+        progress.set_durable(recovered.durable_seq);
+
+        let (to_sink, sink_rx) = sightline_ingest::sequenced_channel();
+        let indexer = {
+            let progress = progress.clone();
+            let metrics = self.metrics.clone();
+            let stopping = self.stopping.clone();
+            let runner_config = self.runner_config.clone();
+            std::thread::Builder::new()
+                .name(format!("indexer-{name}"))
+                .spawn(move || {
+                    sightline_ingest::run_sink(
+                        store.as_ref(),
+                        sink_rx,
+                        &progress,
+                        &runner_config,
+                        stopping,
+                        &metrics,
+                        crate::now_ns,
+                    )
+                })
+                .with_context(|| format!("cannot start the {name} indexer thread"))?
+        };
+        let writer = tokio::spawn(sightline_ingest::run_wal_writer(
+            wal,
+            rx,
+            to_sink,
+            progress,
+            wal_health,
+            WalWriterConfig::new(self.group_commit_delay),
+            self.metrics,
+        ));
+        Ok(RunningPipeline { writer, indexer })
+    }
 }
 
 /// TSDB housekeeping every `interval` until `stop` turns true: head → blocks, compaction,

@@ -23,8 +23,15 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::common::v1::{AnyValue as OtlpValue, KeyValue};
-use opentelemetry_proto::tonic::trace::v1::Span as OtlpSpan;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue as OtlpValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
+use opentelemetry_proto::tonic::trace::v1::{
+    ResourceSpans as OtlpResourceSpans, ScopeSpans as OtlpScopeSpans, Span as OtlpSpan, Status,
+    TracesData,
+};
 use sightline_http::ApiError;
 use sightline_model::{
     AnyValue, Attributes, ResourceSpans, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind,
@@ -431,6 +438,112 @@ pub(crate) fn response_json(r: &ExportTraceServiceResponse) -> String {
     }
 }
 
+/// The model back to OTLP: what the trace APIs answer with, field for field what was
+/// received (the all-zero parent of a root comes back empty).
+pub fn to_otlp(batch: &SpanBatch) -> TracesData {
+    TracesData {
+        resource_spans: batch
+            .resources
+            .iter()
+            .map(|r| OtlpResourceSpans {
+                resource: Some(Resource {
+                    attributes: key_values(&r.resource),
+                    ..Default::default()
+                }),
+                scope_spans: r
+                    .scopes
+                    .iter()
+                    .map(|s| OtlpScopeSpans {
+                        scope: Some(InstrumentationScope {
+                            name: s.scope_name.clone(),
+                            version: s.scope_version.clone(),
+                            attributes: key_values(&s.scope_attributes),
+                            dropped_attributes_count: 0,
+                        }),
+                        spans: s.spans.iter().map(span_to_otlp).collect(),
+                        schema_url: String::new(),
+                    })
+                    .collect(),
+                schema_url: String::new(),
+            })
+            .collect(),
+    }
+}
+
+fn span_to_otlp(s: &Span) -> OtlpSpan {
+    OtlpSpan {
+        trace_id: s.trace_id.0.to_vec(),
+        span_id: s.span_id.0.to_vec(),
+        trace_state: s.trace_state.clone(),
+        parent_span_id: s.parent_span_id.map(|p| p.0.to_vec()).unwrap_or_default(),
+        flags: s.flags,
+        name: s.name.clone(),
+        kind: s.kind.as_i32(),
+        start_time_unix_nano: s.start_ns as u64,
+        end_time_unix_nano: s.end_ns as u64,
+        attributes: key_values(&s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+        events: s
+            .events
+            .iter()
+            .map(|e| Event {
+                time_unix_nano: e.time_ns as u64,
+                name: e.name.clone(),
+                attributes: key_values(&e.attributes),
+                dropped_attributes_count: e.dropped_attributes_count,
+            })
+            .collect(),
+        dropped_events_count: s.dropped_events_count,
+        links: s
+            .links
+            .iter()
+            .map(|l| Link {
+                trace_id: l.trace_id.0.to_vec(),
+                span_id: l.span_id.0.to_vec(),
+                trace_state: l.trace_state.clone(),
+                attributes: key_values(&l.attributes),
+                dropped_attributes_count: l.dropped_attributes_count,
+                flags: l.flags,
+            })
+            .collect(),
+        dropped_links_count: s.dropped_links_count,
+        status: (s.status_code != StatusCode::Unset || !s.status_message.is_empty()).then(|| {
+            Status {
+                message: s.status_message.clone(),
+                code: s.status_code.as_i32(),
+            }
+        }),
+    }
+}
+
+fn key_values(attributes: &Attributes) -> Vec<KeyValue> {
+    attributes
+        .iter()
+        .map(|(k, v)| KeyValue {
+            key: k.clone(),
+            value: Some(otlp_value(v)),
+            ..Default::default()
+        })
+        .collect()
+}
+
+fn otlp_value(v: &AnyValue) -> OtlpValue {
+    let value = match v {
+        AnyValue::String(s) => Value::StringValue(s.clone()),
+        AnyValue::Bool(b) => Value::BoolValue(*b),
+        AnyValue::Int(i) => Value::IntValue(*i),
+        AnyValue::Double(d) => Value::DoubleValue(*d),
+        AnyValue::Bytes(b) => Value::BytesValue(b.clone()),
+        AnyValue::Array(items) => Value::ArrayValue(ArrayValue {
+            values: items.iter().map(otlp_value).collect(),
+        }),
+        AnyValue::KvList(items) => Value::KvlistValue(KeyValueList {
+            values: key_values(items),
+        }),
+    };
+    OtlpValue { value: Some(value) }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
@@ -583,6 +696,31 @@ pub(crate) mod tests {
                 ("limit", 1)
             ]
         );
+    }
+
+    #[test]
+    fn the_model_goes_back_to_the_same_otlp() {
+        let mut s = span(1, 2, Some(3), "GET /pay");
+        s.status = Some(Status {
+            code: 2,
+            message: "boom".into(),
+        });
+        s.events = vec![Event {
+            time_unix_nano: 1_700_000_000_100_000_000,
+            name: "exception".into(),
+            attributes: vec![kv("exception.type", Value::StringValue("E".into()))],
+            dropped_attributes_count: 1,
+        }];
+        s.attributes.push(kv("blob", Value::BytesValue(vec![1, 2])));
+        s.flags = 0x301;
+        let original = request("pay", vec![s]);
+        let converted = convert_traces(original.clone(), &SpanLimits::default());
+        let batch = SpanBatch {
+            tenant: TenantId::default(),
+            resources: converted.resources,
+        };
+        let back = to_otlp(&batch);
+        assert_eq!(back.resource_spans, original.resource_spans);
     }
 
     #[test]

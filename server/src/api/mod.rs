@@ -8,6 +8,7 @@ pub mod loki;
 pub mod params;
 pub mod patterns;
 pub mod prom;
+pub mod tempo;
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,7 @@ pub struct QueryControl {
 /// Prometheus API, remote write, and our own APIs beside them), Loki's plain text under
 /// `/loki/` (as every other Loki API error), our JSON anywhere else.
 fn error_body_for(path: &str) -> ErrorBody {
-    if path.starts_with("/loki/") {
+    if path.starts_with("/loki/") || tempo::is_tempo_path(path) {
         ErrorBody::PlainText
     } else if path.starts_with("/api/") {
         ErrorBody::Prometheus

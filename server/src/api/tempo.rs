@@ -1,0 +1,396 @@
+//! Tempo's query API, the part that serves traces by id: `/api/traces/{id}` (v1) and
+//! `/api/v2/traces/{id}`, plus `/api/echo` and `/api/status/buildinfo`, which Grafana's Tempo
+//! data source calls to test the connection and pick its features.
+//!
+//! Bodies follow Tempo's: protobuf when the client asks for `application/protobuf` (v1:
+//! `tempopb.Trace`, wire-identical to OTLP `TracesData`; v2: `TraceByIDResponse`, the trace in
+//! field 1), JSON otherwise — v1 `{"batches": [ResourceSpans…]}`, v2
+//! `{"trace": {"resourceSpans": […]}}`. Tempo renders its JSON with the protobuf JSON mapping,
+//! not OTLP/JSON: ids are base64 (not hex), 64-bit integers are strings, enums are names
+//! (`SPAN_KIND_SERVER`). So does this module, so that what Grafana and protobuf libraries
+//! parse from Tempo they parse from us. Errors are plain text, as Tempo's.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use opentelemetry_proto::tonic::common::v1::any_value::Value as OtlpValue;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{Span, TracesData};
+use prost::Message;
+use serde_json::{Map, Value, json};
+use sightline_http::ErrorBody;
+use sightline_indexer::TraceStore;
+use sightline_model::{SpanBatch, TraceId};
+
+use super::params::{Params, tenant};
+use super::{ApiError, QueryControl, timed};
+use crate::metrics::ServerMetrics;
+
+/// What the trace handlers share.
+#[derive(Clone)]
+pub struct TraceQueryState {
+    pub store: Arc<TraceStore>,
+    pub metrics: ServerMetrics,
+    pub queries: QueryControl,
+}
+
+/// The Tempo version whose API this one follows, for clients that choose features by it
+/// (Grafana's Tempo data source reads `/api/status/buildinfo`).
+const TEMPO_API_VERSION: &str = "2.6.0";
+
+pub fn router(state: TraceQueryState) -> Router {
+    Router::new()
+        .route("/api/traces/{id}", get(trace_v1))
+        .route("/api/v2/traces/{id}", get(trace_v2))
+        .route("/api/echo", get(|| async { "echo" }))
+        .route("/api/status/buildinfo", get(buildinfo))
+        .with_state(state)
+}
+
+/// Whether a path is one of Tempo's (its errors are plain text).
+pub fn is_tempo_path(path: &str) -> bool {
+    [
+        "/api/traces/",
+        "/api/v2/traces/",
+        "/api/search",
+        "/api/v2/search",
+        "/api/echo",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+        || path == "/api/status/buildinfo"
+}
+
+async fn buildinfo() -> impl IntoResponse {
+    Json(json!({
+        "version": TEMPO_API_VERSION,
+        "revision": concat!("sightline-", env!("CARGO_PKG_VERSION")),
+        "branch": "",
+        "buildUser": "",
+        "buildDate": "",
+        "goVersion": "",
+    }))
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    V1,
+    V2,
+}
+
+async fn trace_v1(
+    state: State<TraceQueryState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> Response {
+    trace_by_id(state, id, headers, raw, Version::V1).await
+}
+
+async fn trace_v2(
+    state: State<TraceQueryState>,
+    id: Path<String>,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> Response {
+    trace_by_id(state, id, headers, raw, Version::V2).await
+}
+
+async fn trace_by_id(
+    State(state): State<TraceQueryState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+    version: Version,
+) -> Response {
+    match find_trace(&state, &id, &headers, raw.as_deref()).await {
+        Ok(trace) => answer(&trace, &headers, version),
+        Err(e) => e.response(ErrorBody::PlainText),
+    }
+}
+
+async fn find_trace(
+    state: &TraceQueryState,
+    id: &str,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<SpanBatch, ApiError> {
+    let trace_id = TraceId::from_hex(id).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "invalid trace id {id:?}: expected 1 to 32 hex digits, not all zero"
+        ))
+    })?;
+    let tenant = tenant(headers)?;
+    let params = Params::parse(raw, headers, &[]);
+    // Tempo's optional `start`/`end` (Unix seconds) narrow the search; without them every
+    // split whose filter may hold the id is searched.
+    let start = params.time_ns("start", i64::MIN)?;
+    let end = match params.time_ns("end", i64::MAX)? {
+        i64::MAX => i64::MAX,
+        // `end` is inclusive at second precision: a span starting within that second counts.
+        e => e.saturating_add(1_000_000_000),
+    };
+    if end < start {
+        return Err(ApiError::bad_request("end must not be before start"));
+    }
+    let store = state.store.clone();
+    let found = timed(&state.metrics, "traces", &state.queries, move |_| {
+        store
+            .trace(&tenant, &trace_id, start, end)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await?;
+    found.ok_or_else(|| ApiError::not_found(format!("trace not found: {}", trace_id.to_hex())))
+}
+
+fn wants_protobuf(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/protobuf"))
+}
+
+fn answer(trace: &SpanBatch, headers: &HeaderMap, version: Version) -> Response {
+    let data = sightline_collector::otlp::traces::to_otlp(trace);
+    if wants_protobuf(headers) {
+        let body = match version {
+            Version::V1 => data.encode_to_vec(),
+            Version::V2 => TraceByIdResponse { trace: Some(data) }.encode_to_vec(),
+        };
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/protobuf")],
+            body,
+        )
+            .into_response();
+    }
+    let resource_spans = traces_json(&data);
+    let body = match version {
+        Version::V1 => json!({ "batches": resource_spans }),
+        Version::V2 => json!({ "trace": { "resourceSpans": resource_spans } }),
+    };
+    Json(body).into_response()
+}
+
+/// Tempo's `TraceByIDResponse`: `Trace trace = 1`, and `Trace` is wire-identical to OTLP's
+/// `TracesData` (`repeated ResourceSpans = 1`). Metrics, status and message are left out
+/// (a complete answer).
+#[derive(Clone, PartialEq, Message)]
+struct TraceByIdResponse {
+    #[prost(message, optional, tag = "1")]
+    trace: Option<TracesData>,
+}
+
+/// The resource spans of a trace in the protobuf JSON mapping.
+fn traces_json(data: &TracesData) -> Vec<Value> {
+    data.resource_spans
+        .iter()
+        .map(|r| {
+            let scopes: Vec<Value> = r
+                .scope_spans
+                .iter()
+                .map(|s| {
+                    let mut scope = Map::new();
+                    if let Some(sc) = &s.scope {
+                        put_str(&mut scope, "name", &sc.name);
+                        put_str(&mut scope, "version", &sc.version);
+                        if !sc.attributes.is_empty() {
+                            scope.insert("attributes".into(), attributes_json(&sc.attributes));
+                        }
+                    }
+                    json!({
+                        "scope": scope,
+                        "spans": s.spans.iter().map(span_json).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let attributes = r
+                .resource
+                .as_ref()
+                .map_or_else(|| json!([]), |res| attributes_json(&res.attributes));
+            json!({
+                "resource": { "attributes": attributes },
+                "scopeSpans": scopes,
+            })
+        })
+        .collect()
+}
+
+fn b64(bytes: &[u8]) -> Value {
+    Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+fn put_str(m: &mut Map<String, Value>, key: &str, v: &str) {
+    if !v.is_empty() {
+        m.insert(key.into(), Value::String(v.to_string()));
+    }
+}
+
+fn span_json(s: &Span) -> Value {
+    let mut m = Map::new();
+    m.insert("traceId".into(), b64(&s.trace_id));
+    m.insert("spanId".into(), b64(&s.span_id));
+    put_str(&mut m, "traceState", &s.trace_state);
+    if !s.parent_span_id.is_empty() {
+        m.insert("parentSpanId".into(), b64(&s.parent_span_id));
+    }
+    if s.flags != 0 {
+        m.insert("flags".into(), json!(s.flags));
+    }
+    put_str(&mut m, "name", &s.name);
+    m.insert("kind".into(), json!(span_kind_name(s.kind)));
+    m.insert(
+        "startTimeUnixNano".into(),
+        json!(s.start_time_unix_nano.to_string()),
+    );
+    m.insert(
+        "endTimeUnixNano".into(),
+        json!(s.end_time_unix_nano.to_string()),
+    );
+    if !s.attributes.is_empty() {
+        m.insert("attributes".into(), attributes_json(&s.attributes));
+    }
+    if s.dropped_attributes_count != 0 {
+        m.insert(
+            "droppedAttributesCount".into(),
+            json!(s.dropped_attributes_count),
+        );
+    }
+    if !s.events.is_empty() {
+        let events: Vec<Value> = s
+            .events
+            .iter()
+            .map(|e| {
+                let mut ev = Map::new();
+                ev.insert("timeUnixNano".into(), json!(e.time_unix_nano.to_string()));
+                put_str(&mut ev, "name", &e.name);
+                if !e.attributes.is_empty() {
+                    ev.insert("attributes".into(), attributes_json(&e.attributes));
+                }
+                if e.dropped_attributes_count != 0 {
+                    ev.insert(
+                        "droppedAttributesCount".into(),
+                        json!(e.dropped_attributes_count),
+                    );
+                }
+                Value::Object(ev)
+            })
+            .collect();
+        m.insert("events".into(), Value::Array(events));
+    }
+    if s.dropped_events_count != 0 {
+        m.insert("droppedEventsCount".into(), json!(s.dropped_events_count));
+    }
+    if !s.links.is_empty() {
+        let links: Vec<Value> = s
+            .links
+            .iter()
+            .map(|l| {
+                let mut lk = Map::new();
+                lk.insert("traceId".into(), b64(&l.trace_id));
+                lk.insert("spanId".into(), b64(&l.span_id));
+                put_str(&mut lk, "traceState", &l.trace_state);
+                if !l.attributes.is_empty() {
+                    lk.insert("attributes".into(), attributes_json(&l.attributes));
+                }
+                if l.flags != 0 {
+                    lk.insert("flags".into(), json!(l.flags));
+                }
+                Value::Object(lk)
+            })
+            .collect();
+        m.insert("links".into(), Value::Array(links));
+    }
+    if s.dropped_links_count != 0 {
+        m.insert("droppedLinksCount".into(), json!(s.dropped_links_count));
+    }
+    if let Some(st) = &s.status {
+        let mut status = Map::new();
+        put_str(&mut status, "message", &st.message);
+        if st.code != 0 {
+            status.insert("code".into(), json!(status_code_name(st.code)));
+        }
+        m.insert("status".into(), Value::Object(status));
+    } else {
+        m.insert("status".into(), json!({}));
+    }
+    Value::Object(m)
+}
+
+fn span_kind_name(kind: i32) -> &'static str {
+    sightline_model::SpanKind::from_i32(kind).otlp_name()
+}
+
+fn status_code_name(code: i32) -> &'static str {
+    sightline_model::StatusCode::from_i32(code).otlp_name()
+}
+
+fn attributes_json(kvs: &[KeyValue]) -> Value {
+    Value::Array(
+        kvs.iter()
+            .map(|kv| json!({ "key": kv.key, "value": any_value_json(kv.value.as_ref()) }))
+            .collect(),
+    )
+}
+
+fn any_value_json(v: Option<&AnyValue>) -> Value {
+    match v.and_then(|v| v.value.as_ref()) {
+        None | Some(OtlpValue::StringValueStrindex(_)) => json!({}),
+        Some(OtlpValue::StringValue(s)) => json!({ "stringValue": s }),
+        Some(OtlpValue::BoolValue(b)) => json!({ "boolValue": b }),
+        Some(OtlpValue::IntValue(i)) => json!({ "intValue": i.to_string() }),
+        Some(OtlpValue::DoubleValue(d)) if d.is_finite() => json!({ "doubleValue": d }),
+        Some(OtlpValue::DoubleValue(d)) => {
+            let text = if d.is_nan() {
+                "NaN"
+            } else if *d > 0.0 {
+                "Infinity"
+            } else {
+                "-Infinity"
+            };
+            json!({ "doubleValue": text })
+        }
+        Some(OtlpValue::BytesValue(b)) => json!({ "bytesValue": b64(b) }),
+        Some(OtlpValue::ArrayValue(a)) => json!({
+            "arrayValue": {
+                "values": a.values.iter().map(|v| any_value_json(Some(v))).collect::<Vec<_>>()
+            }
+        }),
+        Some(OtlpValue::KvlistValue(kv)) => json!({
+            "kvlistValue": { "values": attributes_json(&kv.values) }
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tempo_paths_are_recognised() {
+        assert!(is_tempo_path("/api/traces/abc"));
+        assert!(is_tempo_path("/api/v2/search/tags"));
+        assert!(is_tempo_path("/api/status/buildinfo"));
+        assert!(!is_tempo_path("/api/v1/query"));
+    }
+
+    #[test]
+    fn values_follow_the_protobuf_json_mapping() {
+        let v = AnyValue {
+            value: Some(OtlpValue::IntValue(1 << 40)),
+        };
+        assert_eq!(
+            any_value_json(Some(&v)),
+            json!({"intValue": "1099511627776"})
+        );
+        let v = AnyValue {
+            value: Some(OtlpValue::BytesValue(vec![0xff, 0])),
+        };
+        assert_eq!(any_value_json(Some(&v)), json!({"bytesValue": "/wA="}));
+    }
+}

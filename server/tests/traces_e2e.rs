@@ -1,0 +1,264 @@
+//! Traces end to end on the real binary: OTLP/HTTP in (protobuf and JSON), Tempo's
+//! trace-by-id API out (JSON v1 and v2, protobuf), bad spans refused one by one, and nothing
+//! acknowledged lost across `kill -9`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use common::{PATIENCE, Server, now_ns};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as V;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status, TracesData};
+use prost::Message;
+use serde_json::{Value, json};
+
+fn kv(k: &str, v: V) -> KeyValue {
+    KeyValue {
+        key: k.into(),
+        value: Some(AnyValue { value: Some(v) }),
+        ..Default::default()
+    }
+}
+
+fn span(trace: [u8; 16], id: u8, parent: Option<u8>, name: &str, start: i64, ms: i64) -> Span {
+    Span {
+        trace_id: trace.to_vec(),
+        span_id: vec![id; 8],
+        parent_span_id: parent.map(|p| vec![p; 8]).unwrap_or_default(),
+        name: name.into(),
+        kind: if parent.is_some() { 3 } else { 2 },
+        start_time_unix_nano: start as u64,
+        end_time_unix_nano: (start + ms * 1_000_000) as u64,
+        attributes: vec![kv("http.response.status_code", V::IntValue(200))],
+        ..Default::default()
+    }
+}
+
+fn request(service: &str, spans: Vec<Span>) -> ExportTraceServiceRequest {
+    ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            resource: Some(Resource {
+                attributes: vec![kv("service.name", V::StringValue(service.into()))],
+                ..Default::default()
+            }),
+            scope_spans: vec![ScopeSpans {
+                spans,
+                ..Default::default()
+            }],
+            schema_url: String::new(),
+        }],
+    }
+}
+
+fn post_protobuf(server: &Server, tenant: &str, req: &ExportTraceServiceRequest) -> (u16, Vec<u8>) {
+    let r = server
+        .client()
+        .post(format!("http://{}/v1/traces", server.otlp_http))
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Scope-OrgID", tenant)
+        .body(req.encode_to_vec())
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.bytes().unwrap().to_vec())
+}
+
+/// GET a trace by id until it has `want` spans (spans are searchable after the next commit).
+fn wait_for_trace(server: &Server, tenant: &str, path: &str, want: usize) -> Value {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let r = server
+            .client()
+            .get(server.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .send()
+            .unwrap();
+        if r.status().is_success() {
+            let v: Value = r.json().unwrap();
+            let batches = v
+                .get("batches")
+                .or_else(|| v.pointer("/trace/resourceSpans"))
+                .cloned()
+                .unwrap_or(json!([]));
+            let n: usize = batches
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|b| b["scopeSpans"].as_array().unwrap().clone())
+                .map(|s| s["spans"].as_array().unwrap().len())
+                .sum();
+            if n >= want {
+                return v;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "trace {path} never had {want} spans"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn spans_sent_over_otlp_come_back_from_the_tempo_api_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let t0 = now_ns();
+    let trace = [0xab; 16];
+    let hex = "ab".repeat(16);
+
+    // Service A over protobuf, with one bad span that must not take the others down.
+    let mut root = span(trace, 1, None, "GET /pay", t0, 30);
+    root.status = Some(Status {
+        code: 2,
+        message: "downstream failed".into(),
+    });
+    let mut bad = span(trace, 9, Some(1), "end before start", t0, 1);
+    bad.end_time_unix_nano = bad.start_time_unix_nano - 1;
+    let (status, body) = post_protobuf(
+        &server,
+        "acme",
+        &request(
+            "svc-a",
+            vec![
+                root,
+                span(trace, 2, Some(1), "call b", t0 + 1_000_000, 20),
+                bad,
+            ],
+        ),
+    );
+    assert_eq!(status, 200);
+    let answer = ExportTraceServiceResponse::decode(body.as_slice()).unwrap();
+    let partial = answer.partial_success.expect("a partial success");
+    assert_eq!(partial.rejected_spans, 1);
+    assert!(
+        partial
+            .error_message
+            .contains("spans[2]: end_time_unix_nano"),
+        "{}",
+        partial.error_message
+    );
+
+    // Service B over OTLP/JSON (hex ids, as the OTLP/JSON encoding has them).
+    let json_body = json!({"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc-b"}}]},
+        "scopeSpans": [{"scope": {"name": "b-lib"}, "spans": [{
+            "traceId": hex, "spanId": "0303030303030303", "parentSpanId": "0202020202020202",
+            "name": "SELECT accounts", "kind": 3,
+            "startTimeUnixNano": (t0 + 2_000_000).to_string(),
+            "endTimeUnixNano": (t0 + 12_000_000).to_string(),
+            "attributes": [{"key": "db.system", "value": {"stringValue": "postgresql"}}]
+        }]}]
+    }]});
+    let r = server
+        .client()
+        .post(format!("http://{}/v1/traces", server.otlp_http))
+        .header("X-Scope-OrgID", "acme")
+        .json(&json_body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.json::<Value>().unwrap(), json!({}));
+
+    // v1 JSON: every span, parent links intact, ids base64 as Tempo renders them.
+    let v1 = wait_for_trace(&server, "acme", &format!("/api/traces/{hex}"), 3);
+    let spans: Vec<Value> = v1["batches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|b| b["scopeSpans"].as_array().unwrap().clone())
+        .flat_map(|s| s["spans"].as_array().unwrap().clone())
+        .collect();
+    assert_eq!(spans.len(), 3);
+    let by_name = |n: &str| spans.iter().find(|s| s["name"] == n).unwrap().clone();
+    assert_eq!(by_name("GET /pay")["traceId"], b64(&trace));
+    assert!(by_name("GET /pay").get("parentSpanId").is_none());
+    assert_eq!(by_name("call b")["parentSpanId"], b64(&[1; 8]));
+    assert_eq!(by_name("SELECT accounts")["parentSpanId"], b64(&[2; 8]));
+    assert_eq!(by_name("GET /pay")["status"]["code"], "STATUS_CODE_ERROR");
+    assert_eq!(by_name("SELECT accounts")["kind"], "SPAN_KIND_CLIENT");
+
+    // v2 JSON and protobuf carry the same trace.
+    let v2 = wait_for_trace(&server, "acme", &format!("/api/v2/traces/{hex}"), 3);
+    assert_eq!(v2["trace"]["resourceSpans"], v1["batches"]);
+    let proto = server
+        .client()
+        .get(server.url(&format!("/api/traces/{hex}")))
+        .header("X-Scope-OrgID", "acme")
+        .header("Accept", "application/protobuf")
+        .send()
+        .unwrap();
+    assert_eq!(proto.headers()["content-type"], "application/protobuf");
+    let data = TracesData::decode(proto.bytes().unwrap()).unwrap();
+    let names: Vec<String> = data
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .flat_map(|s| &s.spans)
+        .map(|s| s.name.clone())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+
+    // Another tenant does not see the trace; bad and unknown ids are clear 4xx.
+    let get = |path: &str, tenant: &str| {
+        let r = server
+            .client()
+            .get(server.url(path))
+            .header("X-Scope-OrgID", tenant)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+    assert_eq!(get(&format!("/api/traces/{hex}"), "other").0, 404);
+    let (code, text) = get("/api/traces/not-hex", "acme");
+    assert_eq!(code, 400);
+    assert!(text.contains("invalid trace id \"not-hex\""), "{text}");
+    let (code, text) = get(&format!("/api/traces/{}", "cd".repeat(16)), "acme");
+    assert_eq!(
+        (code, text.trim()),
+        (
+            404,
+            format!("trace not found: {}", "cd".repeat(16)).as_str()
+        )
+    );
+    assert_eq!(get("/api/echo", "acme"), (200, "echo".to_string()));
+}
+
+#[test]
+fn kill_9_during_trace_ingest_loses_no_acknowledged_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let t0 = now_ns();
+    let mut acked = Vec::new();
+    for i in 0..200u32 {
+        let mut trace = [0u8; 16];
+        trace[..4].copy_from_slice(&i.to_be_bytes());
+        trace[15] = 1;
+        let spans = (1..=5u8)
+            .map(|j| span(trace, j, (j > 1).then_some(1), "op", t0 + i64::from(j), 1))
+            .collect();
+        let (status, _) = post_protobuf(&server, "t", &request("svc", spans));
+        assert_eq!(status, 200);
+        acked.push(trace);
+    }
+    server.kill9();
+    let server = Server::start(dir.path());
+    for trace in &acked {
+        let hex: String = trace.iter().map(|b| format!("{b:02x}")).collect();
+        let v = wait_for_trace(&server, "t", &format!("/api/traces/{hex}"), 5);
+        let n: usize = v["batches"][0]["scopeSpans"][0]["spans"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(n, 5, "trace {hex}");
+    }
+}
