@@ -301,3 +301,103 @@ fn opentelemetry_python_sdk_metrics_arrive_under_prometheus_names() {
         assert_eq!(info[0]["metric"]["host_name"], "node-7", "{info:?}");
     }
 }
+
+/// Issue 11's real client: a three-hop chain (frontend → payments → PostgreSQL) traced with
+/// the OpenTelemetry Python SDK over both exporters; every span comes back from the Tempo API
+/// with its parent links, and the v2 JSON parses into OTLP `TracesData` with the Python
+/// `opentelemetry-proto` package.
+#[test]
+fn opentelemetry_python_sdk_traces_come_back_with_their_structure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/otel_traces.py");
+    let python = |args: &[&str]| -> Value {
+        let out = Command::new(common::python())
+            .arg(script)
+            .args(args)
+            .output()
+            .expect("run the Python interpreter (SIGHTLINE_PYTHON or python3)");
+        assert!(
+            out.status.success(),
+            "otel_traces.py {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let grpc = python(&[
+        "send",
+        "grpc",
+        &format!("http://{}", server.otlp_grpc),
+        "vendor-t",
+        "6",
+    ]);
+    let http = python(&[
+        "send",
+        "http",
+        &format!("http://{}/v1/traces", server.otlp_http),
+        "vendor-t",
+        "6",
+    ]);
+    let mut traces: Vec<String> = Vec::new();
+    for sent in [&grpc, &http] {
+        assert_eq!(sent["spans"], 24);
+        assert_eq!(sent["failed"], 2);
+        traces.extend(
+            sent["traces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string()),
+        );
+    }
+    assert_eq!(traces.len(), 12);
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    for (i, id) in traces.iter().enumerate() {
+        let url = server.url(&format!("/api/v2/traces/{id}"));
+        let spans = loop {
+            let ready = server
+                .client()
+                .get(&url)
+                .header("X-Scope-OrgID", "vendor-t")
+                .send()
+                .unwrap()
+                .status()
+                .is_success();
+            if ready {
+                let got = python(&["check", &url, "vendor-t"]);
+                let spans = got["spans"].as_array().unwrap().clone();
+                if spans.len() == 4 {
+                    break spans;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "trace {id} incomplete"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let find = |name: &str, service: &str| {
+            spans
+                .iter()
+                .find(|s| s["name"] == name && s["service"] == service)
+                .unwrap_or_else(|| panic!("no {name} of {service} in {spans:?}"))
+                .clone()
+        };
+        let root = find("GET /checkout", "frontend");
+        let call = find("POST /pay", "frontend");
+        let server_span = find("POST /pay", "payments");
+        let db = find("SELECT accounts", "payments");
+        assert_eq!(root["parent_span_id"], "");
+        assert_eq!(call["parent_span_id"], root["span_id"]);
+        assert_eq!(server_span["parent_span_id"], call["span_id"]);
+        assert_eq!(db["parent_span_id"], server_span["span_id"]);
+        assert!(spans.iter().all(|s| s["trace_id"] == id.as_str()));
+        // Status codes survive: STATUS_CODE_ERROR is 2, on every third request's database
+        // span and payments' server span.
+        let failed = i % 6 == 2 || i % 6 == 5;
+        assert_eq!(db["status"], if failed { 2 } else { 0 }, "trace {i}");
+        assert_eq!(server_span["status"], if failed { 2 } else { 0 });
+        assert_eq!(db["kind"], 3, "SPAN_KIND_CLIENT");
+    }
+}
