@@ -11,6 +11,7 @@
 //! answers failures as a [`sightline_http::ApiError`] in its protocol's body shape; how an
 //! ingest failure is answered and counted is written once, in `refusal.rs`.
 
+pub mod connectors;
 pub mod loki_push;
 pub mod metrics;
 pub mod otlp;

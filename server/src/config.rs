@@ -107,6 +107,18 @@ pub struct TracesConfig {
     /// Delete span splits older than this; absent keeps spans forever.
     #[serde(with = "humantime_serde_compat::option")]
     pub retention: Option<Duration>,
+    /// Derive span metrics and the service graph from received spans (into the TSDB).
+    pub span_metrics: bool,
+    /// How often derived series are written (the connectors' `metrics_flush_interval`).
+    #[serde(with = "humantime_serde_compat")]
+    pub metrics_flush_interval: Duration,
+    /// Span-metric dimension sets (service, span name, kind, status) per tenant.
+    pub max_span_metric_series: usize,
+    /// Service graph: client and server spans waiting for their other side, per tenant.
+    pub service_graph_max_items: usize,
+    /// Service graph: how long one side waits for the other.
+    #[serde(with = "humantime_serde_compat")]
+    pub service_graph_wait: Duration,
 }
 
 impl Default for TracesConfig {
@@ -116,6 +128,11 @@ impl Default for TracesConfig {
             writer_memory_bytes: 64 << 20,
             max_open_writers: 2,
             retention: None,
+            span_metrics: true,
+            metrics_flush_interval: Duration::from_secs(15),
+            max_span_metric_series: 10_000,
+            service_graph_max_items: 100_000,
+            service_graph_wait: Duration::from_secs(30),
         }
     }
 }

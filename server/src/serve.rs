@@ -144,6 +144,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let server_metrics = ServerMetrics::register(&mut registry);
     let ingest_metrics = IngestMetrics::register(&mut registry);
     let tsdb_gauges = TsdbGauges::register(&mut registry);
+    let connector_metrics =
+        sightline_collector::connectors::ConnectorMetrics::register(&mut registry);
     let registry = Arc::new(registry);
 
     let mut store_config = LogStoreConfig::new(config.data_dir.join("logs"));
@@ -319,11 +321,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
         otlp::metrics::DEFAULT_MAX_DELTA_SERIES,
         config.otlp.translate_options(),
     );
+    let (connectors, connector_task) = if config.traces.span_metrics {
+        let (handle, task) = sightline_collector::connectors::start(
+            sightline_collector::connectors::ConnectorConfig {
+                flush_interval: config.traces.metrics_flush_interval,
+                max_series: config.traces.max_span_metric_series,
+                max_items: config.traces.service_graph_max_items,
+                ttl: config.traces.service_graph_wait,
+                ..Default::default()
+            },
+            otlp_metrics.clone(),
+            collector_metrics.clone(),
+            connector_metrics,
+            shutdown_rx.clone(),
+        );
+        (Some(handle), Some(task))
+    } else {
+        (None, None)
+    };
+    let span_sink = {
+        let sink = otlp::traces::SpanIngest::new(span_ingest.clone());
+        match connectors {
+            Some(c) => sink.with_connectors(c),
+            None => sink,
+        }
+    };
     let otlp_http_router = otlp::http::router(
         otlp::http::OtlpHttpState::new(ingest.clone(), collector_metrics.clone())
             .with_config(config.otlp)
             .with_metrics(otlp_metrics.clone())
-            .with_traces(span_ingest.clone()),
+            .with_traces(span_sink.clone()),
     );
 
     let connections = ConnectionLimits::new(
@@ -366,7 +393,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .with_config(&config.otlp),
         );
         let traces_service = otlp::grpc::traces_service(
-            otlp::grpc::OtlpGrpcTracesState::new(span_ingest.clone(), collector_metrics.clone())
+            otlp::grpc::OtlpGrpcTracesState::new(span_sink.clone(), collector_metrics.clone())
                 .with_config(&config.otlp),
         );
         servers.spawn(async move {
@@ -410,6 +437,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     drop(ingest);
     drop(span_ingest);
+    drop(span_sink);
     drop(metric_ingest);
 
     // Set at shutdown: a store that keeps failing is then retried only briefly, its batches
@@ -481,6 +509,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // when they are done.
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
+    // Its last export goes through the metric queue, which closes after it.
+    if let Some(task) = connector_task {
+        task.await.context("span connectors failed")?;
+    }
     // Every ingest handle is gone now: the writer drains the queue and closes the indexer's.
     logs.writer.await.context("wal writer failed")?;
     spans.writer.await.context("traces wal writer failed")?;

@@ -309,7 +309,10 @@ fn opentelemetry_python_sdk_metrics_arrive_under_prometheus_names() {
 #[test]
 fn opentelemetry_python_sdk_traces_come_back_with_their_structure() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(&config, "[traces]\nmetrics_flush_interval = \"500ms\"\n").unwrap();
+    let data = dir.path().join("data");
+    let server = Server::start_with(&data, &["--config", config.to_str().unwrap()]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/otel_traces.py");
     let python = |args: &[&str]| -> Value {
         let out = Command::new(common::python())
@@ -400,4 +403,68 @@ fn opentelemetry_python_sdk_traces_come_back_with_their_structure() {
         assert_eq!(server_span["status"], if failed { 2 } else { 0 });
         assert_eq!(db["kind"], 3, "SPAN_KIND_CLIENT");
     }
+
+    // Span metrics: one call per span sent, labelled as the spanmetrics connector labels.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    let total = |q: &str| -> f64 {
+        prom_instant(&server, "vendor-t", q)
+            .first()
+            .map_or(0.0, value_of)
+    };
+    while total("sum(traces_span_metrics_calls_total)") < 48.0
+        || total("sum(traces_service_graph_request_total)") < 24.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "derived series incomplete"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert_eq!(total("sum(traces_span_metrics_calls_total)"), 48.0);
+    assert_eq!(
+        total(
+            r#"sum(traces_span_metrics_calls_total{service_name="payments", span_name="SELECT accounts", span_kind="SPAN_KIND_CLIENT", status_code="STATUS_CODE_ERROR"})"#
+        ),
+        4.0
+    );
+    assert_eq!(
+        total(r#"sum(traces_span_metrics_duration_milliseconds_count{service_name="frontend"})"#),
+        24.0
+    );
+    // The service graph: exactly frontend → payments and payments → the database, the
+    // failures on both (payments answered 500 when its query failed).
+    let edges = prom_instant(&server, "vendor-t", "traces_service_graph_request_total");
+    let mut seen: Vec<(String, String, String, f64)> = edges
+        .iter()
+        .map(|e| {
+            let m = &e["metric"];
+            let label = |k: &str| m[k].as_str().unwrap_or_default().to_string();
+            (
+                label("client"),
+                label("server"),
+                label("connection_type"),
+                value_of(e),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("frontend".into(), "payments".into(), String::new(), 12.0),
+            ("payments".into(), "ledger".into(), "database".into(), 12.0),
+        ]
+    );
+    assert_eq!(
+        total(
+            r#"sum(traces_service_graph_request_failed_total{client="payments", server="ledger"})"#
+        ),
+        4.0
+    );
+    assert_eq!(
+        total(
+            r#"sum(traces_service_graph_request_failed_total{client="frontend", server="payments"})"#
+        ),
+        4.0
+    );
 }

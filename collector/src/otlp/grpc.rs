@@ -51,7 +51,7 @@ use super::body::unix_now_ns;
 use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
-use super::traces::SpanIngestHandle;
+use super::traces::SpanIngest;
 use crate::refusal::ingest_refusal;
 use crate::tenant::{TENANT_HEADER, tenant_from_header};
 use crate::{CollectorMetrics, IngestHandle};
@@ -395,7 +395,7 @@ impl MetricsService for OtlpMetricsService {
 #[derive(Debug, Clone)]
 pub struct OtlpGrpcTracesState {
     /// Where accepted span batches go.
-    pub ingest: SpanIngestHandle,
+    pub ingest: SpanIngest,
     /// Counters, signal `traces`, source `otlp_grpc`.
     pub metrics: CollectorMetrics,
     /// Largest request message accepted, compressed and decompressed, in bytes.
@@ -406,7 +406,7 @@ pub struct OtlpGrpcTracesState {
 
 impl OtlpGrpcTracesState {
     /// State with the default message size limit (64 MiB) and span limits.
-    pub fn new(ingest: SpanIngestHandle, metrics: CollectorMetrics) -> Self {
+    pub fn new(ingest: SpanIngest, metrics: CollectorMetrics) -> Self {
         Self {
             ingest,
             metrics,

@@ -46,7 +46,7 @@ use super::body::{
 use super::convert::convert_request_with;
 use super::metrics::OtlpMetricsIngest;
 use super::store_logs;
-use super::traces::{self, SpanIngestHandle};
+use super::traces::{self, SpanIngest};
 use super::utf8;
 use crate::refusal::ingest_refusal;
 use crate::{CollectorMetrics, IngestHandle};
@@ -66,7 +66,7 @@ pub struct OtlpHttpState {
     /// Where accepted metrics go; `None`: no `/v1/metrics` route.
     pub metric_ingest: Option<OtlpMetricsIngest>,
     /// Where accepted spans go; `None`: no `/v1/traces` route.
-    pub span_ingest: Option<SpanIngestHandle>,
+    pub span_ingest: Option<SpanIngest>,
 }
 
 impl OtlpHttpState {
@@ -95,7 +95,7 @@ impl OtlpHttpState {
     }
 
     /// The same state also receiving traces on `/v1/traces`.
-    pub fn with_traces(mut self, span_ingest: SpanIngestHandle) -> Self {
+    pub fn with_traces(mut self, span_ingest: SpanIngest) -> Self {
         self.span_ingest = Some(span_ingest);
         self
     }

@@ -44,6 +44,30 @@ use crate::refusal::ingest_refusal;
 /// Where accepted span batches go: the traces write-ahead log's queue.
 pub type SpanIngestHandle = sightline_ingest::IngestHandle<SpanBatch>;
 
+/// What the trace receivers hand spans to: the traces queue, and the connectors that derive
+/// span metrics and the service graph from what was acknowledged.
+#[derive(Debug, Clone)]
+pub struct SpanIngest {
+    pub queue: SpanIngestHandle,
+    pub connectors: Option<crate::connectors::Connectors>,
+}
+
+impl SpanIngest {
+    /// Spans to the queue only (no derived metrics).
+    pub fn new(queue: SpanIngestHandle) -> Self {
+        Self {
+            queue,
+            connectors: None,
+        }
+    }
+
+    /// The same, also feeding `connectors`.
+    pub fn with_connectors(mut self, connectors: crate::connectors::Connectors) -> Self {
+        self.connectors = Some(connectors);
+        self
+    }
+}
+
 /// Detail messages kept in the partial-success message; further refusals are only counted.
 const MAX_DETAILS: usize = 10;
 
@@ -383,7 +407,7 @@ fn any_value(v: Option<OtlpValue>) -> AnyValue {
 /// returns the export response (with `partial_success` when spans were refused), the same for
 /// both transports; `bytes` is the decoded payload size.
 pub(crate) async fn store_spans(
-    ingest: &SpanIngestHandle,
+    ingest: &SpanIngest,
     metrics: &CollectorMetrics,
     source: &'static str,
     tenant: &TenantId,
@@ -407,12 +431,20 @@ pub(crate) async fn store_spans(
             tenant: tenant.clone(),
             resources,
         };
-        if let Err(e) = ingest.ingest(batch).await {
+        // Taken before the batch goes: counted only once it is acknowledged.
+        let facts = ingest
+            .connectors
+            .as_ref()
+            .map(|_| crate::connectors::facts(&batch));
+        if let Err(e) = ingest.queue.ingest(batch).await {
             let (error, reason) = ingest_refusal(&e);
             metrics.rejected_signal(SIGNAL, source, t, reason, accepted);
             return Err(error);
         }
         metrics.accepted_signal(SIGNAL, source, t, accepted);
+        if let (Some(connectors), Some(facts)) = (&ingest.connectors, facts) {
+            connectors.observe(tenant, facts);
+        }
     }
     Ok(ExportTraceServiceResponse {
         partial_success: (rejected_spans > 0 || !error_message.is_empty()).then(|| {
