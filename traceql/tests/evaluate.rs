@@ -606,3 +606,11 @@ fn span_order_does_not_change_the_answer() {
         .evaluate(&spans);
     assert_eq!(names(&spans, &sets[0]), set(&["query", "call-backend"]));
 }
+
+#[test]
+fn the_deepest_accepted_expression_evaluates_without_exhausting_the_stack() {
+    let query = format!("{{ {} }}", vec!["duration > 1ns"; 500].join(" && "));
+    assert_eq!(matched(&query).len(), 4);
+    let query = format!("{{ {} }}", vec![".nope = 1"; 500].join(" || "));
+    assert_eq!(matched(&query), set(&[]));
+}
