@@ -7,11 +7,14 @@
 //! ([`bloom`]) may hold the id, and no other.
 //!
 //! Modules: `bloom` (trace-id filters), `schema` (fields, span → document), `write`
-//! (batches, commit, rollback, the filters' upkeep), `read` (traces by id).
+//! (batches, commit, rollback, the filters' upkeep), `read` (traces by id), `search`
+//! (candidate traces from the index).
 
 mod bloom;
 mod read;
 mod schema;
+mod search;
+mod tags;
 mod write;
 
 use std::collections::HashMap;
@@ -28,6 +31,8 @@ use crate::split_set::{SplitConfig, SplitSet};
 use bloom::TraceIdFilter;
 use schema::SpanSchema;
 pub use schema::{ATTR_SEPARATOR, MAX_INDEXED_VALUE_BYTES};
+pub use search::{AttrScope, Candidate, SpanCondition};
+pub use tags::{TagNames, TagSource};
 
 /// The file beside a split's index that holds its trace-id filter.
 const FILTER_FILE: &str = "trace_ids.bloom";
