@@ -40,4 +40,6 @@ pub use error::IndexerError;
 pub use pattern_summaries::PatternSummary;
 pub use patterns::PATTERNS_FILE;
 pub use store::{LogStore, LogStoreConfig, StoreStats};
-pub use traces::{TraceStore, TraceStoreConfig};
+pub use traces::{
+    AttrScope, Candidate, SpanCondition, TagNames, TagSource, TraceStore, TraceStoreConfig,
+};

@@ -404,6 +404,40 @@ fn opentelemetry_python_sdk_traces_come_back_with_their_structure() {
         assert_eq!(db["kind"], 3, "SPAN_KIND_CLIENT");
     }
 
+    // TraceQL finds them by attribute, status, duration and structure.
+    let search = |q: &str| -> usize {
+        let v: Value = server
+            .client()
+            .get(server.url("/api/search"))
+            .header("X-Scope-OrgID", "vendor-t")
+            .query(&[("q", q), ("limit", "100")])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v["traces"].as_array().map_or(0, Vec::len)
+    };
+    assert_eq!(search(r#"{ span.db.system = "postgresql" }"#), 12);
+    assert_eq!(search("{ status = error }"), 4);
+    assert_eq!(
+        search(r#"{ resource.service.name = "payments" && status = error }"#),
+        4
+    );
+    assert_eq!(search("{ duration >= 0ms }"), 12);
+    assert_eq!(search("{ duration > 1h }"), 0);
+    assert_eq!(
+        search(
+            r#"{ resource.service.name = "frontend" && kind = client } > { resource.service.name = "payments" && kind = server }"#
+        ),
+        12
+    );
+    assert_eq!(
+        search(
+            r#"{ resource.service.name = "payments" } > { resource.service.name = "frontend" }"#
+        ),
+        0
+    );
+
     // Span metrics: one call per span sent, labelled as the spanmetrics connector labels.
     let deadline = std::time::Instant::now() + common::PATIENCE;
     let total = |q: &str| -> f64 {

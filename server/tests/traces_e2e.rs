@@ -231,6 +231,111 @@ fn spans_sent_over_otlp_come_back_from_the_tempo_api_whole() {
         )
     );
     assert_eq!(get("/api/echo", "acme"), (200, "echo".to_string()));
+
+    // Search: TraceQL by status, attribute, duration and structure; tags; bad queries.
+    let search = |q: &str| -> Value {
+        let r = server
+            .client()
+            .get(server.url("/api/search"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[("q", q), ("start", &(t0 / 1_000_000_000 - 60).to_string())])
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{q}");
+        r.json().unwrap()
+    };
+    let found = |q: &str| -> Vec<String> {
+        search(q)["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["traceID"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ours = vec![hex.clone()];
+    assert_eq!(found("{ status = error }"), ours);
+    assert_eq!(
+        found(r#"{ resource.service.name = "svc-b" && span.db.system = "postgresql" }"#),
+        ours
+    );
+    assert_eq!(found("{ duration > 25ms }"), ours);
+    assert!(found("{ duration > 1h }").is_empty());
+    assert_eq!(
+        found(r#"{ name = "GET /pay" } > { name = "call b" }"#),
+        ours
+    );
+    assert!(found(r#"{ name = "call b" } > { name = "GET /pay" }"#).is_empty());
+    assert_eq!(
+        found(r#"{ .db.system = "postgresql" } | count() = 1"#),
+        ours
+    );
+    assert_eq!(found(r#"{ rootServiceName = "svc-a" }"#), ours);
+    let answer = search("{ kind = client }");
+    let t = &answer["traces"][0];
+    assert_eq!(t["rootServiceName"], "svc-a");
+    assert_eq!(t["rootTraceName"], "GET /pay");
+    assert_eq!(t["durationMs"], 30);
+    assert_eq!(t["spanSet"]["matched"], 2, "{answer}");
+    let tags = server
+        .client()
+        .get(server.url("/api/search"))
+        .header("X-Scope-OrgID", "acme")
+        .query(&[
+            ("tags", "db.system=postgresql service.name=svc-b"),
+            ("start", &(t0 / 1_000_000_000 - 60).to_string()),
+        ])
+        .send()
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(tags["traces"][0]["traceID"], hex.as_str(), "{tags}");
+    let r = server
+        .client()
+        .get(server.url("/api/search"))
+        .header("X-Scope-OrgID", "acme")
+        .query(&[("q", "{ .a = }")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().unwrap();
+    assert!(text.contains("line 1, column"), "{text}");
+
+    let json_of = |path: &str| -> Value {
+        server
+            .client()
+            .get(server.url(path))
+            .header("X-Scope-OrgID", "acme")
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let v1 = json_of("/api/search/tags");
+    let names: Vec<&str> = v1["tagNames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"db.system") && names.contains(&"service.name"),
+        "{v1}"
+    );
+    let v2 = json_of("/api/v2/search/tags?scope=resource");
+    assert_eq!(v2["scopes"][0]["name"], "resource");
+    assert_eq!(v2["scopes"].as_array().unwrap().len(), 1);
+    let services = json_of("/api/v2/search/tag/resource.service.name/values");
+    assert_eq!(
+        services["tagValues"],
+        json!([{"type": "string", "value": "svc-a"}, {"type": "string", "value": "svc-b"}])
+    );
+    let codes = json_of("/api/search/tag/http.response.status_code/values");
+    assert_eq!(codes["tagValues"], json!(["200"]));
+    let status = json_of("/api/v2/search/tag/status/values");
+    assert_eq!(
+        status["tagValues"][0],
+        json!({"type": "keyword", "value": "error"})
+    );
 }
 
 #[test]

@@ -1,6 +1,9 @@
-//! Tempo's query API, the part that serves traces by id: `/api/traces/{id}` (v1) and
-//! `/api/v2/traces/{id}`, plus `/api/echo` and `/api/status/buildinfo`, which Grafana's Tempo
-//! data source calls to test the connection and pick its features.
+//! Tempo's query API: traces by id (`/api/traces/{id}`, `/api/v2/traces/{id}`), search
+//! (`/api/search` with TraceQL `q=` or logfmt `tags=`, `minDuration`, `maxDuration`,
+//! `limit`, `spss`, `start`, `end`), tag names and values (`/api/search/tags`,
+//! `/api/v2/search/tags`, `/api/search/tag/{name}/values`, `/api/v2/search/tag/{name}/values`),
+//! plus `/api/echo` and `/api/status/buildinfo`, which Grafana's Tempo data source calls to
+//! test the connection and pick its features.
 //!
 //! Bodies follow Tempo's: protobuf when the client asks for `application/protobuf` (v1:
 //! `tempopb.Trace`, wire-identical to OTLP `TracesData`; v2: `TraceByIDResponse`, the trace in
@@ -28,6 +31,7 @@ use sightline_indexer::TraceStore;
 use sightline_model::{SpanBatch, TraceId};
 
 use super::params::{Params, tenant};
+use super::trace_search::{self, Search, SearchOutcome, SearchRequest, TraceSummary};
 use super::{ApiError, QueryControl, timed};
 use crate::metrics::ServerMetrics;
 
@@ -47,6 +51,11 @@ pub fn router(state: TraceQueryState) -> Router {
     Router::new()
         .route("/api/traces/{id}", get(trace_v1))
         .route("/api/v2/traces/{id}", get(trace_v2))
+        .route("/api/search", get(search))
+        .route("/api/search/tags", get(tags_v1))
+        .route("/api/v2/search/tags", get(tags_v2))
+        .route("/api/search/tag/{name}/values", get(tag_values_v1))
+        .route("/api/v2/search/tag/{name}/values", get(tag_values_v2))
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(buildinfo))
         .with_state(state)
@@ -75,6 +84,402 @@ async fn buildinfo() -> impl IntoResponse {
         "buildDate": "",
         "goVersion": "",
     }))
+}
+
+/// Default search window when the request names none, as Loki's query API.
+const DEFAULT_SEARCH_NS: i64 = 3_600_000_000_000;
+/// Tempo's default result count and spans per spanset.
+const DEFAULT_LIMIT: usize = 20;
+const DEFAULT_SPSS: usize = 3;
+const MAX_LIMIT: usize = 1_000;
+/// Longest TraceQL text accepted.
+const MAX_QUERY_BYTES: usize = 64 << 10;
+
+/// `[start, end)` of a search in ns from Tempo's `start`/`end` (Unix seconds; `end`
+/// inclusive to the second), by default the last hour.
+fn search_range(params: &Params) -> Result<(i64, i64), ApiError> {
+    let now = crate::now_ns();
+    let end = params.time_ns("end", now)?;
+    let end = if params.get("end").is_some() {
+        end.saturating_add(1_000_000_000)
+    } else {
+        end
+    };
+    let start = params.time_ns("start", end - DEFAULT_SEARCH_NS)?;
+    if end < start {
+        return Err(ApiError::bad_request("end must not be before start"));
+    }
+    Ok((start, end))
+}
+
+fn count_param(params: &Params, key: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+    match params.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| n.min(max))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("invalid {key} {v:?}: expected a positive integer"))
+            }),
+    }
+}
+
+fn duration_param(params: &Params, key: &str) -> Result<Option<i64>, ApiError> {
+    params
+        .get(key)
+        .map(|v| {
+            super::params::parse_duration(v)
+                .map(|d| d.as_nanos() as i64)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid {key} {v:?}: expected a duration such as 100ms"
+                    ))
+                })
+        })
+        .transpose()
+}
+
+/// The search request of `/api/search`'s parameters.
+fn search_request(
+    params: &Params,
+    headers: &HeaderMap,
+) -> Result<(SearchRequest, usize), ApiError> {
+    let tenant = tenant(headers)?;
+    let search = match (params.get("q"), params.get("tags")) {
+        (Some(q), _) => {
+            if q.len() > MAX_QUERY_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "query of {} bytes exceeds the limit of {MAX_QUERY_BYTES}",
+                    q.len()
+                )));
+            }
+            let query = sightline_traceql::parse(q)
+                .map_err(|e| ApiError::bad_request(format!("invalid TraceQL query: {e}")))?;
+            Search::TraceQl(Box::new(query))
+        }
+        (None, Some(tags)) => Search::Tags(trace_search::parse_logfmt(tags)?),
+        (None, None) => Search::TraceQl(Box::new(
+            sightline_traceql::parse("{}").expect("the empty spanset filter parses"),
+        )),
+    };
+    let (start_ns, end_ns) = search_range(params)?;
+    let request = SearchRequest {
+        tenant,
+        search,
+        start_ns,
+        end_ns,
+        min_duration_ns: duration_param(params, "minDuration")?,
+        max_duration_ns: duration_param(params, "maxDuration")?,
+        limit: count_param(params, "limit", DEFAULT_LIMIT, MAX_LIMIT)?,
+    };
+    Ok((
+        request,
+        count_param(params, "spss", DEFAULT_SPSS, MAX_LIMIT)?,
+    ))
+}
+
+async fn search(
+    State(state): State<TraceQueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let run = async {
+        let params = Params::parse(raw.as_deref(), &headers, &[]);
+        let (request, spss) = search_request(&params, &headers)?;
+        let store = state.store.clone();
+        let outcome = timed(
+            &state.metrics,
+            "trace_search",
+            &state.queries,
+            move |cancel| trace_search::search(&store, &request, &cancel),
+        )
+        .await?;
+        Ok::<_, ApiError>(Json(search_json(&outcome, spss)).into_response())
+    };
+    run.await
+        .unwrap_or_else(|e: ApiError| e.response(ErrorBody::PlainText))
+}
+
+fn search_json(outcome: &SearchOutcome, spss: usize) -> Value {
+    let traces: Vec<Value> = outcome
+        .traces
+        .iter()
+        .map(|found| {
+            let summary = TraceSummary::of(&found.trace);
+            let spans: Vec<_> = found.trace.spans().collect();
+            let spansets: Vec<Value> = found
+                .spansets
+                .iter()
+                .map(|set| {
+                    let shown: Vec<Value> = set
+                        .spans
+                        .iter()
+                        .take(spss)
+                        .filter_map(|i| spans.get(*i))
+                        .map(|(resource, _, span)| {
+                            json!({
+                                "spanID": span.span_id.to_hex(),
+                                "name": span.name,
+                                "startTimeUnixNano": span.start_ns.to_string(),
+                                "durationNanos": span.duration_ns().to_string(),
+                                "attributes": [
+                                    {"key": "service.name", "value": {"stringValue": resource.service_name()}}
+                                ],
+                            })
+                        })
+                        .collect();
+                    let attributes: Vec<Value> = set
+                        .attributes
+                        .iter()
+                        .map(|(k, v)| json!({"key": k, "value": static_json(v)}))
+                        .collect();
+                    json!({"spans": shown, "matched": set.spans.len(), "attributes": attributes})
+                })
+                .collect();
+            let mut t = json!({
+                "traceID": found.trace_id.to_hex(),
+                "rootServiceName": summary.root_service.as_deref().unwrap_or("<root span not yet received>"),
+                "startTimeUnixNano": summary.start_ns.to_string(),
+                "durationMs": summary.duration_ns / 1_000_000,
+                "spanSets": spansets,
+            });
+            if let Some(name) = summary.root_name {
+                t["rootTraceName"] = json!(name);
+            }
+            if let Some(first) = spansets.first() {
+                t["spanSet"] = first.clone();
+            }
+            t
+        })
+        .collect();
+    json!({
+        "traces": traces,
+        "metrics": {
+            "inspectedTraces": outcome.inspected,
+            "completedJobs": 1,
+            "totalJobs": 1,
+        },
+    })
+}
+
+fn static_json(v: &sightline_traceql::Static) -> Value {
+    use sightline_traceql::Static;
+    match v {
+        Static::Nil => json!({}),
+        Static::Bool(b) => json!({"boolValue": b}),
+        Static::Int(i) => json!({"intValue": i.to_string()}),
+        Static::Float(f) => json!({"doubleValue": f}),
+        Static::Str(s) => json!({"stringValue": s}),
+        Static::Duration(ns) => json!({"intValue": ns.to_string()}),
+        Static::Status(s) => json!({"stringValue": s.traceql_name()}),
+        Static::Kind(k) => json!({"stringValue": k.traceql_name()}),
+    }
+}
+
+/// The intrinsics TraceQL offers, as Tempo lists them.
+const INTRINSICS: [&str; 9] = [
+    "duration",
+    "kind",
+    "name",
+    "rootName",
+    "rootServiceName",
+    "status",
+    "statusMessage",
+    "traceDuration",
+    "span:id",
+];
+const MAX_TAGS: usize = 10_000;
+
+async fn tag_names(
+    state: &TraceQueryState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<sightline_indexer::TagNames, ApiError> {
+    let tenant = tenant(headers)?;
+    let params = Params::parse(raw, headers, &[]);
+    let (start, end) = search_range(&params)?;
+    let store = state.store.clone();
+    timed(&state.metrics, "trace_tags", &state.queries, move |_| {
+        store
+            .tag_names(&tenant, start, end, MAX_TAGS)
+            .map_err(|e| ApiError::internal(e.to_string()))
+    })
+    .await
+}
+
+async fn tags_v1(
+    State(state): State<TraceQueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match tag_names(&state, &headers, raw.as_deref()).await {
+        Ok(names) => {
+            let all: std::collections::BTreeSet<&String> =
+                names.span.iter().chain(&names.resource).collect();
+            Json(json!({ "tagNames": all })).into_response()
+        }
+        Err(e) => e.response(ErrorBody::PlainText),
+    }
+}
+
+async fn tags_v2(
+    State(state): State<TraceQueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let scope = Params::parse(raw.as_deref(), &headers, &[])
+        .get("scope")
+        .map(str::to_string);
+    match tag_names(&state, &headers, raw.as_deref()).await {
+        Ok(names) => {
+            let mut scopes = Vec::new();
+            let wanted = |s: &str| scope.as_deref().is_none_or(|w| w == s || w == "all");
+            if wanted("resource") {
+                scopes.push(json!({"name": "resource", "tags": names.resource}));
+            }
+            if wanted("span") {
+                scopes.push(json!({"name": "span", "tags": names.span}));
+            }
+            if wanted("intrinsic") {
+                scopes.push(json!({"name": "intrinsic", "tags": INTRINSICS}));
+            }
+            Json(json!({ "scopes": scopes })).into_response()
+        }
+        Err(e) => e.response(ErrorBody::PlainText),
+    }
+}
+
+/// Values of a tag: `(value, TraceQL type)`. `name` is scoped in v2 (`resource.x`,
+/// `span.x`, `.x`, an intrinsic) and a bare attribute name in v1.
+async fn tag_values(
+    state: &TraceQueryState,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    name: &str,
+    scoped: bool,
+) -> Result<Vec<(String, &'static str)>, ApiError> {
+    use sightline_indexer::TagSource;
+    let keywords = |values: &[&str]| -> Vec<(String, &'static str)> {
+        values.iter().map(|v| (v.to_string(), "keyword")).collect()
+    };
+    if scoped {
+        match name {
+            "status" | "span:status" => return Ok(keywords(&["error", "ok", "unset"])),
+            "kind" | "span:kind" => {
+                return Ok(keywords(&[
+                    "client",
+                    "consumer",
+                    "internal",
+                    "producer",
+                    "server",
+                    "unspecified",
+                ]));
+            }
+            _ => {}
+        }
+    }
+    let tenant = tenant(headers)?;
+    let params = Params::parse(raw, headers, &[]);
+    let (start, end) = search_range(&params)?;
+    let limit = count_param(&params, "limit", MAX_TAGS, MAX_TAGS)?;
+    // Which dictionaries to read.
+    let (sources, name_owned): (Vec<(&'static str, Option<&'static str>)>, String) = if !scoped {
+        (vec![("span", None), ("resource", None)], name.to_string())
+    } else if let Some(n) = name.strip_prefix("resource.") {
+        (vec![("resource", None)], n.to_string())
+    } else if let Some(n) = name.strip_prefix("span.") {
+        (vec![("span", None)], n.to_string())
+    } else if let Some(n) = name.strip_prefix('.') {
+        (vec![("span", None), ("resource", None)], n.to_string())
+    } else {
+        match name {
+            "name" | "span:name" | "rootName" | "trace:rootName" => {
+                (vec![("", Some("name"))], String::new())
+            }
+            "rootServiceName" | "trace:rootService" => (vec![("", Some("service"))], String::new()),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown tag {other:?}: use a scoped attribute (resource.x, span.x, .x) or an intrinsic"
+                )));
+            }
+        }
+    };
+    let store = state.store.clone();
+    let values = timed(
+        &state.metrics,
+        "trace_tag_values",
+        &state.queries,
+        move |_| {
+            let mut all = std::collections::BTreeSet::new();
+            for (scope, intrinsic) in sources {
+                let source = match intrinsic {
+                    Some("name") => TagSource::SpanName,
+                    Some(_) => TagSource::Service,
+                    None => TagSource::Attribute {
+                        scope,
+                        name: &name_owned,
+                    },
+                };
+                all.extend(
+                    store
+                        .tag_values(&tenant, start, end, source, limit)
+                        .map_err(|e| ApiError::internal(e.to_string()))?,
+                );
+            }
+            Ok::<_, ApiError>(all.into_iter().take(limit).collect::<Vec<String>>())
+        },
+    )
+    .await?;
+    Ok(values
+        .into_iter()
+        .map(|v| {
+            let kind = if v.parse::<i64>().is_ok() {
+                "int"
+            } else if v == "true" || v == "false" {
+                "bool"
+            } else if v.parse::<f64>().is_ok_and(f64::is_finite) && v.contains('.') {
+                "float"
+            } else {
+                "string"
+            };
+            (v, kind)
+        })
+        .collect())
+}
+
+async fn tag_values_v1(
+    State(state): State<TraceQueryState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match tag_values(&state, &headers, raw.as_deref(), &name, false).await {
+        Ok(values) => {
+            let values: Vec<String> = values.into_iter().map(|(v, _)| v).collect();
+            Json(json!({ "tagValues": values })).into_response()
+        }
+        Err(e) => e.response(ErrorBody::PlainText),
+    }
+}
+
+async fn tag_values_v2(
+    State(state): State<TraceQueryState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    match tag_values(&state, &headers, raw.as_deref(), &name, true).await {
+        Ok(values) => {
+            let values: Vec<Value> = values
+                .into_iter()
+                .map(|(v, t)| json!({"type": t, "value": v}))
+                .collect();
+            Json(json!({ "tagValues": values })).into_response()
+        }
+        Err(e) => e.response(ErrorBody::PlainText),
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
