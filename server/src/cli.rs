@@ -6,6 +6,8 @@
 //! instead of panicking (see `main`). Times are read in one set of forms ([`TimeArg`]) and
 //! printed in RFC 3339, for logs and metrics alike; an empty result says so on stderr.
 
+pub mod traces;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -61,6 +61,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::MetricsCommand,
     },
+    /// Look up and search traces through a running server; check TraceQL.
+    Traces {
+        #[command(subcommand)]
+        command: cli::traces::TracesCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,6 +110,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         }
         Command::Logs { command } => cli::run(command, out)?,
         Command::Metrics { command } => cli::run_metrics(command, out)?,
+        Command::Traces { command } => cli::traces::run(command, out)?,
     }
     out.flush()?;
     Ok(())

@@ -156,7 +156,7 @@ fn search_request(
                 )));
             }
             let query = sightline_traceql::parse(q)
-                .map_err(|e| ApiError::bad_request(format!("invalid TraceQL query: {e}")))?;
+                .map_err(|e| ApiError::bad_request(trace_search::describe_error(&e)))?;
             Search::TraceQl(Box::new(query))
         }
         (None, Some(tags)) => Search::Tags(trace_search::parse_logfmt(tags)?),

@@ -284,6 +284,22 @@ fn status_number(s: StatusCode) -> u64 {
     s.as_i32() as u64
 }
 
+/// A refused TraceQL query in words: what kind of refusal, where, and why.
+pub fn describe_error(e: &sightline_traceql::TraceQlError) -> String {
+    let what = match e.kind {
+        sightline_traceql::ErrorKind::Syntax => "syntax error",
+        sightline_traceql::ErrorKind::Invalid => "invalid TraceQL",
+        sightline_traceql::ErrorKind::Unsupported => {
+            "valid TraceQL that Sightline does not support"
+        }
+    };
+    let message = e
+        .message
+        .strip_prefix("syntax error: ")
+        .unwrap_or(&e.message);
+    format!("{what} at line {}, column {}: {message}", e.line, e.column)
+}
+
 /// Tempo's `tags=` parameter: logfmt `key=value` pairs, values optionally double-quoted.
 pub fn parse_logfmt(text: &str) -> Result<Vec<(String, String)>, ApiError> {
     let mut out = Vec::new();
