@@ -367,3 +367,140 @@ fn kill_9_during_trace_ingest_loses_no_acknowledged_span() {
         assert_eq!(n, 5, "trace {hex}");
     }
 }
+
+#[test]
+fn bad_trace_input_gets_clear_answers_and_good_spans_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let t0 = now_ns();
+    let post = |content_type: &str, body: Vec<u8>| {
+        let r = server
+            .client()
+            .post(format!("http://{}/v1/traces", server.otlp_http))
+            .header("Content-Type", content_type)
+            .body(body)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+
+    // Malformed protobuf and JSON: 400 naming what and where.
+    let (code, text) = post("application/x-protobuf", vec![0x0a, 0xff, 0xff, 0x01]);
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("invalid protobuf"), "{text}");
+    let (code, text) = post(
+        "application/json",
+        br#"{"resourceSpans": [{"scopeSpans": [}"#.to_vec(),
+    );
+    assert_eq!(code, 400, "{text}");
+    assert!(text.contains("line 1, column"), "{text}");
+
+    // Bad ids and a 1 MiB attribute value: refused one by one, the good span kept.
+    let good_trace = [0x11; 16];
+    let mut zero_id = span([0; 16], 1, None, "zero trace id", t0, 1);
+    zero_id.trace_id = vec![0; 16];
+    let mut short = span(good_trace, 2, None, "short span id", t0, 1);
+    short.span_id = vec![1, 2, 3];
+    let mut huge = span(good_trace, 3, None, "huge attribute", t0, 1);
+    huge.attributes
+        .push(kv("payload", V::StringValue("x".repeat(1 << 20))));
+    let good = span(good_trace, 4, None, "good", t0, 1);
+    let (code, body) = {
+        let r = server
+            .client()
+            .post(format!("http://{}/v1/traces", server.otlp_http))
+            .header("Content-Type", "application/x-protobuf")
+            .body(request("svc", vec![zero_id, short, huge, good]).encode_to_vec())
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.bytes().unwrap())
+    };
+    assert_eq!(code, 200);
+    let partial = ExportTraceServiceResponse::decode(body)
+        .unwrap()
+        .partial_success
+        .unwrap();
+    assert_eq!(partial.rejected_spans, 3);
+    let m = &partial.error_message;
+    assert!(m.contains("spans[0]: trace_id is all zero"), "{m}");
+    assert!(m.contains("spans[1]: span_id is 3 bytes long"), "{m}");
+    assert!(m.contains("spans[2]: attributes of 1048"), "{m}");
+    let hex: String = good_trace.iter().map(|b| format!("{b:02x}")).collect();
+    let v = wait_for_trace(&server, "default", &format!("/api/traces/{hex}"), 1);
+    assert_eq!(v["batches"][0]["scopeSpans"][0]["spans"][0]["name"], "good");
+
+    // A 20,000-span trace (in four requests) is stored and given back whole.
+    let big = [0x22; 16];
+    for chunk in 0..4u32 {
+        let spans = (0..5_000u32)
+            .map(|i| {
+                let n = chunk * 5_000 + i;
+                let mut s = span(big, 0, (n > 0).then_some(0), "step", t0 + i64::from(n), 1);
+                s.span_id = (u64::from(n) + 1).to_be_bytes().to_vec();
+                s.parent_span_id = if n == 0 {
+                    vec![]
+                } else {
+                    1u64.to_be_bytes().to_vec()
+                };
+                s
+            })
+            .collect();
+        let (status, _) = post_protobuf(&server, "default", &request("big", spans));
+        assert_eq!(status, 200);
+    }
+    let hex: String = big.iter().map(|b| format!("{b:02x}")).collect();
+    wait_for_trace(&server, "default", &format!("/api/traces/{hex}"), 20_000);
+    let proto = server
+        .client()
+        .get(server.url(&format!("/api/traces/{hex}")))
+        .header("Accept", "application/protobuf")
+        .send()
+        .unwrap()
+        .bytes()
+        .unwrap();
+    let n: usize = TracesData::decode(proto)
+        .unwrap()
+        .resource_spans
+        .iter()
+        .flat_map(|r| &r.scope_spans)
+        .map(|s| s.spans.len())
+        .sum();
+    assert_eq!(n, 20_000);
+
+    // Malformed TraceQL: 400 with the position; too deep a nesting is refused by its limit.
+    let r = server
+        .client()
+        .get(server.url("/api/search"))
+        .query(&[("q", "{ status = }")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("line 1, column 12"));
+    let r = server
+        .client()
+        .get(server.url("/api/search"))
+        .query(&[(
+            "q",
+            format!("{{ {}true{} }}", "(".repeat(2_000), ")".repeat(2_000)),
+        )])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let text = r.text().unwrap();
+    assert!(
+        text.contains("invalid TraceQL") && text.contains("64"),
+        "{}",
+        &text[..text.len().min(300)]
+    );
+    // The server is still up.
+    assert_eq!(
+        server
+            .client()
+            .get(server.url("/readyz"))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+}
