@@ -336,6 +336,87 @@ fn spans_sent_over_otlp_come_back_from_the_tempo_api_whole() {
         status["tagValues"][0],
         json!({"type": "keyword", "value": "error"})
     );
+
+    // Logs ↔ traces: a log line written inside the trace is one LogQL query away, and the
+    // trace id it carries opens the trace.
+    let log = json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "svc-b"}}]},
+        "scopeLogs": [{"logRecords": [{
+            "timeUnixNano": (t0 + 3_000_000).to_string(),
+            "severityText": "ERROR",
+            "body": {"stringValue": format!("deadlock detected on accounts trace_id={hex}")},
+            "traceId": hex, "spanId": "0303030303030303"
+        }]}]
+    }]});
+    let r = server
+        .client()
+        .post(format!("http://{}/v1/logs", server.otlp_http))
+        .header("X-Scope-OrgID", "acme")
+        .json(&log)
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(
+        server.wait_for_count(
+            "acme",
+            &format!(r#"{{service_name="svc-b"}} | trace_id="{hex}""#),
+            1
+        ),
+        1
+    );
+    let lines = server.query_range(
+        "acme",
+        &format!(r#"{{service_name="svc-b"}} | trace_id="{hex}" | span_id="0303030303030303""#),
+        t0 - 1_000_000_000,
+        t0 + 60_000_000_000,
+        10,
+    );
+    let stream = &lines["data"]["result"][0];
+    let line = stream["values"][0][1].as_str().unwrap();
+    let carried = line
+        .split_once("trace_id=")
+        .map(|(_, id)| id)
+        .unwrap_or_else(|| panic!("no trace_id in the line: {lines}"));
+    assert_eq!(get(&format!("/api/traces/{carried}"), "acme").0, 200);
+
+    // The CLI: a trace as a tree, a search as a table, a query checked offline.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(args)
+            .args(["--server", &server.url(""), "--tenant", "acme"])
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (ok, tree) = cli(&["traces", "get", &hex]);
+    assert!(ok, "{tree}");
+    let lines: Vec<&str> = tree.lines().collect();
+    assert!(
+        lines[0].starts_with("svc-a GET /pay  +0.000 ms  30.000 ms  ERROR"),
+        "{tree}"
+    );
+    assert!(lines[1].starts_with("  svc-a call b"), "{tree}");
+    assert!(lines[2].starts_with("    svc-b SELECT accounts"), "{tree}");
+    let (ok, table) = cli(&["traces", "search", "{ status = error }", "--since", "1h"]);
+    assert!(
+        ok && table.contains(&hex) && table.contains("svc-a: GET /pay"),
+        "{table}"
+    );
+    let check = |q: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(["traces", "check", q])
+            .output()
+            .unwrap()
+    };
+    let good = check("{ span.http.route = \"/pay\" } >> { status = error }");
+    assert!(good.status.success());
+    let bad = check("{ .a = }");
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("syntax error at line 1, column 8"), "{err}");
 }
 
 #[test]
