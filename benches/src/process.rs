@@ -44,6 +44,7 @@ pub struct ServerProcess {
     pub child: Child,
     pub http: SocketAddr,
     pub otlp_http: SocketAddr,
+    pub otlp_grpc: SocketAddr,
     clock_ticks: f64,
 }
 
@@ -102,6 +103,7 @@ impl ServerProcess {
         Ok(Self {
             http: field("http_addr")?,
             otlp_http: field("otlp_http_addr")?,
+            otlp_grpc: field("otlp_grpc_addr")?,
             clock_ticks: clock_ticks()?,
             child,
         })
