@@ -586,3 +586,240 @@ impl fmt::Display for Pipeline {
         Ok(())
     }
 }
+
+/// A first-stage metrics function: it turns the spans a pipeline matched into time series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MetricsFn {
+    Rate,
+    CountOverTime,
+    MinOverTime,
+    MaxOverTime,
+    AvgOverTime,
+    SumOverTime,
+    QuantileOverTime,
+    HistogramOverTime,
+}
+
+impl MetricsFn {
+    pub(crate) fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "rate" => MetricsFn::Rate,
+            "count_over_time" => MetricsFn::CountOverTime,
+            "min_over_time" => MetricsFn::MinOverTime,
+            "max_over_time" => MetricsFn::MaxOverTime,
+            "avg_over_time" => MetricsFn::AvgOverTime,
+            "sum_over_time" => MetricsFn::SumOverTime,
+            "quantile_over_time" => MetricsFn::QuantileOverTime,
+            "histogram_over_time" => MetricsFn::HistogramOverTime,
+            _ => return None,
+        })
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            MetricsFn::Rate => "rate",
+            MetricsFn::CountOverTime => "count_over_time",
+            MetricsFn::MinOverTime => "min_over_time",
+            MetricsFn::MaxOverTime => "max_over_time",
+            MetricsFn::AvgOverTime => "avg_over_time",
+            MetricsFn::SumOverTime => "sum_over_time",
+            MetricsFn::QuantileOverTime => "quantile_over_time",
+            MetricsFn::HistogramOverTime => "histogram_over_time",
+        }
+    }
+}
+
+/// The metrics function ending a spanset pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum FirstStage {
+    /// `rate()`, `quantile_over_time(duration, 0.5, 0.9) by (name)`, …
+    Aggregate {
+        func: MetricsFn,
+        /// The attribute of the `*_over_time` functions; `None` for `rate` and `count_over_time`.
+        attr: Option<Field>,
+        /// The quantiles of `quantile_over_time`, each within `[0, 1]`.
+        quantiles: Vec<f64>,
+        by: Vec<Field>,
+    },
+    /// `compare({ selection }, top, start, end)`; `window` is `None` without timestamps.
+    Compare {
+        selection: Expr,
+        top: u64,
+        window: Option<(i64, i64)>,
+    },
+}
+
+impl fmt::Display for FirstStage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FirstStage::Aggregate {
+                func,
+                attr,
+                quantiles,
+                by,
+            } => {
+                write!(f, "{}(", func.as_str())?;
+                if let Some(attr) = attr {
+                    write!(f, "{attr}")?;
+                }
+                for q in quantiles {
+                    write!(f, ", {q:?}")?;
+                }
+                f.write_str(")")?;
+                if !by.is_empty() {
+                    f.write_str(" by (")?;
+                    for (i, field) in by.iter().enumerate() {
+                        if i > 0 {
+                            f.write_str(", ")?;
+                        }
+                        write!(f, "{field}")?;
+                    }
+                    f.write_str(")")?;
+                }
+                Ok(())
+            }
+            FirstStage::Compare {
+                selection,
+                top,
+                window,
+            } => {
+                let filter = SpansetExpr::Filter(selection.clone());
+                write!(f, "compare({filter}, {top}")?;
+                if let Some((start, end)) = window {
+                    write!(f, ", {start}, {end}")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}
+
+/// A metrics query's expression: series from a pipeline, then second stages, arithmetic and
+/// filters on series.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum MetricsExpr {
+    /// `pipeline | function`
+    Leaf {
+        pipeline: Pipeline,
+        stage: FirstStage,
+    },
+    /// `series op number`: keeps the points for which the comparison holds.
+    Filter {
+        inner: Box<MetricsExpr>,
+        op: CmpOp,
+        value: f64,
+    },
+    /// `series | topk(k)` / `bottomk(k)`: at each step, the k highest (lowest) series.
+    TopK {
+        inner: Box<MetricsExpr>,
+        bottom: bool,
+        k: u64,
+    },
+    /// `series op number` or `number op series` for `+ - * /`.
+    Scalar {
+        op: ArithOp,
+        inner: Box<MetricsExpr>,
+        value: f64,
+        scalar_left: bool,
+    },
+    /// `series op series` for `+ - * /`, matched by labels.
+    Binary {
+        op: ArithOp,
+        lhs: Box<MetricsExpr>,
+        rhs: Box<MetricsExpr>,
+    },
+}
+
+/// Binding strength of the pipe, below every operator.
+const PREC_PIPE: u8 = 1;
+
+impl MetricsExpr {
+    fn precedence(&self) -> u8 {
+        match self {
+            MetricsExpr::Leaf { .. } | MetricsExpr::TopK { .. } => PREC_PIPE,
+            MetricsExpr::Filter { inner, .. } if inner.ends_in_function() => PREC_PIPE,
+            MetricsExpr::Filter { .. } => PREC_CMP,
+            MetricsExpr::Scalar { op, .. } | MetricsExpr::Binary { op, .. } => op.precedence(),
+        }
+    }
+
+    /// Whether the text ends in `rate()`, `topk(k)`, …: a comparison can then be written as
+    /// a stage (`{ } | rate() > 1`).
+    fn ends_in_function(&self) -> bool {
+        matches!(self, MetricsExpr::Leaf { .. } | MetricsExpr::TopK { .. })
+    }
+
+    /// Writes `self` where an operand of binding strength `min` is needed.
+    fn operand(&self, f: &mut fmt::Formatter<'_>, min: u8) -> fmt::Result {
+        if self.precedence() < min {
+            write!(f, "({self})")
+        } else {
+            write!(f, "{self}")
+        }
+    }
+}
+
+impl fmt::Display for MetricsExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MetricsExpr::Leaf { pipeline, stage } => write!(f, "{pipeline} | {stage}"),
+            MetricsExpr::Filter { inner, op, value } => {
+                if inner.ends_in_function() {
+                    write!(f, "{inner}")?;
+                } else {
+                    inner.operand(f, PREC_CMP)?;
+                }
+                write!(f, " {} {value:?}", op.as_str())
+            }
+            MetricsExpr::TopK { inner, bottom, k } => {
+                let name = if *bottom { "bottomk" } else { "topk" };
+                write!(f, "{inner} | {name}({k})")
+            }
+            MetricsExpr::Scalar {
+                op,
+                inner,
+                value,
+                scalar_left,
+            } => {
+                let prec = op.precedence();
+                if *scalar_left {
+                    write!(f, "{value:?} {} ", op.as_str())?;
+                    inner.operand(f, prec + 1)
+                } else {
+                    inner.operand(f, prec)?;
+                    write!(f, " {} {value:?}", op.as_str())
+                }
+            }
+            MetricsExpr::Binary { op, lhs, rhs } => {
+                let prec = op.precedence();
+                lhs.operand(f, prec)?;
+                write!(f, " {} ", op.as_str())?;
+                rhs.operand(f, prec + 1)
+            }
+        }
+    }
+}
+
+/// A metrics query with its `with(…)` hints.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct MetricsQuery {
+    pub expr: MetricsExpr,
+    pub hints: Vec<(String, Static)>,
+}
+
+impl fmt::Display for MetricsQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.expr)?;
+        if !self.hints.is_empty() {
+            f.write_str(" with(")?;
+            for (i, (name, value)) in self.hints.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(", ")?;
+                }
+                write!(f, "{name}={value}")?;
+            }
+            f.write_str(")")?;
+        }
+        Ok(())
+    }
+}

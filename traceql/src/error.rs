@@ -11,12 +11,16 @@ pub enum ErrorKind {
     /// Valid TraceQL outside the subset this crate evaluates; the message names the
     /// construct. Such a query is refused rather than answered wrongly.
     Unsupported,
+    /// A metrics evaluation that would exceed a bound of this crate (too many series).
+    Limit,
 }
 
 /// A refused query: the kind of refusal, the 1-based line and column (in characters) of the
-/// offending token, and a lowercase message without the position.
+/// offending token, and a lowercase message without the position. Errors about a metrics
+/// evaluation rather than the text (a bad time range, too many series) have line and
+/// column 0.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("parse error at line {line}, column {column}: {message}")]
+#[error("{}", self.describe())]
 pub struct TraceQlError {
     pub kind: ErrorKind,
     pub line: usize,
@@ -36,6 +40,22 @@ impl TraceQlError {
 
     pub(crate) fn syntax(pos: Pos, message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Syntax, pos, message)
+    }
+
+    /// An error about a metrics evaluation's request or its size, not about the text.
+    pub(crate) fn request(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self::new(kind, Pos::default(), message)
+    }
+
+    fn describe(&self) -> String {
+        if self.line == 0 {
+            format!("metrics query error: {}", self.message)
+        } else {
+            format!(
+                "parse error at line {}, column {}: {}",
+                self.line, self.column, self.message
+            )
+        }
     }
 }
 

@@ -54,7 +54,7 @@ pub struct SpanSet {
 }
 
 /// What the evaluator knows about the trace as a whole.
-struct Trace<'t, 'a> {
+pub(crate) struct Trace<'t, 'a> {
     spans: &'t [SpanRef<'a>],
     /// Index of each span's parent when it is in the trace.
     parent: Vec<Option<usize>>,
@@ -64,7 +64,7 @@ struct Trace<'t, 'a> {
 }
 
 impl<'t, 'a> Trace<'t, 'a> {
-    fn new(spans: &'t [SpanRef<'a>]) -> Self {
+    pub(crate) fn new(spans: &'t [SpanRef<'a>]) -> Self {
         let mut by_id: HashMap<SpanId, usize> = HashMap::with_capacity(spans.len());
         for (i, s) in spans.iter().enumerate() {
             by_id.entry(s.span.span_id).or_insert(i);
@@ -98,6 +98,40 @@ impl<'t, 'a> Trace<'t, 'a> {
     fn len(&self) -> usize {
         self.spans.len()
     }
+
+    pub(crate) fn span(&self, i: usize) -> SpanRef<'a> {
+        self.spans[i]
+    }
+}
+
+/// A field of span `i` as a label value: nil when missing, arrays and maps as their text.
+pub(crate) fn field_static(field: &Field, trace: &Trace<'_, '_>, i: usize) -> Static {
+    field_value(field, trace, i).to_static()
+}
+
+/// A numeric field of span `i`: an integer, a float or a duration (`true` for a duration,
+/// then in nanoseconds); `None` for anything else, missing values and NaN.
+pub(crate) fn field_number(field: &Field, trace: &Trace<'_, '_>, i: usize) -> Option<(f64, bool)> {
+    let (value, duration) = match field_value(field, trace, i) {
+        Value::Int(v) => (v as f64, false),
+        Value::Float(v) => (v, false),
+        Value::Duration(v) => (v as f64, true),
+        _ => return None,
+    };
+    (!value.is_nan()).then_some((value, duration))
+}
+
+/// Runs the pipeline over a prepared trace: the spansets that survive it.
+pub(crate) fn run(pipeline: &Pipeline, trace: &Trace<'_, '_>) -> Vec<SpanSet> {
+    if trace.len() == 0 {
+        return Vec::new();
+    }
+    let all = SpanSet {
+        spans: (0..trace.len()).collect(),
+        scalar: None,
+        attributes: Vec::new(),
+    };
+    eval_pipeline(pipeline, trace, vec![all])
 }
 
 /// A value met while evaluating: a literal, or borrowed from a span.
@@ -411,16 +445,7 @@ fn eval_expr<'a>(expr: &'a Expr, trace: &Trace<'_, 'a>, i: usize) -> Value<'a> {
 
 /// Runs the pipeline over one trace.
 pub(crate) fn evaluate(pipeline: &Pipeline, spans: &[SpanRef<'_>]) -> Vec<SpanSet> {
-    if spans.is_empty() {
-        return Vec::new();
-    }
-    let trace = Trace::new(spans);
-    let all = SpanSet {
-        spans: (0..spans.len()).collect(),
-        scalar: None,
-        attributes: Vec::new(),
-    };
-    eval_pipeline(pipeline, &trace, vec![all])
+    run(pipeline, &Trace::new(spans))
 }
 
 fn eval_pipeline(pipeline: &Pipeline, trace: &Trace<'_, '_>, input: Vec<SpanSet>) -> Vec<SpanSet> {

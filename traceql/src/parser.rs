@@ -24,9 +24,9 @@ use regex::RegexBuilder;
 use sightline_model::{SpanKind, StatusCode};
 
 use crate::ast::{
-    Aggregate, AggregateFn, ArithOp, CmpOp, Element, Expr, Field, Intrinsic, PREC_ADD, PREC_CMP,
-    PREC_MUL, PREC_OR, PREC_POW, Pattern, Pipeline, ScalarFilter, Scope, SpansetExpr, SpansetOp,
-    Static,
+    Aggregate, AggregateFn, ArithOp, CmpOp, Element, Expr, Field, FirstStage, Intrinsic,
+    MetricsExpr, MetricsFn, MetricsQuery, PREC_ADD, PREC_CMP, PREC_MUL, PREC_OR, PREC_POW, Pattern,
+    Pipeline, ScalarFilter, Scope, SpansetExpr, SpansetOp, Static,
 };
 use crate::error::{ErrorKind, Pos, TraceQlError};
 use crate::lexer::{AttrScope, Tok, Token, tokenize};
@@ -120,13 +120,16 @@ enum NodeKind {
     Coalesce,
     Select(Vec<Field>),
     Number(Static),
-    /// A metrics function (`rate()`, `compare(...)`, …): its name.
+    /// A metrics function (`rate()`, `compare(...)`, …) with its arguments.
     Metrics {
-        name: String,
         compare: bool,
+        stage: FirstStage,
     },
     /// `topk(n)` / `bottomk(n)`.
-    SecondStage,
+    SecondStage {
+        bottom: bool,
+        k: u64,
+    },
     Group(Box<Node>),
     Binary {
         op: Tok,
@@ -250,8 +253,19 @@ const METRICS_FUNCTIONS: &[&str] = &[
     "compare",
 ];
 
+/// What a query asks for: spansets (search) or time series (metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Body {
+    Search(Pipeline),
+    Metrics(MetricsQuery),
+}
+
+/// Hints that only tune how Tempo fetches or samples; an exact in-memory evaluation answers
+/// the query they annotate, so they are accepted and have no effect.
+const IGNORED_METRICS_HINTS: &[&str] = &["sample", "span_sample", "trace_sample", "exemplars"];
+
 /// Parses a query and checks it; see [`crate::parse`].
-pub(crate) fn parse_query(text: &str) -> Result<Pipeline, TraceQlError> {
+pub(crate) fn parse_query(text: &str) -> Result<Body, TraceQlError> {
     let mut parser = Parser {
         tokens: tokenize(text)?,
         pos: 0,
@@ -260,18 +274,36 @@ pub(crate) fn parse_query(text: &str) -> Result<Pipeline, TraceQlError> {
         unsupported: None,
     };
     let root = parser.query(0)?;
-    let mut hints_at = None;
+    let mut hints = None;
     if matches!(&parser.peek().tok, Tok::Ident(w) if w == "with") {
-        hints_at = Some(parser.peek().pos);
-        parser.hints()?;
+        let pos = parser.peek().pos;
+        hints = Some((pos, parser.hints()?));
     }
     let end = parser.next();
     if end.tok != Tok::Eof {
         return Err(parser.unexpected(&end, "end of query"));
     }
-    let pipeline = parser.root(&root)?;
-    if let Some(pos) = hints_at {
-        parser.refuse(pos, "`with()` query hints are not supported");
+    let mut body = parser.root(&root)?;
+    if let Some((pos, hints)) = hints {
+        match &mut body {
+            Body::Metrics(query) => {
+                for (name, _) in &hints {
+                    if !IGNORED_METRICS_HINTS.contains(&name.as_str()) {
+                        parser.refuse(
+                            pos,
+                            format!("the `with({name}=…)` query hint is not supported"),
+                        );
+                    }
+                }
+                query.hints = hints;
+            }
+            Body::Search(_) => {
+                parser.refuse(
+                    pos,
+                    "`with()` query hints on search queries are not supported",
+                );
+            }
+        }
     }
     if let Some(err) = parser.invalid.take() {
         return Err(err);
@@ -279,7 +311,7 @@ pub(crate) fn parse_query(text: &str) -> Result<Pipeline, TraceQlError> {
     if let Some(err) = parser.unsupported.take() {
         return Err(err);
     }
-    Ok(pipeline)
+    Ok(body)
 }
 
 struct Parser {
@@ -461,15 +493,19 @@ impl Parser {
                 "topk" | "bottomk" => {
                     self.expect(Tok::LParen, "(")?;
                     let k = self.next();
-                    match k.tok {
+                    let limit = match k.tok {
                         Tok::Int(0) => {
-                            self.invalid(k.pos, format!("{word}() needs a limit above 0"))
+                            self.invalid(k.pos, format!("{word}() needs a limit above 0"));
+                            1
                         }
-                        Tok::Int(_) => {}
+                        Tok::Int(n) => u64::try_from(n).unwrap_or(1),
                         _ => return Err(self.unexpected(&k, "a positive integer")),
-                    }
+                    };
                     self.expect(Tok::RParen, ")")?;
-                    NodeKind::SecondStage
+                    NodeKind::SecondStage {
+                        bottom: word == "bottomk",
+                        k: limit,
+                    }
                 }
                 name if METRICS_FUNCTIONS.contains(&name) => {
                     let name = name.to_string();
@@ -559,84 +595,131 @@ impl Parser {
         }
     }
 
-    /// `rate()`, `quantile_over_time(duration, 0.5) by (name)`, `compare({ … }, 10)`: parsed
-    /// in full so that malformed metrics queries are syntax errors, then refused.
+    /// `rate()`, `quantile_over_time(duration, 0.5) by (name)`, `compare({ … }, 10)`, with
+    /// their arguments checked as Tempo's validator does.
     fn metrics_function(&mut self, name: &str) -> Result<NodeKind, TraceQlError> {
         self.expect(Tok::LParen, "(")?;
-        match name {
-            "rate" | "count_over_time" => {}
-            "compare" => {
-                let brace = self.expect(Tok::LBrace, "{")?;
-                self.filter_body(brace.pos)?;
-                let mut extra = 0;
-                while self.peek().tok == Tok::Comma {
-                    self.next();
-                    let n = self.next();
-                    if !matches!(n.tok, Tok::Int(_)) {
-                        return Err(self.unexpected(&n, "an integer"));
-                    }
-                    extra += 1;
-                }
-                if extra == 2 || extra > 3 {
-                    let token = self.peek().clone();
-                    return Err(self.unexpected(&token, ", integer"));
+        if name == "compare" {
+            let brace = self.expect(Tok::LBrace, "{")?;
+            let selection = self.filter_body(brace.pos)?;
+            let mut numbers = Vec::new();
+            while self.peek().tok == Tok::Comma {
+                self.next();
+                let n = self.next();
+                match n.tok {
+                    Tok::Int(v) => numbers.push((v, n.pos)),
+                    _ => return Err(self.unexpected(&n, "an integer")),
                 }
             }
-            _ => {
-                let token = self.next();
-                if !matches!(self.field_token(&token)?, Some(Expr::Field(_))) {
-                    return Err(self.unexpected(&token, "an attribute or intrinsic"));
+            if numbers.len() == 2 || numbers.len() > 3 {
+                let token = self.peek().clone();
+                return Err(self.unexpected(&token, ", integer"));
+            }
+            self.expect(Tok::RParen, ")")?;
+            let top = match numbers.first() {
+                Some(&(n, at)) if n <= 0 => {
+                    self.invalid(at, "compare() top number of values must be greater than 0");
+                    1
                 }
-                if name == "quantile_over_time" {
-                    let mut quantiles = 0;
-                    while self.peek().tok == Tok::Comma {
-                        self.next();
-                        let q = self.next();
-                        if !matches!(q.tok, Tok::Int(_) | Tok::Float(_)) {
-                            return Err(self.unexpected(&q, "a number"));
-                        }
-                        quantiles += 1;
+                Some(&(n, _)) => u64::try_from(n).unwrap_or(1),
+                None => 10,
+            };
+            let window = match numbers.get(1..3) {
+                Some([(start, at), (end, _)]) => {
+                    if *start <= 0 || *end <= 0 {
+                        self.invalid(
+                            *at,
+                            "compare() timestamps must be positive integer unix nanoseconds",
+                        );
+                    } else if end <= start {
+                        self.invalid(
+                            *at,
+                            "compare() end timestamp must be greater than start timestamp",
+                        );
                     }
-                    if quantiles == 0 {
-                        let token = self.peek().clone();
-                        return Err(self.unexpected(&token, ","));
+                    Some((*start, *end))
+                }
+                _ => None,
+            };
+            return Ok(NodeKind::Metrics {
+                compare: true,
+                stage: FirstStage::Compare {
+                    selection,
+                    top,
+                    window,
+                },
+            });
+        }
+        let func = MetricsFn::from_name(name).unwrap_or(MetricsFn::Rate);
+        let mut attr = None;
+        let mut quantiles = Vec::new();
+        if !matches!(func, MetricsFn::Rate | MetricsFn::CountOverTime) {
+            let token = self.next();
+            match self.field_token(&token)? {
+                Some(Expr::Field(field)) => attr = Some(field),
+                _ => return Err(self.unexpected(&token, "an attribute or intrinsic")),
+            }
+            if func == MetricsFn::QuantileOverTime {
+                while self.peek().tok == Tok::Comma {
+                    self.next();
+                    let q = self.next();
+                    let value = match q.tok {
+                        Tok::Int(i) => i as f64,
+                        Tok::Float(f) => f,
+                        _ => return Err(self.unexpected(&q, "a number")),
+                    };
+                    if !(0.0..=1.0).contains(&value) {
+                        self.invalid(q.pos, format!("quantile must be between 0 and 1: {value}"));
                     }
+                    quantiles.push(value);
+                }
+                if quantiles.is_empty() {
+                    let token = self.peek().clone();
+                    return Err(self.unexpected(&token, ","));
                 }
             }
         }
         self.expect(Tok::RParen, ")")?;
-        if matches!(&self.peek().tok, Tok::Ident(w) if w == "by") && name != "compare" {
+        let mut by = Vec::new();
+        if matches!(&self.peek().tok, Tok::Ident(w) if w == "by") {
             self.next();
-            self.select()?;
+            by = self.select()?;
         }
         Ok(NodeKind::Metrics {
-            name: name.to_string(),
-            compare: name == "compare",
+            compare: false,
+            stage: FirstStage::Aggregate {
+                func,
+                attr,
+                quantiles,
+                by,
+            },
         })
     }
 
     /// `with(name = literal, …)`.
-    fn hints(&mut self) -> Result<(), TraceQlError> {
+    fn hints(&mut self) -> Result<Vec<(String, Static)>, TraceQlError> {
+        let mut hints = Vec::new();
         self.next();
         self.expect(Tok::LParen, "(")?;
         loop {
             let name = self.next();
-            if !matches!(name.tok, Tok::Ident(_)) {
+            let Tok::Ident(hint) = &name.tok else {
                 return Err(self.unexpected(&name, "a hint name"));
-            }
+            };
+            let hint = hint.clone();
             self.expect(Tok::Eq, "=")?;
             let value = self.next();
-            let literal = matches!(
-                &value.tok,
-                Tok::Int(_) | Tok::Float(_) | Tok::Duration(_) | Tok::Str(_)
-            ) || matches!(&value.tok, Tok::Ident(w) if w == "true" || w == "false");
-            if !literal {
-                return Err(self.unexpected(&value, "a literal"));
-            }
+            let literal = match &value.tok {
+                Tok::Int(_) | Tok::Float(_) | Tok::Duration(_) => number_static(&value.tok),
+                Tok::Str(s) => Static::Str(s.clone()),
+                Tok::Ident(w) if w == "true" || w == "false" => Static::Bool(w == "true"),
+                _ => return Err(self.unexpected(&value, "a literal")),
+            };
+            hints.push((hint, literal));
             let sep = self.next();
             match sep.tok {
                 Tok::Comma => continue,
-                Tok::RParen => return Ok(()),
+                Tok::RParen => return Ok(hints),
                 _ => return Err(self.unexpected(&sep, ", or )")),
             }
         }
@@ -958,7 +1041,7 @@ impl Parser {
 
     // ---------------------------------------------------------------- sorting the tree
 
-    fn root(&mut self, node: &Node) -> Result<Pipeline, TraceQlError> {
+    fn root(&mut self, node: &Node) -> Result<Body, TraceQlError> {
         if contains_metrics(node) {
             match self.metrics_type(node)? {
                 MetricsType::Metric { .. } => {}
@@ -969,23 +1052,160 @@ impl Parser {
                     ));
                 }
             }
-            let name = first_metrics_name(node).unwrap_or_else(|| "rate".to_string());
-            self.refuse(
-                node.pos,
-                format!("metrics queries (`{name}()`) are not supported"),
-            );
-            return Ok(Pipeline { elements: vec![] });
+            let expr = self.metrics_expr(node)?;
+            return Ok(Body::Metrics(MetricsQuery {
+                expr,
+                hints: Vec::new(),
+            }));
         }
         if let NodeKind::Binary { op, lhs, rhs } = &node.kind
             && scalar_cmp(op).is_some()
             && (is_scalar_pipeline(lhs) || is_scalar_pipeline(rhs))
         {
             let filter = self.scalar_filter(op, lhs, rhs, node.pos, true)?;
-            return Ok(Pipeline {
+            return Ok(Body::Search(Pipeline {
                 elements: vec![Element::ScalarFilter(filter)],
-            });
+            }));
         }
-        self.pipeline(node)
+        self.pipeline(node).map(Body::Search)
+    }
+
+    /// Builds the expression of a metrics query that [`Self::metrics_type`] accepted.
+    fn metrics_expr(&mut self, node: &Node) -> Result<MetricsExpr, TraceQlError> {
+        match &node.kind {
+            NodeKind::Group(inner) => self.metrics_expr(inner),
+            NodeKind::Pipe(stages) => {
+                let mut before = Vec::new();
+                let mut expr: Option<MetricsExpr> = None;
+                for (i, stage) in stages.iter().enumerate() {
+                    let (core, filter) = match &stage.kind {
+                        NodeKind::Binary { op, lhs, rhs }
+                            if matches!(
+                                lhs.kind,
+                                NodeKind::Metrics { .. } | NodeKind::SecondStage { .. }
+                            ) =>
+                        {
+                            let cmp = scalar_cmp(op).unwrap_or(CmpOp::Eq);
+                            (lhs.as_ref(), Some((cmp, self.metrics_constant(rhs))))
+                        }
+                        _ => (stage, None),
+                    };
+                    let built = match (&core.kind, expr.take()) {
+                        (NodeKind::Metrics { stage: first, .. }, None) => {
+                            if let FirstStage::Compare { .. } = first {
+                                self.refuse(core.pos, "`compare()` is not supported");
+                            }
+                            MetricsExpr::Leaf {
+                                pipeline: Pipeline {
+                                    elements: std::mem::take(&mut before),
+                                },
+                                stage: first.clone(),
+                            }
+                        }
+                        (NodeKind::SecondStage { bottom, k }, Some(inner)) => MetricsExpr::TopK {
+                            inner: Box::new(inner),
+                            bottom: *bottom,
+                            k: *k,
+                        },
+                        (_, None) if i == 0 && contains_metrics(stage) => {
+                            expr = Some(self.metrics_expr(stage)?);
+                            continue;
+                        }
+                        (_, None) => {
+                            before.push(self.element(stage, i == 0)?);
+                            continue;
+                        }
+                        _ => {
+                            return Err(TraceQlError::syntax(
+                                stage.pos,
+                                "syntax error: only topk() or bottomk() can follow a metrics function",
+                            ));
+                        }
+                    };
+                    expr = Some(match filter {
+                        Some((op, value)) => MetricsExpr::Filter {
+                            inner: Box::new(built),
+                            op,
+                            value,
+                        },
+                        None => built,
+                    });
+                }
+                expr.ok_or_else(|| {
+                    TraceQlError::syntax(
+                        node.pos,
+                        "syntax error: a metrics function must follow a spanset pipeline",
+                    )
+                })
+            }
+            NodeKind::Binary { op, lhs, rhs } => {
+                let (l_metric, r_metric) = (contains_metrics(lhs), contains_metrics(rhs));
+                if let Some(cmp) = scalar_cmp(op) {
+                    return Ok(match (l_metric, r_metric) {
+                        (true, false) => MetricsExpr::Filter {
+                            inner: Box::new(self.metrics_expr(lhs)?),
+                            op: cmp,
+                            value: self.metrics_constant(rhs),
+                        },
+                        (false, true) => MetricsExpr::Filter {
+                            inner: Box::new(self.metrics_expr(rhs)?),
+                            op: cmp.flipped(),
+                            value: self.metrics_constant(lhs),
+                        },
+                        _ => {
+                            self.refuse(
+                                node.pos,
+                                "comparing two metrics (`(… | rate()) > (… | rate())`) is not supported",
+                            );
+                            let l = self.metrics_expr(lhs)?;
+                            self.metrics_expr(rhs)?;
+                            l
+                        }
+                    });
+                }
+                let Some(arith) = arith_op(op) else {
+                    return Err(TraceQlError::syntax(
+                        node.pos,
+                        format!("syntax error: {} cannot combine metrics", op.describe()),
+                    ));
+                };
+                Ok(match (l_metric, r_metric) {
+                    (true, true) => MetricsExpr::Binary {
+                        op: arith,
+                        lhs: Box::new(self.metrics_expr(lhs)?),
+                        rhs: Box::new(self.metrics_expr(rhs)?),
+                    },
+                    (true, false) => MetricsExpr::Scalar {
+                        op: arith,
+                        inner: Box::new(self.metrics_expr(lhs)?),
+                        value: self.metrics_constant(rhs),
+                        scalar_left: false,
+                    },
+                    _ => MetricsExpr::Scalar {
+                        op: arith,
+                        inner: Box::new(self.metrics_expr(rhs)?),
+                        value: self.metrics_constant(lhs),
+                        scalar_left: true,
+                    },
+                })
+            }
+            _ => Err(TraceQlError::syntax(
+                node.pos,
+                "syntax error: a metrics function must follow a spanset pipeline",
+            )),
+        }
+    }
+
+    /// A constant operand of metrics arithmetic or of a metrics filter, computed in floating
+    /// point as Tempo does (`1 / 2` is 0.5); invalid when it is not a finite number.
+    fn metrics_constant(&mut self, node: &Node) -> f64 {
+        match fold_f64(node) {
+            Some(v) if v.is_finite() => v,
+            _ => {
+                self.invalid(node.pos, "the constant expression cannot be computed");
+                0.0
+            }
+        }
     }
 
     fn pipeline(&mut self, node: &Node) -> Result<Pipeline, TraceQlError> {
@@ -1236,7 +1456,7 @@ impl Parser {
             NodeKind::Number(n) => Ok(MetricsType::Number {
                 duration: matches!(n, Static::Duration(_)),
             }),
-            NodeKind::Metrics { .. } | NodeKind::SecondStage => Err(TraceQlError::syntax(
+            NodeKind::Metrics { .. } | NodeKind::SecondStage { .. } => Err(TraceQlError::syntax(
                 node.pos,
                 "syntax error: a metrics function must follow a spanset pipeline",
             )),
@@ -1329,31 +1549,19 @@ fn first_stage(node: &Node) -> Option<bool> {
 
 fn is_second_stage(node: &Node) -> bool {
     match &node.kind {
-        NodeKind::SecondStage => true,
-        NodeKind::Binary { lhs, .. } => matches!(lhs.kind, NodeKind::SecondStage),
+        NodeKind::SecondStage { .. } => true,
+        NodeKind::Binary { lhs, .. } => matches!(lhs.kind, NodeKind::SecondStage { .. }),
         _ => false,
     }
 }
 
 fn contains_metrics(node: &Node) -> bool {
     match &node.kind {
-        NodeKind::Metrics { .. } | NodeKind::SecondStage => true,
+        NodeKind::Metrics { .. } | NodeKind::SecondStage { .. } => true,
         NodeKind::Group(inner) => contains_metrics(inner),
         NodeKind::Binary { lhs, rhs, .. } => contains_metrics(lhs) || contains_metrics(rhs),
         NodeKind::Pipe(stages) => stages.iter().any(contains_metrics),
         _ => false,
-    }
-}
-
-fn first_metrics_name(node: &Node) -> Option<String> {
-    match &node.kind {
-        NodeKind::Metrics { name, .. } => Some(name.clone()),
-        NodeKind::Group(inner) => first_metrics_name(inner),
-        NodeKind::Binary { lhs, rhs, .. } => {
-            first_metrics_name(lhs).or_else(|| first_metrics_name(rhs))
-        }
-        NodeKind::Pipe(stages) => stages.iter().find_map(first_metrics_name),
-        _ => None,
     }
 }
 
@@ -1412,6 +1620,27 @@ fn may_be_grouped(expr: &SpansetExpr) -> bool {
             }
             grouped
         }
+    }
+}
+
+/// Computes a constant operand of metrics arithmetic in floating point.
+fn fold_f64(node: &Node) -> Option<f64> {
+    match &node.kind {
+        NodeKind::Number(Static::Int(i)) => Some(*i as f64),
+        NodeKind::Number(Static::Float(f)) => Some(*f),
+        NodeKind::Group(inner) => fold_f64(inner),
+        NodeKind::Binary { op, lhs, rhs } => {
+            let (l, r) = (fold_f64(lhs)?, fold_f64(rhs)?);
+            Some(match arith_op(op)? {
+                ArithOp::Add => l + r,
+                ArithOp::Sub => l - r,
+                ArithOp::Mul => l * r,
+                ArithOp::Div => l / r,
+                ArithOp::Mod => l % r,
+                ArithOp::Pow => l.powf(r),
+            })
+        }
+        _ => None,
     }
 }
 

@@ -47,10 +47,11 @@ fn invalid_queries_parse_but_are_refused_with_the_operator_position() {
 #[test]
 fn unsupported_constructs_are_named() {
     for (query, construct) in [
-        ("{ } | rate()", "`rate()`"),
+        ("{ } | compare({ status = error })", "`compare()`"),
+        ("({ } | rate()) > ({ } | rate())", "comparing two metrics"),
         (
-            "{ } | quantile_over_time(duration, 0.9) by (name)",
-            "`quantile_over_time()`",
+            "{ } | rate() | with(most_recent=true)",
+            "`with(most_recent=…)`",
         ),
         ("{ event.a = 1 }", "`event.`"),
         ("{ link:traceID = \"a\" }", "`link:traceID`"),
@@ -71,7 +72,66 @@ fn unsupported_constructs_are_named() {
         assert!(e.message.contains(construct), "{query}: {e}");
     }
     // Validity is checked before support: an invalid unsupported query is invalid.
+    assert_eq!(error("{ } | compare({ }, 0)").kind, ErrorKind::Invalid);
     assert_eq!(error("{ } | rate() | topk(0)").kind, ErrorKind::Invalid);
+    assert_eq!(
+        error("{ } | quantile_over_time(duration, 1.5)").kind,
+        ErrorKind::Invalid
+    );
+    assert_eq!(error("({ } | rate()) / (1 / 0)").kind, ErrorKind::Invalid);
+}
+
+#[test]
+fn metrics_queries_are_accepted_and_print_back() {
+    for (query, canonical) in [
+        ("{}|rate()", "{ } | rate()"),
+        (
+            "{ status = error } | rate() by (resource.service.name, span:name)",
+            "{ status = error } | rate() by (resource.service.name, name)",
+        ),
+        (
+            "{} | quantile_over_time(duration, 0, .9, 1) by (span.http.path) | topk(10)",
+            "{ } | quantile_over_time(duration, 0.0, 0.9, 1.0) by (span.http.path) | topk(10)",
+        ),
+        ("({} | rate()) > 10", "{ } | rate() > 10.0"),
+        ("10 < ({} | rate())", "{ } | rate() > 10.0"),
+        ("3 * 2 + ({} | rate())", "6.0 + ({ } | rate())"),
+        ("({} | rate()) / 3 * 2", "({ } | rate()) / 3.0 * 2.0"),
+        ("5 + ({} | rate()) * 10", "5.0 + ({ } | rate()) * 10.0"),
+        ("(1 / 2) + ({} | rate())", "0.5 + ({ } | rate())"),
+        (
+            "({} | rate() > 6) * 100 > 5",
+            "({ } | rate() > 6.0) * 100.0 > 5.0",
+        ),
+        (
+            "({} | rate()) * 10 + 5 > 50 | topk(1)",
+            "({ } | rate()) * 10.0 + 5.0 > 50.0 | topk(1)",
+        ),
+        (
+            "(100 * ({} | rate())) - (200 * ({} | rate()))",
+            "100.0 * ({ } | rate()) - 200.0 * ({ } | rate())",
+        ),
+        (
+            "{} | rate() | topk(5) > 20 | bottomk (10) <= 10",
+            "{ } | rate() | topk(5) > 20.0 | bottomk(10) <= 10.0",
+        ),
+        (
+            "{} | count_over_time() by (name) | bottomk(10) with(sample=0.1)",
+            "{ } | count_over_time() by (name) | bottomk(10) with(sample=0.1)",
+        ),
+        ("({} | rate() > 1) > 2", "({ } | rate() > 1.0) > 2.0"),
+    ] {
+        let parsed = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        assert!(parsed.is_metrics(), "{query}");
+        assert_eq!(parsed.to_string(), canonical, "{query}");
+        assert_eq!(parse(canonical).as_ref(), Ok(&parsed), "{canonical}");
+    }
+    assert!(!parse("{ } | count() > 1").unwrap().is_metrics());
+    // Hints on search queries still change what a store returns: refused.
+    assert_eq!(
+        error("{ } with(most_recent=true)").kind,
+        ErrorKind::Unsupported
+    );
 }
 
 #[test]
