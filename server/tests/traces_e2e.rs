@@ -300,6 +300,66 @@ fn spans_sent_over_otlp_come_back_from_the_tempo_api_whole() {
     let text = r.text().unwrap();
     assert!(text.contains("line 1, column"), "{text}");
 
+    // TraceQL metrics: spans counted per service over the window, and refused on /api/search.
+    let metrics = |q: &str| -> Value {
+        server
+            .client()
+            .get(server.url("/api/metrics/query_range"))
+            .header("X-Scope-OrgID", "acme")
+            .query(&[
+                ("q", q),
+                ("start", &(t0 / 1_000_000_000 - 60).to_string()),
+                ("end", &(t0 / 1_000_000_000 + 60).to_string()),
+                ("step", "60s"),
+            ])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let by_service = metrics("{ } | count_over_time() by (resource.service.name)");
+    let mut totals: Vec<(String, f64)> = by_service["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{by_service}"))
+        .iter()
+        .map(|s| {
+            let total: f64 = s["samples"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["value"].as_f64().unwrap())
+                .sum();
+            (
+                s["labels"][0]["value"]["stringValue"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                total,
+            )
+        })
+        .collect();
+    totals.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        totals,
+        vec![("svc-a".into(), 2.0), ("svc-b".into(), 1.0)],
+        "{by_service}"
+    );
+    let errors = metrics("{ status = error } | count_over_time()");
+    let n: f64 = errors["series"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["value"].as_f64().unwrap())
+        .sum();
+    assert_eq!(n, 1.0, "{errors}");
+    let r = server
+        .client()
+        .get(server.url("/api/search"))
+        .query(&[("q", "{ } | rate()")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+
     let json_of = |path: &str| -> Value {
         server
             .client()

@@ -155,7 +155,10 @@ fn main() -> anyhow::Result<()> {
         let n = run.trace_span_count(&id)?;
         lookups.push(start.elapsed().as_secs_f64());
         if n != SPANS_PER_TRACE {
-            bail!("trace {} has {n} spans, expected {SPANS_PER_TRACE}", hex(&id));
+            bail!(
+                "trace {} has {n} spans, expected {SPANS_PER_TRACE}",
+                hex(&id)
+            );
         }
     }
     println!(
@@ -211,7 +214,11 @@ fn main() -> anyhow::Result<()> {
     if !args.skip_connector_cost {
         let mut per_mspan = Vec::new();
         for with_connectors in [false, true] {
-            let label = if with_connectors { "cost-on" } else { "cost-off" };
+            let label = if with_connectors {
+                "cost-on"
+            } else {
+                "cost-off"
+            };
             let r = Run::start(&bin, &args.work, label, with_connectors)?;
             let (s, _) = r.ingest(&pool, &args, args.cost_spans)?;
             per_mspan.push(s.cpu_seconds / (s.spans as f64 / 1e6));
@@ -359,16 +366,35 @@ fn generate(rng: &mut Rng, batch: usize, now: u64) -> (ExportTraceServiceRequest
                     attributes = vec![
                         kv("db.system", s("postgresql")),
                         kv("db.name", s("ledger")),
-                        kv("db.statement", s("SELECT balance FROM accounts WHERE id = $1")),
+                        kv(
+                            "db.statement",
+                            s("SELECT balance FROM accounts WHERE id = $1"),
+                        ),
                     ];
                 }
-                "redis GET" => attributes = vec![kv("db.system", s("redis")), kv("peer.service", s("cart-cache"))],
+                "redis GET" => {
+                    attributes = vec![
+                        kv("db.system", s("redis")),
+                        kv("peer.service", s("cart-cache")),
+                    ]
+                }
                 "publish receipt" => {
-                    attributes = vec![kv("messaging.system", s("kafka")), kv("messaging.destination.name", s("receipts"))];
+                    attributes = vec![
+                        kv("messaging.system", s("kafka")),
+                        kv("messaging.destination.name", s("receipts")),
+                    ];
                 }
                 _ => {}
             }
-            let error = failed && matches!(*name, "SELECT accounts" | "POST /charge" | "charge" | "POST /api/pay" | "GET /checkout");
+            let error = failed
+                && matches!(
+                    *name,
+                    "SELECT accounts"
+                        | "POST /charge"
+                        | "charge"
+                        | "POST /api/pay"
+                        | "GET /checkout"
+                );
             by_service[*svc].push(Span {
                 trace_id: trace.to_vec(),
                 span_id: id,
@@ -489,7 +515,8 @@ impl Run {
             &config,
             format!("[traces]\nspan_metrics = {span_metrics}\nmetrics_flush_interval = \"2s\"\n"),
         )?;
-        let server = ServerProcess::start(bin, &data, Some(&config), &work.join(format!("{name}.log")))?;
+        let server =
+            ServerProcess::start(bin, &data, Some(&config), &work.join(format!("{name}.log")))?;
         Ok(Self {
             server,
             data,

@@ -56,6 +56,7 @@ pub fn router(state: TraceQueryState) -> Router {
         .route("/api/v2/search/tags", get(tags_v2))
         .route("/api/search/tag/{name}/values", get(tag_values_v1))
         .route("/api/v2/search/tag/{name}/values", get(tag_values_v2))
+        .route("/api/metrics/query_range", get(metrics_query_range))
         .route("/api/echo", get(|| async { "echo" }))
         .route("/api/status/buildinfo", get(buildinfo))
         .with_state(state)
@@ -69,6 +70,7 @@ pub fn is_tempo_path(path: &str) -> bool {
         "/api/search",
         "/api/v2/search",
         "/api/echo",
+        "/api/metrics/",
     ]
     .iter()
     .any(|p| path.starts_with(p))
@@ -157,6 +159,11 @@ fn search_request(
             }
             let query = sightline_traceql::parse(q)
                 .map_err(|e| ApiError::bad_request(trace_search::describe_error(&e)))?;
+            if query.is_metrics() {
+                return Err(ApiError::bad_request(
+                    "a TraceQL metrics query is answered by /api/metrics/query_range, not /api/search",
+                ));
+            }
             Search::TraceQl(Box::new(query))
         }
         (None, Some(tags)) => Search::Tags(trace_search::parse_logfmt(tags)?),
@@ -479,6 +486,103 @@ async fn tag_values_v2(
             Json(json!({ "tagValues": values })).into_response()
         }
         Err(e) => e.response(ErrorBody::PlainText),
+    }
+}
+
+/// Tempo's `/api/metrics/query_range`: a TraceQL metrics query (`q`) over `start`..`end`
+/// (Unix seconds or RFC 3339; the last hour by default) every `step` (default: about 100
+/// points, at least 1 s). Each point is stamped with the start of its step.
+async fn metrics_query_range(
+    State(state): State<TraceQueryState>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let run = async {
+        let params = Params::parse(raw.as_deref(), &headers, &[]);
+        let tenant = tenant(&headers)?;
+        let q = params
+            .get("q")
+            .or_else(|| params.get("query"))
+            .ok_or_else(|| {
+                ApiError::bad_request("missing q parameter (a TraceQL metrics query)")
+            })?;
+        if q.len() > MAX_QUERY_BYTES {
+            return Err(ApiError::bad_request(format!(
+                "query of {} bytes exceeds the limit of {MAX_QUERY_BYTES}",
+                q.len()
+            )));
+        }
+        let query = sightline_traceql::parse(q)
+            .map_err(|e| ApiError::bad_request(trace_search::describe_error(&e)))?;
+        if !query.is_metrics() {
+            return Err(ApiError::bad_request(
+                "not a metrics query: add a function such as `| rate()`, or use /api/search",
+            ));
+        }
+        let (start, end) = search_range(&params)?;
+        let step = match params.get("step") {
+            Some(s) => super::params::parse_duration(s)
+                .map(|d| d.as_nanos() as i64)
+                .filter(|n| *n > 0)
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "invalid step {s:?}: expected a positive duration"
+                    ))
+                })?,
+            None => ((end - start) / 100).max(1_000_000_000),
+        };
+        let store = state.store.clone();
+        let (series, inspected) = timed(
+            &state.metrics,
+            "trace_metrics",
+            &state.queries,
+            move |cancel| trace_search::metrics(&store, &tenant, &query, start, end, step, &cancel),
+        )
+        .await?;
+        let series: Vec<Value> = series
+            .iter()
+            .map(|s| {
+                let labels: Vec<Value> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| json!({"key": k, "value": static_json(v)}))
+                    .collect();
+                let prom: Vec<String> = s
+                    .labels
+                    .iter()
+                    .map(|(k, v)| format!("{k}={:?}", static_text(v)))
+                    .collect();
+                let samples: Vec<Value> = s
+                    .points
+                    .iter()
+                    .map(|(t, v)| json!({"timestampMs": (t / 1_000_000).to_string(), "value": v}))
+                    .collect();
+                json!({"labels": labels, "samples": samples, "promLabels": format!("{{{}}}", prom.join(", "))})
+            })
+            .collect();
+        Ok::<_, ApiError>(
+            Json(json!({
+                "series": series,
+                "metrics": {"inspectedTraces": inspected, "completedJobs": 1, "totalJobs": 1},
+            }))
+            .into_response(),
+        )
+    };
+    run.await
+        .unwrap_or_else(|e: ApiError| e.response(ErrorBody::PlainText))
+}
+
+fn static_text(v: &sightline_traceql::Static) -> String {
+    use sightline_traceql::Static;
+    match v {
+        Static::Nil => "nil".into(),
+        Static::Bool(b) => b.to_string(),
+        Static::Int(i) => i.to_string(),
+        Static::Float(f) => f.to_string(),
+        Static::Str(s) => s.clone(),
+        Static::Duration(ns) => format!("{ns}ns"),
+        Static::Status(s) => s.traceql_name().into(),
+        Static::Kind(k) => k.traceql_name().into(),
     }
 }
 

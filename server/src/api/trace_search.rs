@@ -284,6 +284,67 @@ fn status_number(s: StatusCode) -> u64 {
     s.as_i32() as u64
 }
 
+/// Traces a metrics query may read; past it the query is refused (an approximate answer
+/// would look exact).
+pub const MAX_METRICS_TRACES: usize = 200_000;
+
+/// Runs a TraceQL metrics query over `[start_ns, end_ns)` in steps of `step_ns`: every trace
+/// the prefilter admits is read and fed to the evaluator.
+pub fn metrics(
+    store: &TraceStore,
+    tenant: &TenantId,
+    query: &Query,
+    start_ns: i64,
+    end_ns: i64,
+    step_ns: i64,
+    cancel: &Cancellation,
+) -> Result<(Vec<sightline_traceql::MetricsSeries>, usize), ApiError> {
+    let mut evaluator = sightline_traceql::MetricsEvaluator::new(query, start_ns, end_ns, step_ns)
+        .map_err(|e| ApiError::bad_request(describe_error(&e)))?;
+    let must = index_conditions(&query.prefilter());
+    let candidates = store
+        .candidate_traces(
+            tenant,
+            start_ns,
+            end_ns,
+            &must,
+            MAX_METRICS_TRACES + 1,
+            cancel,
+        )
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    cancel.check().map_err(ApiError::from)?;
+    if candidates.len() > MAX_METRICS_TRACES {
+        return Err(ApiError::bad_request(format!(
+            "the metrics query would read more than {MAX_METRICS_TRACES} traces; narrow the time range or the filter"
+        )));
+    }
+    let inspected = candidates.len();
+    for (trace_id, _) in candidates {
+        cancel.check().map_err(ApiError::from)?;
+        let Some(trace) = store
+            .trace(tenant, &trace_id, i64::MIN, i64::MAX)
+            .map_err(|e| ApiError::internal(e.to_string()))?
+        else {
+            continue;
+        };
+        let spans: Vec<SpanRef<'_>> = trace
+            .spans()
+            .map(|(resource, scope, span)| SpanRef {
+                resource,
+                scope,
+                span,
+            })
+            .collect();
+        evaluator
+            .observe(&spans)
+            .map_err(|e| ApiError::bad_request(describe_error(&e)))?;
+    }
+    let series = evaluator
+        .finish()
+        .map_err(|e| ApiError::bad_request(describe_error(&e)))?;
+    Ok((series, inspected))
+}
+
 /// A refused TraceQL query in words: what kind of refusal, where, and why.
 pub fn describe_error(e: &sightline_traceql::TraceQlError) -> String {
     let what = match e.kind {
@@ -292,7 +353,11 @@ pub fn describe_error(e: &sightline_traceql::TraceQlError) -> String {
         sightline_traceql::ErrorKind::Unsupported => {
             "valid TraceQL that Sightline does not support"
         }
+        sightline_traceql::ErrorKind::Limit => "query over a limit",
     };
+    if e.line == 0 {
+        return format!("{what}: {}", e.message);
+    }
     let message = e
         .message
         .strip_prefix("syntax error: ")
