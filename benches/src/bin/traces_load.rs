@@ -177,7 +177,7 @@ fn main() -> anyhow::Result<()> {
     );
     for q in [
         r#"{ span.http.route = "/api/pay" && status = error }"#,
-        r#"{ resource.service.name = "payments" && duration > 400ms }"#,
+        r#"{ resource.service.name = "payments" && duration > 250ms }"#,
         r#"{ span.db.system = "postgresql" }"#,
         r#"{ resource.service.name = "frontend" } >> { span.db.system = "postgresql" && status = error }"#,
         r#"{ name = "SELECT accounts" } | count() > 0"#,
@@ -325,7 +325,7 @@ fn generate(rng: &mut Rng, batch: usize, now: u64) -> (ExportTraceServiceRequest
     for _ in 0..batch / SPANS_PER_TRACE {
         let mut trace = [0u8; 16];
         trace[..4].copy_from_slice(&MAGIC);
-        trace[4..].copy_from_slice(&rng.next_u64().to_be_bytes()[..8]);
+        trace[4..12].copy_from_slice(&rng.next_u64().to_be_bytes());
         trace[12..].copy_from_slice(&(rng.next_u64() as u32).to_be_bytes());
         ids.push(trace);
         let failed = rng.chance(0.05);

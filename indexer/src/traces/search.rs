@@ -248,15 +248,21 @@ impl SegmentCollector for TraceIdSegmentCollector {
         let Some(column) = self.trace_id else {
             return Vec::new();
         };
-        let mut text = String::new();
-        self.latest
-            .into_iter()
-            .filter_map(|(ord, ts)| {
-                text.clear();
-                column.ord_to_str(ord, &mut text).ok()?;
-                TraceId::from_hex(&text).map(|id| (id, ts))
-            })
-            .collect()
+        // One pass over the dictionary in ordinal order: looking ordinals up one by one
+        // decompresses a dictionary block each time (about 10 µs a trace).
+        let mut found: Vec<(u64, i64)> = self.latest.into_iter().collect();
+        found.sort_unstable();
+        let ords: Vec<u64> = found.iter().map(|(ord, _)| *ord).collect();
+        let mut out = Vec::with_capacity(found.len());
+        let mut next = found.iter();
+        let _ = column.dictionary().sorted_ords_to_term_cb(&ords, |term| {
+            if let Some((_, ts)) = next.next()
+                && let Some(id) = std::str::from_utf8(term).ok().and_then(TraceId::from_hex)
+            {
+                out.push((id, *ts));
+            }
+        });
+        out
     }
 }
 
