@@ -41,5 +41,6 @@ pub use pattern_summaries::PatternSummary;
 pub use patterns::PATTERNS_FILE;
 pub use store::{LogStore, LogStoreConfig, StoreStats};
 pub use traces::{
-    AttrScope, Candidate, SpanCondition, TagNames, TagSource, TraceStore, TraceStoreConfig,
+    AttrScope, Candidate, CandidateQuery, SpanCondition, TagNames, TagSource, TraceStore,
+    TraceStoreConfig,
 };

@@ -31,7 +31,7 @@ use crate::split_set::{SplitConfig, SplitSet};
 use bloom::TraceIdFilter;
 use schema::SpanSchema;
 pub use schema::{ATTR_SEPARATOR, MAX_INDEXED_VALUE_BYTES};
-pub use search::{AttrScope, Candidate, SpanCondition};
+pub use search::{AttrScope, Candidate, CandidateQuery, SpanCondition};
 pub use tags::{TagNames, TagSource};
 
 /// The file beside a split's index that holds its trace-id filter.

@@ -102,23 +102,43 @@ impl SpanCondition {
     }
 }
 
+/// What [`TraceStore::candidate_traces`] looks for.
+#[derive(Debug, Clone)]
+pub struct CandidateQuery<'a> {
+    /// Span starts in `[start_ns, end_ns)`.
+    pub start_ns: i64,
+    pub end_ns: i64,
+    /// Per conjunction, one span must satisfy all of it; none: every trace.
+    pub must: &'a [Vec<SpanCondition>],
+    pub max_traces: usize,
+    /// With a single conjunction, each segment contributes only the traces of its newest
+    /// `max_traces` matching spans (a trace with several matching spans may then give way
+    /// to an older one: newest first, nearly); without it every match counts, for callers
+    /// that must see all of them (metrics) or know whether there are more.
+    pub newest_only: bool,
+}
+
 /// A candidate trace and the latest start among its spans that matched.
 pub type Candidate = (TraceId, i64);
 
 impl TraceStore {
-    /// Traces of `tenant` with spans starting in `[start_ns, end_ns)` that have, for each
-    /// conjunction in `must`, a span satisfying all of it (no conjunction: every trace),
-    /// newest first. Splits are searched newest first and the search stops after the split
-    /// in which `max_traces` candidates were reached, so the newest are found, not all.
+    /// Traces of `tenant` with spans starting in the query's range that have, for each
+    /// conjunction, a span satisfying all of it, newest first. Splits are searched newest
+    /// first and the search stops after the split in which `max_traces` candidates were
+    /// reached, so the newest are found, not all.
     pub fn candidate_traces(
         &self,
         tenant: &TenantId,
-        start_ns: i64,
-        end_ns: i64,
-        must: &[Vec<SpanCondition>],
-        max_traces: usize,
+        query: &CandidateQuery<'_>,
         cancel: &Cancellation,
     ) -> Result<Vec<Candidate>, IndexerError> {
+        let CandidateQuery {
+            start_ns,
+            end_ns,
+            must,
+            max_traces,
+            newest_only,
+        } = *query;
         let mut splits = self.splits.splits_in(tenant, start_ns, end_ns);
         splits.reverse();
         let conjunctions: Vec<&[SpanCondition]> = if must.is_empty() {
@@ -152,8 +172,13 @@ impl TraceStore {
                         .filter_map(|c| c.query(&self.schema))
                         .map(|q| (Occur::Must, q)),
                 );
+                // With one conjunction only the newest `max_traces` spans of a segment can
+                // be among the answer; with more, a trace's spans for each may be anywhere.
+                let collector = TraceIdCollector {
+                    newest: (newest_only && conjunctions.len() == 1).then_some(max_traces),
+                };
                 let hits = searcher
-                    .search(&BooleanQuery::new(clauses), &TraceIdCollector)
+                    .search(&BooleanQuery::new(clauses), &collector)
                     .map_err(tantivy_err)?;
                 for (id, ts) in hits {
                     let latest = found[i].entry(id).or_insert(ts);
@@ -194,14 +219,19 @@ fn intersect(found: &[HashMap<TraceId, i64>]) -> Vec<Candidate> {
         .collect()
 }
 
-/// Gathers the trace id and start of every matching span from the fast fields.
-struct TraceIdCollector;
+/// Gathers the trace id and start of matching spans from the fast fields: of every span,
+/// or (with `newest`) only of the newest that many spans of each segment, which is all a
+/// single-conjunction search can use of them.
+struct TraceIdCollector {
+    newest: Option<usize>,
+}
 
 struct TraceIdSegmentCollector {
     ts: Column<i64>,
     trace_id: Option<StrColumn>,
-    /// Trace-id ordinal (in this segment) → latest start.
-    latest: HashMap<u64, i64>,
+    newest: Option<usize>,
+    /// (start, trace-id ordinal in this segment) of matching spans.
+    spans: Vec<(i64, u64)>,
 }
 
 impl Collector for TraceIdCollector {
@@ -216,7 +246,8 @@ impl Collector for TraceIdCollector {
         Ok(TraceIdSegmentCollector {
             ts: segment.fast_fields().i64("ts")?,
             trace_id: segment.fast_fields().str("trace_id")?,
-            latest: HashMap::new(),
+            newest: self.newest,
+            spans: Vec::new(),
         })
     }
 
@@ -240,8 +271,8 @@ impl SegmentCollector for TraceIdSegmentCollector {
             return;
         };
         let ts = self.ts.first(doc).unwrap_or(i64::MIN);
-        let latest = self.latest.entry(ord).or_insert(ts);
-        *latest = (*latest).max(ts);
+        // A push per span; the per-trace reduction happens once, in `harvest`.
+        self.spans.push((ts, ord));
     }
 
     fn harvest(self) -> Self::Fruit {
@@ -250,8 +281,17 @@ impl SegmentCollector for TraceIdSegmentCollector {
         };
         // One pass over the dictionary in ordinal order: looking ordinals up one by one
         // decompresses a dictionary block each time (about 10 µs a trace).
-        let mut found: Vec<(u64, i64)> = self.latest.into_iter().collect();
-        found.sort_unstable();
+        let mut spans = self.spans;
+        if let Some(n) = self.newest
+            && spans.len() > n
+        {
+            spans.select_nth_unstable_by(n, |a, b| b.0.cmp(&a.0));
+            spans.truncate(n);
+        }
+        // Per trace ordinal, its latest start.
+        spans.sort_unstable_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(&a.0)));
+        spans.dedup_by_key(|s| s.1);
+        let found: Vec<(u64, i64)> = spans.into_iter().map(|(ts, ord)| (ord, ts)).collect();
         let ords: Vec<u64> = found.iter().map(|(ord, _)| *ord).collect();
         let mut out = Vec::with_capacity(found.len());
         let mut next = found.iter();
@@ -312,6 +352,21 @@ mod tests {
         }
     }
 
+    fn q(
+        start_ns: i64,
+        end_ns: i64,
+        must: &[Vec<SpanCondition>],
+        max_traces: usize,
+    ) -> CandidateQuery<'_> {
+        CandidateQuery {
+            start_ns,
+            end_ns,
+            must,
+            max_traces,
+            newest_only: true,
+        }
+    }
+
     fn ids(c: &[Candidate]) -> Vec<u8> {
         c.iter().map(|(id, _)| id.0[0]).collect()
     }
@@ -345,7 +400,7 @@ mod tests {
         let never = Cancellation::new();
         let search = |must: &[Vec<SpanCondition>]| {
             ids(&store
-                .candidate_traces(&t, 0, 2 * HOUR, must, 10, &never)
+                .candidate_traces(&t, &q(0, 2 * HOUR, must, 10), &never)
                 .unwrap())
         };
         // Everything, newest first.
@@ -394,14 +449,14 @@ mod tests {
         // The time range bounds span starts.
         assert_eq!(
             ids(&store
-                .candidate_traces(&t, 0, HOUR, &[], 10, &never)
+                .candidate_traces(&t, &q(0, HOUR, &[], 10), &never)
                 .unwrap()),
             [1]
         );
         // The newest split alone satisfies the limit.
         assert_eq!(
             ids(&store
-                .candidate_traces(&t, 0, 2 * HOUR, &[], 1, &never)
+                .candidate_traces(&t, &q(0, 2 * HOUR, &[], 1), &never)
                 .unwrap()),
             [2]
         );

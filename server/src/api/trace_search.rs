@@ -9,7 +9,7 @@
 
 use std::ops::Bound;
 
-use sightline_indexer::{AttrScope, SpanCondition, TraceStore};
+use sightline_indexer::{AttrScope, CandidateQuery, SpanCondition, TraceStore};
 use sightline_model::{Cancellation, SpanBatch, StatusCode, TenantId, TraceId};
 use sightline_traceql::{
     CmpOp, Condition, Field, Intrinsic, Query, Scope, SpanRef, SpanSet, Static,
@@ -70,28 +70,57 @@ pub fn search(
             .map(|(k, v)| vec![tag_condition(k, v)])
             .collect(),
     };
-    let candidates = store
-        .candidate_traces(
-            &request.tenant,
-            request.start_ns,
-            request.end_ns,
-            &must,
-            MAX_INSPECTED_TRACES,
-            cancel,
-        )
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+    // Most searches match most of their candidates: ask for a few times `limit`, and for
+    // ten times more (up to MAX_INSPECTED_TRACES) while too few matched and more exist.
+    let mut asked = (request.limit * 20).clamp(200, MAX_INSPECTED_TRACES);
+    let mut seen = std::collections::HashSet::new();
     let mut out = SearchOutcome::default();
-    for (trace_id, _) in candidates {
-        cancel.check().map_err(ApiError::from)?;
-        if out.traces.len() >= request.limit {
-            break;
+    loop {
+        let candidates = store
+            .candidate_traces(
+                &request.tenant,
+                &CandidateQuery {
+                    start_ns: request.start_ns,
+                    end_ns: request.end_ns,
+                    must: &must,
+                    max_traces: asked,
+                    newest_only: true,
+                },
+                cancel,
+            )
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let exhausted = candidates.len() < asked;
+        for (trace_id, _) in candidates {
+            if out.traces.len() >= request.limit {
+                break;
+            }
+            if seen.insert(trace_id) {
+                inspect(store, request, trace_id, cancel, &mut out)?;
+            }
         }
+        if out.traces.len() >= request.limit || exhausted || asked >= MAX_INSPECTED_TRACES {
+            return Ok(out);
+        }
+        asked = (asked * 10).min(MAX_INSPECTED_TRACES);
+    }
+}
+
+/// Reads one candidate whole and keeps it if the search matches it.
+fn inspect(
+    store: &TraceStore,
+    request: &SearchRequest,
+    trace_id: TraceId,
+    cancel: &Cancellation,
+    out: &mut SearchOutcome,
+) -> Result<(), ApiError> {
+    {
+        cancel.check().map_err(ApiError::from)?;
         out.inspected += 1;
         let Some(trace) = store
             .trace(&request.tenant, &trace_id, i64::MIN, i64::MAX)
             .map_err(|e| ApiError::internal(e.to_string()))?
         else {
-            continue;
+            return Ok(());
         };
         let summary = TraceSummary::of(&trace);
         if request
@@ -101,7 +130,7 @@ pub fn search(
                 .max_duration_ns
                 .is_some_and(|d| summary.duration_ns > d)
         {
-            continue;
+            return Ok(());
         }
         let spans: Vec<SpanRef<'_>> = trace
             .spans()
@@ -123,7 +152,7 @@ pub fn search(
             });
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// What the search answer says of a whole trace.
@@ -305,10 +334,13 @@ pub fn metrics(
     let candidates = store
         .candidate_traces(
             tenant,
-            start_ns,
-            end_ns,
-            &must,
-            MAX_METRICS_TRACES + 1,
+            &CandidateQuery {
+                start_ns,
+                end_ns,
+                must: &must,
+                max_traces: MAX_METRICS_TRACES + 1,
+                newest_only: false,
+            },
             cancel,
         )
         .map_err(|e| ApiError::internal(e.to_string()))?;
