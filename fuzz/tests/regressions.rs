@@ -55,6 +55,8 @@ replay_tests!(
     logql,
     promql,
     config,
+    traceql,
+    otlp_traces_proto,
 );
 
 /// Finding of issue 10's fuzzing (`regressions/promql/unterminated-string-4k`): locating a

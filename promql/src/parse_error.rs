@@ -238,7 +238,7 @@ fn locate_action_error(query: &str, message: &str, mut exprs: Vec<Span>) -> Opti
         .take(MAX_REPARSED_EXPRESSIONS)
         .find(|s| {
             matches!(
-                promql_parser::parser::parse(&query[s.start()..s.end()]),
+                crate::upstream_parse(&query[s.start()..s.end()]),
                 Err(m) if m == message
             )
         })

@@ -83,3 +83,24 @@ fn queries_that_crashed_the_server_are_parse_errors() {
         }
     }
 }
+
+/// Found by fuzzing: `promql-parser` turns a number written as a duration into
+/// `Duration::from_secs_f64`, which panics out of range; such a query is a parse error.
+#[test]
+fn numbers_out_of_range_as_durations_are_parse_errors_not_panics() {
+    for q in [
+        "x[5m:11e31]",
+        "max_over_time(rate(x[5m])[30m:11e31])",
+        "x[1e400]",
+        "x offset 1e300",
+        "x[5m:-1]",
+    ] {
+        let e = on_query_stack(move || Engine::default().instant_query(&source(), q, 0).err());
+        match e {
+            Some(QueryError::Parse(p)) => {
+                assert!(!p.message.is_empty(), "{q}: {p}");
+            }
+            other => panic!("{q}: not refused as a parse error: {other:?}"),
+        }
+    }
+}
