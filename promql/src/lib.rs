@@ -319,8 +319,7 @@ pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryErr
     // Before the parser: a tree too deep to walk must never be built (it would overflow the
     // stack of whichever thread parses, evaluates or drops it).
     nesting::check(query).map_err(QueryError::Parse)?;
-    upstream_parse(query)
-        .map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
+    upstream_parse(query).map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
 }
 
 /// `promql-parser`'s parse with its panics turned into errors. Its grammar makes a number
@@ -328,7 +327,10 @@ pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryErr
 /// is out of range (`x[5m:1e31]`, found by fuzzing); the message then names that.
 pub(crate) fn upstream_parse(query: &str) -> Result<promql_parser::parser::Expr, String> {
     std::panic::catch_unwind(|| promql_parser::parser::parse(query)).unwrap_or_else(|_| {
-        Err("a number used as a duration is out of range (negative, not finite or too large)".into())
+        Err(
+            "a number used as a duration is out of range (negative, not finite or too large)"
+                .into(),
+        )
     })
 }
 
