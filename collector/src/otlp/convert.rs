@@ -50,6 +50,47 @@ impl Converted {
     }
 }
 
+/// Records (log records, spans) refused one by one: how many, per reason (the metrics'
+/// `reason` label, in first-seen order), and the first [`MAX_DETAILS`] named.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals {
+    pub total: u64,
+    pub by_reason: Vec<(&'static str, u64)>,
+    details: Vec<String>,
+}
+
+impl Refusals {
+    /// Counts a refusal; `detail` (where and why) is built only for the first few.
+    pub fn refuse(&mut self, reason: &'static str, detail: impl FnOnce() -> String) {
+        self.total += 1;
+        match self.by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.by_reason.push((reason, 1)),
+        }
+        if self.details.len() < MAX_DETAILS {
+            self.details.push(detail());
+        }
+    }
+
+    /// The partial-success message: empty when nothing was refused, else `rejected N of M
+    /// <noun>: <details>; and K more`.
+    pub fn message(&self, noun: &str, received: u64) -> String {
+        if self.total == 0 {
+            return String::new();
+        }
+        let mut msg = format!(
+            "rejected {} of {received} {noun}: {}",
+            self.total,
+            self.details.join("; ")
+        );
+        let unnamed = self.total - self.details.len() as u64;
+        if unnamed > 0 {
+            msg.push_str(&format!("; and {unnamed} more"));
+        }
+        msg
+    }
+}
+
 /// A rejected record: the metrics reason and a human-readable explanation.
 type Invalid = (&'static str, String);
 
@@ -92,7 +133,7 @@ pub fn convert_request_with(
     limits: &RecordLimits,
 ) -> Converted {
     let mut out = Converted::default();
-    let mut details: Vec<String> = Vec::new();
+    let mut refusals = Refusals::default();
     for (ri, resource_logs) in request.resource_logs.into_iter().enumerate() {
         let resource = resource_logs
             .resource
@@ -125,22 +166,9 @@ pub fn convert_request_with(
                 };
                 match converted {
                     Ok(r) => records.push(r),
-                    Err((reason, message)) => {
-                        out.rejected_records += 1;
-                        match out
-                            .rejected_by_reason
-                            .iter_mut()
-                            .find(|(r, _)| *r == reason)
-                        {
-                            Some((_, n)) => *n += 1,
-                            None => out.rejected_by_reason.push((reason, 1)),
-                        }
-                        if details.len() < MAX_DETAILS {
-                            details.push(format!(
-                                "resource_logs[{ri}].scope_logs[{si}].log_records[{li}]: {message}"
-                            ));
-                        }
-                    }
+                    Err((reason, message)) => refusals.refuse(reason, || {
+                        format!("resource_logs[{ri}].scope_logs[{si}].log_records[{li}]: {message}")
+                    }),
                 }
             }
             if !records.is_empty() {
@@ -154,19 +182,9 @@ pub fn convert_request_with(
             }
         }
     }
-    if out.rejected_records > 0 {
-        let mut msg = format!(
-            "rejected {} of {} log records: {}",
-            out.rejected_records,
-            out.received_records,
-            details.join("; ")
-        );
-        let unnamed = out.rejected_records - details.len() as u64;
-        if unnamed > 0 {
-            msg.push_str(&format!("; and {unnamed} more"));
-        }
-        out.error_message = msg;
-    }
+    out.error_message = refusals.message("log records", out.received_records);
+    out.rejected_records = refusals.total;
+    out.rejected_by_reason = refusals.by_reason;
     out
 }
 

@@ -38,6 +38,7 @@ use sightline_model::{
     SpanLink, StatusCode, TenantId, TraceId, index_labels_from_resource,
 };
 
+use super::convert::Refusals;
 use crate::CollectorMetrics;
 use crate::refusal::ingest_refusal;
 
@@ -67,9 +68,6 @@ impl SpanIngest {
         self
     }
 }
-
-/// Detail messages kept in the partial-success message; further refusals are only counted.
-const MAX_DETAILS: usize = 10;
 
 /// The metrics' `signal` label of spans.
 pub const SIGNAL: &str = "traces";
@@ -116,21 +114,6 @@ impl ConvertedSpans {
     pub fn accepted_spans(&self) -> u64 {
         self.received_spans - self.rejected_spans
     }
-
-    fn refuse(&mut self, details: &mut Vec<String>, reason: &'static str, detail: String) {
-        self.rejected_spans += 1;
-        match self
-            .rejected_by_reason
-            .iter_mut()
-            .find(|(r, _)| *r == reason)
-        {
-            Some((_, n)) => *n += 1,
-            None => self.rejected_by_reason.push((reason, 1)),
-        }
-        if details.len() < MAX_DETAILS {
-            details.push(detail);
-        }
-    }
 }
 
 type Invalid = (&'static str, String);
@@ -138,7 +121,7 @@ type Invalid = (&'static str, String);
 /// Converts an export request with the given limits.
 pub fn convert_traces(request: ExportTraceServiceRequest, limits: &SpanLimits) -> ConvertedSpans {
     let mut out = ConvertedSpans::default();
-    let mut details = Vec::new();
+    let mut refusals = Refusals::default();
     for (ri, resource_spans) in request.resource_spans.into_iter().enumerate() {
         let resource = resource_spans
             .resource
@@ -174,11 +157,9 @@ pub fn convert_traces(request: ExportTraceServiceRequest, limits: &SpanLimits) -
                 };
                 match converted {
                     Ok(span) => spans.push(span),
-                    Err((reason, message)) => out.refuse(
-                        &mut details,
-                        reason,
-                        format!("resource_spans[{ri}].scope_spans[{si}].spans[{k}]: {message}"),
-                    ),
+                    Err((reason, message)) => refusals.refuse(reason, || {
+                        format!("resource_spans[{ri}].scope_spans[{si}].spans[{k}]: {message}")
+                    }),
                 }
             }
             if !spans.is_empty() {
@@ -198,19 +179,9 @@ pub fn convert_traces(request: ExportTraceServiceRequest, limits: &SpanLimits) -
             });
         }
     }
-    if out.rejected_spans > 0 {
-        let mut msg = format!(
-            "rejected {} of {} spans: {}",
-            out.rejected_spans,
-            out.received_spans,
-            details.join("; ")
-        );
-        let unnamed = out.rejected_spans - details.len() as u64;
-        if unnamed > 0 {
-            msg.push_str(&format!("; and {unnamed} more"));
-        }
-        out.error_message = msg;
-    }
+    out.error_message = refusals.message("spans", out.received_spans);
+    out.rejected_spans = refusals.total;
+    out.rejected_by_reason = refusals.by_reason;
     out
 }
 
