@@ -10,7 +10,7 @@ use std::ops::Bound;
 use sightline_model::{Cancellation, TenantId, TraceId};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{BooleanQuery, Occur, Query, RangeQuery, TermQuery, TermSetQuery};
 use tantivy::schema::IndexRecordOption;
 use tantivy::{DocId, Score, SegmentOrdinal, SegmentReader, Term};
 
@@ -51,6 +51,32 @@ pub enum SpanCondition {
 }
 
 impl SpanCondition {
+    /// The terms whose postings hold every span that satisfies the condition (for an
+    /// estimate of its selectivity); `None` when it is not a term lookup.
+    fn terms(&self, schema: &SpanSchema) -> Option<Vec<Term>> {
+        Some(match self {
+            SpanCondition::Name(n) => vec![Term::from_field_text(schema.name, n)],
+            SpanCondition::Service(s) => vec![Term::from_field_text(schema.service, s)],
+            SpanCondition::Kind(k) => vec![Term::from_field_u64(schema.kind, *k)],
+            SpanCondition::Status(s) => vec![Term::from_field_u64(schema.status, *s)],
+            SpanCondition::Root => vec![Term::from_field_u64(schema.root, 1)],
+            SpanCondition::Duration(..) => return None,
+            SpanCondition::Attribute { scope, name, value } => {
+                let attr = |prefix: &str| {
+                    Term::from_field_text(
+                        schema.attr,
+                        &format!("{prefix}.{name}{ATTR_SEPARATOR}{value}"),
+                    )
+                };
+                match scope {
+                    AttrScope::Span => vec![attr("span")],
+                    AttrScope::Resource => vec![attr("resource")],
+                    AttrScope::Either => vec![attr("span"), attr("resource")],
+                }
+            }
+        })
+    }
+
     /// The Tantivy query of one span condition; `None` when the index cannot answer it
     /// (a value too long to have been indexed), which restricts nothing.
     fn query(&self, schema: &SpanSchema) -> Option<Box<dyn Query>> {
@@ -146,8 +172,26 @@ impl TraceStore {
         } else {
             must.iter().map(Vec::as_slice).collect()
         };
+        let clauses = |conjunction: &[SpanCondition]| -> Vec<(Occur, Box<dyn Query>)> {
+            let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
+                Occur::Must,
+                Box::new(RangeQuery::new(
+                    Bound::Included(Term::from_field_i64(self.schema.ts, start_ns)),
+                    Bound::Excluded(Term::from_field_i64(self.schema.ts, end_ns)),
+                )),
+            )];
+            clauses.extend(
+                conjunction
+                    .iter()
+                    .filter_map(|c| c.query(&self.schema))
+                    .map(|q| (Occur::Must, q)),
+            );
+            clauses
+        };
         // Per conjunction: trace → latest matching start, over the splits searched so far.
         let mut found: Vec<HashMap<TraceId, i64>> = vec![HashMap::new(); conjunctions.len()];
+        // Newest-only searches with several conjunctions: what the splits so far gave.
+        let mut led: HashMap<TraceId, i64> = HashMap::new();
         let mut result = Vec::new();
         for split in splits {
             if cancel.stopped().is_some() {
@@ -158,27 +202,76 @@ impl TraceStore {
                 path: split.dir.clone(),
                 source,
             };
-            for (i, conjunction) in conjunctions.iter().enumerate() {
-                let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![(
-                    Occur::Must,
-                    Box::new(RangeQuery::new(
-                        Bound::Included(Term::from_field_i64(self.schema.ts, start_ns)),
-                        Bound::Excluded(Term::from_field_i64(self.schema.ts, end_ns)),
-                    )),
-                )];
-                clauses.extend(
-                    conjunction
-                        .iter()
-                        .filter_map(|c| c.query(&self.schema))
-                        .map(|q| (Occur::Must, q)),
-                );
-                // With one conjunction only the newest `max_traces` spans of a segment can
-                // be among the answer; with more, a trace's spans for each may be anywhere.
+            if newest_only && conjunctions.len() > 1 {
+                // The newest traces of the most selective conjunction lead; the others are
+                // only asked about those traces, so no conjunction's matches are gathered
+                // in full. (A trace whose spans for two conjunctions sit in different
+                // splits is then not found: newest-only searches accept that.)
+                let estimate = |c: &[SpanCondition]| -> u64 {
+                    c.iter()
+                        .filter_map(|c| c.terms(&self.schema))
+                        .map(|terms| {
+                            terms
+                                .iter()
+                                .map(|t| searcher.doc_freq(t).unwrap_or(u64::MAX))
+                                .sum::<u64>()
+                        })
+                        .min()
+                        .unwrap_or(u64::MAX)
+                };
+                let lead = (0..conjunctions.len())
+                    .min_by_key(|i| estimate(conjunctions[*i]))
+                    .unwrap_or(0);
                 let collector = TraceIdCollector {
-                    newest: (newest_only && conjunctions.len() == 1).then_some(max_traces),
+                    newest: Some(max_traces),
+                };
+                let mut candidates: HashMap<TraceId, i64> = searcher
+                    .search(&BooleanQuery::new(clauses(conjunctions[lead])), &collector)
+                    .map_err(tantivy_err)?
+                    .into_iter()
+                    .collect();
+                for (i, conjunction) in conjunctions.iter().enumerate() {
+                    if i == lead || candidates.is_empty() {
+                        continue;
+                    }
+                    let mut q = clauses(conjunction);
+                    q.push((
+                        Occur::Must,
+                        Box::new(TermSetQuery::new(candidates.keys().map(|id| {
+                            Term::from_field_text(self.schema.trace_id, &id.to_hex())
+                        }))),
+                    ));
+                    let hits: HashMap<TraceId, i64> = searcher
+                        .search(&BooleanQuery::new(q), &TraceIdCollector { newest: None })
+                        .map_err(tantivy_err)?
+                        .into_iter()
+                        .collect();
+                    candidates.retain(|id, ts| match hits.get(id) {
+                        Some(t) => {
+                            *ts = (*ts).max(*t);
+                            true
+                        }
+                        None => false,
+                    });
+                }
+                for (id, ts) in candidates {
+                    let latest = led.entry(id).or_insert(ts);
+                    *latest = (*latest).max(ts);
+                }
+                result = led.iter().map(|(id, ts)| (*id, *ts)).collect();
+                if result.len() >= max_traces {
+                    break;
+                }
+                continue;
+            }
+            for (i, conjunction) in conjunctions.iter().enumerate() {
+                // With one conjunction only the newest `max_traces` spans of a segment can
+                // be among the answer.
+                let collector = TraceIdCollector {
+                    newest: newest_only.then_some(max_traces),
                 };
                 let hits = searcher
-                    .search(&BooleanQuery::new(clauses), &collector)
+                    .search(&BooleanQuery::new(clauses(conjunction)), &collector)
                     .map_err(tantivy_err)?;
                 for (id, ts) in hits {
                     let latest = found[i].entry(id).or_insert(ts);
