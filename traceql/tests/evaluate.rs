@@ -614,3 +614,41 @@ fn the_deepest_accepted_expression_evaluates_without_exhausting_the_stack() {
     let query = format!("{{ {} }}", vec![".nope = 1"; 500].join(" || "));
     assert_eq!(matched(&query), set(&[]));
 }
+
+/// A 20,000-span chain (the deepest trace the bad-input tests send): descendant and
+/// ancestor relations resolve each span once, and answer exactly.
+#[test]
+fn structure_over_a_20000_span_chain_is_exact() {
+    let n: u64 = 20_000;
+    let id = |i: u64| SpanId((i + 1).to_be_bytes());
+    let spans: Vec<Span> = (0..n)
+        .map(|i| Span {
+            trace_id: TraceId([9; 16]),
+            span_id: id(i),
+            parent_span_id: (i > 0).then(|| id(i - 1)),
+            name: if i % 1000 == 0 { "mark" } else { "step" }.to_string(),
+            start_ns: i as i64,
+            end_ns: i as i64 + 1,
+            ..Span::default()
+        })
+        .collect();
+    let batch = SpanBatch {
+        tenant: Default::default(),
+        resources: vec![resource("deep", "lib", spans)],
+    };
+    let spans = refs(&batch);
+    let count = |q: &str| -> usize {
+        parse(q)
+            .unwrap()
+            .evaluate(&spans)
+            .iter()
+            .map(|s| s.spans.len())
+            .sum()
+    };
+    // Every span below the first mark (span 0) is its descendant.
+    assert_eq!(count(r#"{ name = "mark" } >> { name = "step" }"#), 19_980);
+    // Marks 1000 … 19000 have a mark above them; the first one does not.
+    assert_eq!(count(r#"{ name = "mark" } >> { name = "mark" }"#), 19);
+    assert_eq!(count(r#"{ name = "mark" } << { name = "mark" }"#), 19);
+    assert_eq!(count("{ } >> { }"), 19_999);
+}
