@@ -529,9 +529,11 @@ pub(crate) fn parse_duration_ns(text: &str) -> Option<i64> {
         };
         let mut value = whole.checked_mul(*scale)?;
         if !fraction.is_empty() {
-            let digits = fraction.len().min(30) as u32;
+            // Digits past the 18th are below a nanosecond at every unit (the largest scale
+            // is an hour, 3.6e12 ns), and 18 digits times that scale fits an i128.
+            let digits = fraction.len().min(18) as u32;
             let fraction_value: i128 = fraction[..digits as usize].parse().ok()?;
-            value += fraction_value * scale / 10i128.checked_pow(digits)?;
+            value += fraction_value.checked_mul(*scale)? / 10i128.checked_pow(digits)?;
         }
         total = total.checked_add(value)?;
         rest = &after[unit.len()..];

@@ -287,3 +287,14 @@ proptest! {
         }
     }
 }
+
+/// Found by fuzzing: a duration with a long fraction overflowed (`{ .5555…h }` with 31
+/// digits); digits below a nanosecond are dropped.
+#[test]
+fn durations_with_long_fractions_do_not_overflow() {
+    let long =
+        sightline_traceql::parse("{ duration > .5555555555555555555555555555555h }").unwrap();
+    let short = sightline_traceql::parse("{ duration > .555555555555555555h }").unwrap();
+    assert_eq!(long, short, "digits past the 18th change nothing");
+    assert!(sightline_traceql::parse("{ duration > 1.999999999999999999999999999999ms }").is_ok());
+}
