@@ -298,3 +298,13 @@ fn durations_with_long_fractions_do_not_overflow() {
     assert_eq!(long, short, "digits past the 18th change nothing");
     assert!(sightline_traceql::parse("{ duration > 1.999999999999999999999999999999ms }").is_ok());
 }
+
+/// Found by fuzzing: `!!…!.a` within the nesting limit printed as `!(!(…))`, whose brackets
+/// went past it, so the canonical text did not parse back.
+#[test]
+fn repeated_negation_prints_without_brackets() {
+    let q = sightline_traceql::parse(&format!("{{ {}.a != nil }}", "!".repeat(41))).unwrap();
+    let text = q.to_string();
+    assert_eq!(sightline_traceql::parse(&text).unwrap(), q, "{text}");
+    assert!(!text.contains('('), "{text}");
+}
