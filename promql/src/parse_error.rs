@@ -27,7 +27,7 @@ use std::sync::OnceLock;
 
 use cfgrammar::yacc::{YaccGrammar, YaccKind};
 use cfgrammar::{RIdx, Span, TIdx};
-use lrpar::{LexParseError, Lexeme, RTParserBuilder, RecoveryKind};
+use lrpar::{LexParseError, Lexeme, Lexer, RTParserBuilder, RecoveryKind};
 use lrtable::{Minimiser, StateTable};
 
 /// The grammar `promql-parser` is generated from, for the version the workspace pins.
@@ -150,7 +150,16 @@ pub fn locate(query: &str, message: &str) -> ParseError {
         // The lexer already succeeded once; it cannot fail here.
         Some(LexParseError::LexError(_)) => unplaced(),
         // The grammar accepts the query: an action refused it.
-        None => match locate_action_error(query, message, exprs.into_inner()) {
+        None => match locate_action_error(
+            query,
+            &grammar.without_regexes(
+                query,
+                lexemes.iter().flatten().map(|l| (l.tok_id(), l.span())),
+                message,
+            ),
+            message,
+            exprs.into_inner(),
+        ) {
             Some(position) => ParseError {
                 message: message.to_string(),
                 position: Some(position),
@@ -226,8 +235,15 @@ fn locate_lexer_error(query: &str, message: &str) -> Option<Position> {
 
 /// Where a grammar action refused `query` with `message`: the end for the grammar's own
 /// end-of-input errors (`foo offset`), else the innermost of the sub-expressions `exprs`
-/// that fails alone with the same message.
-fn locate_action_error(query: &str, message: &str, mut exprs: Vec<Span>) -> Option<Position> {
+/// that fails alone with the same message, re-parsed from `searched`: `query` or the same
+/// with its regular expressions neutralised ([`Grammar::without_regexes`]; same offsets,
+/// same errors).
+fn locate_action_error(
+    query: &str,
+    searched: &str,
+    message: &str,
+    mut exprs: Vec<Span>,
+) -> Option<Position> {
     if message.contains("end of input") {
         return Some(end_of_input(query));
     }
@@ -238,7 +254,7 @@ fn locate_action_error(query: &str, message: &str, mut exprs: Vec<Span>) -> Opti
         .take(MAX_REPARSED_EXPRESSIONS)
         .find(|s| {
             matches!(
-                crate::upstream_parse(&query[s.start()..s.end()]),
+                crate::upstream_parse(&searched[s.start()..s.end()]),
                 Err(m) if m == message
             )
         })
@@ -271,6 +287,45 @@ impl Grammar {
         let (_, table) = lrtable::from_yacc(&grm, Minimiser::Pager).ok()?;
         let expr = grm.rule_idx("expr")?;
         Some(Grammar { grm, table, expr })
+    }
+
+    /// `query` with the text of every regular expression in a matcher (`=~"…"`, `!~"…"`)
+    /// replaced by as many `a`s, unless `message` may depend on one (an invalid regular
+    /// expression; a matcher set that matches the empty string). Every re-parse of a
+    /// sub-expression compiles its regular expressions again, and compiling one can take
+    /// milliseconds whatever its length (`\\w{50}` expands Unicode classes up to the `regex`
+    /// crate's size limit): a 200-byte query with a few of them took 30–90 ms to place its
+    /// error (found by fuzzing). `aaa` compiles at once, matches no empty string (so it
+    /// cannot add a "non-empty matcher" error) and cannot fail: the sub-expression that
+    /// fails with `message` is the same, at the same offsets.
+    fn without_regexes<'q>(
+        &self,
+        query: &'q str,
+        lexemes: impl Iterator<Item = (u16, Span)>,
+        message: &str,
+    ) -> std::borrow::Cow<'q, str> {
+        if message.contains("regex") || message.contains("non-empty matcher") {
+            return query.into();
+        }
+        let id = |name| self.grm.token_idx(name).map(|t: TIdx<u16>| t.0);
+        let (Some(eql_regex), Some(neq_regex), Some(string)) =
+            (id("EQL_REGEX"), id("NEQ_REGEX"), id("STRING"))
+        else {
+            return query.into();
+        };
+        let mut bytes = query.as_bytes().to_vec();
+        let mut after_regex_op = false;
+        for (tok, span) in lexemes {
+            if after_regex_op && tok == string {
+                // Between the quotes; the quotes are one byte each (", ' or `).
+                if span.len() >= 2 {
+                    bytes[span.start() + 1..span.end() - 1].fill(b'a');
+                }
+            }
+            after_regex_op = tok == eql_regex || tok == neq_regex;
+        }
+        // Whole characters between ASCII quotes became ASCII: still UTF-8.
+        String::from_utf8(bytes).map_or(query.into(), Into::into)
     }
 
     /// A lexeme the way Prometheus names one in "unexpected …" (its `Item.desc`):
@@ -383,6 +438,28 @@ mod tests {
             at("sum(x offset 5m offset 1m)"),
             (1, 5, "x offset 5m offset 1m".into())
         );
+    }
+
+    #[test]
+    fn action_errors_beside_regular_expressions_are_placed_without_compiling_them_again() {
+        let query = r#"sum(rate(a{x=~"\\w{60}", y!~'é.*'}[5m])) + nosuchfunc(b{z=~`(a+)+b`})"#;
+        let grammar = Grammar::get().expect("the grammar");
+        let lexemes = promql_parser::parser::lexer(query).expect("lexes");
+        let tokens = || lexemes.iter().flatten().map(|l| (l.tok_id(), l.span()));
+        let neutral = grammar.without_regexes(query, tokens(), "unknown function");
+        assert_eq!(
+            neutral,
+            r#"sum(rate(a{x=~"aaaaaaa", y!~'aaaa'}[5m])) + nosuchfunc(b{z=~`aaaaaa`})"#
+        );
+        assert_eq!(neutral.len(), query.len());
+        // Errors that may depend on a regular expression keep them.
+        let kept = grammar.without_regexes(query, tokens(), "illegal regex for (");
+        assert_eq!(kept, query);
+        let column = query.find("nosuchfunc").unwrap() + 1;
+        assert_eq!(at(query).0..at(query).1, 1..column);
+        assert_eq!(at(query).2, "nosuchfunc(b{z=~`(a+)+b`})");
+        // A matcher set matching the empty string is found with its regular expression.
+        assert_eq!(at(r#"1 + {a=~".*"}"#), (1, 5, r#"{a=~".*"}"#.into()));
     }
 
     #[test]
