@@ -1,0 +1,21 @@
+//! The topology service: every application mapped to the services, instances, pods, nodes,
+//! zones and cloud services under it, kept over time.
+//!
+//! * [`model`]: entity and relation kinds, stable ids, presence over time, owners.
+//! * [`identity`]: entities and relations from resource attributes (OpenTelemetry semantic
+//!   conventions) and from client spans.
+//! * [`facts`]: what the graph learns, as WAL records.
+//! * [`graph`]: one tenant's graph (`petgraph`), applied from facts, read as of a time:
+//!   stack, impact, path, neighbourhood, changes.
+//! * [`store`]: every tenant's graph as a sink of the topology WAL, with its snapshot.
+
+pub mod facts;
+pub mod graph;
+pub mod identity;
+pub mod model;
+pub mod store;
+
+pub use facts::{Fact, FactBatch};
+pub use graph::{Graph, Window};
+pub use model::{EntityId, EntityKind, RelationKind};
+pub use store::{Topology, TopologyConfig, TopologyStats};
