@@ -21,6 +21,8 @@
 //!   sink has not committed, a failed append or commit is rolled back and retried, and a
 //!   failing sink is reported unhealthy ([`SinkProgress`]) until it recovers.
 //! * [`recovery`]: replays the WAL into a sink at start.
+//! * [`tap`]: something that learns from every batch before it is acknowledged (the
+//!   topology), durably, as a wrapper around any queue.
 //! * [`direct`]: the path of stores that keep their own write-ahead log (the TSDB): queued
 //!   batches are appended in groups and acknowledged with the store's report.
 //!
@@ -34,6 +36,7 @@ pub mod queue;
 pub mod recovery;
 pub mod sink;
 pub mod sink_runner;
+pub mod tap;
 pub mod wal_codec;
 pub mod wal_writer;
 
@@ -42,10 +45,11 @@ pub use error::IngestError;
 pub use metrics::IngestMetrics;
 pub use queue::{
     IngestHandle, IngestQueue, IngestRequest, LocalQueue, MetricIngestHandle, MetricIngestRequest,
-    QueueReceiver,
+    QueueReceiver, Submission,
 };
 pub use recovery::{Recovered, RecoveryError, recover};
 pub use sink::{Health, Sink, SinkProgress, unready_reason};
 pub use sink_runner::{SinkRunnerConfig, run_sink};
+pub use tap::{Tap, TappedQueue};
 pub use wal_codec::WalCodec;
 pub use wal_writer::{Sequenced, WalWriterConfig, run_wal_writer, sequenced_channel};

@@ -58,6 +58,11 @@ impl<B, R> IngestHandle<B, R> {
     pub async fn ingest(&self, batch: B) -> Result<R, IngestError> {
         self.queue.submit(batch).await
     }
+
+    /// Queues `batch` now (whether or not the answer is awaited) and returns the answer.
+    pub fn submit(&self, batch: B) -> Submission<R> {
+        self.queue.submit(batch)
+    }
 }
 
 impl<B: Send + fmt::Debug + 'static, R: Send + fmt::Debug + 'static> IngestHandle<B, R> {

@@ -68,7 +68,8 @@ pub struct Graph {
     ids: HashMap<EntityId, NodeIndex>,
     edges: HashMap<(NodeIndex, NodeIndex, RelationKind), EdgeIndex>,
     events: VecDeque<ChangeEvent>,
-    counters: HashMap<EdgeIndex, CallCounters>,
+    /// The last counters of each service-graph edge, whether or not its relation exists yet.
+    counters: HashMap<(EntityId, EntityId, RelationKind), CallCounters>,
     stale_ms: i64,
     max_events: usize,
 }
@@ -294,10 +295,10 @@ impl Graph {
         kind: RelationKind,
         now: CallCounters,
     ) -> Option<()> {
+        let prev = self.counters.insert((from.clone(), to.clone(), kind), now);
         let a = *self.ids.get(from)?;
         let b = *self.ids.get(to)?;
         let e = *self.edges.get(&(a, b, kind))?;
-        let prev = self.counters.insert(e, now);
         if let Some(prev) = prev.filter(|p| now.time > p.time && now.requests >= p.requests) {
             let dt = (now.time - prev.time) as f64 / 1000.0;
             let requests = now.requests - prev.requests;
@@ -611,8 +612,9 @@ impl Graph {
             for (e, a, b) in edges {
                 if let Some(kind) = self.g[e].kind {
                     self.edges.remove(&(a, b, kind));
+                    let key = (self.g[a].id.clone(), self.g[b].id.clone(), kind);
+                    self.counters.remove(&key);
                 }
-                self.counters.remove(&e);
             }
             let entity = self.g.remove_node(ix).expect("node");
             self.ids.remove(&entity.id);

@@ -7,15 +7,19 @@
 //! * [`facts`]: what the graph learns, as WAL records.
 //! * [`graph`]: one tenant's graph (`petgraph`), applied from facts, read as of a time:
 //!   stack, impact, path, neighbourhood, changes.
+//! * [`observer`]: the ingest tap that turns what every signal says about the estate into
+//!   facts, before the signal is acknowledged.
 //! * [`store`]: every tenant's graph as a sink of the topology WAL, with its snapshot.
 
 pub mod facts;
 pub mod graph;
 pub mod identity;
 pub mod model;
+pub mod observer;
 pub mod store;
 
 pub use facts::{Fact, FactBatch};
 pub use graph::{Graph, Window};
 pub use model::{EntityId, EntityKind, RelationKind};
+pub use observer::Observer;
 pub use store::{Topology, TopologyConfig, TopologyStats};

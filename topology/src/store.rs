@@ -221,12 +221,9 @@ impl Topology {
         kind: RelationKind,
         counters: CallCounters,
     ) -> bool {
-        let Some(graph) = read(&self.tenants).get(tenant).cloned() else {
-            return false;
-        };
-        write(&graph)
-            .record_calls(from, to, kind, counters)
-            .is_some()
+        let graph = self.graph(tenant);
+        let mut g = write(&graph);
+        g.record_calls(from, to, kind, counters).is_some()
     }
 
     /// The `depends_on` target of `from` named `name`, if any.
