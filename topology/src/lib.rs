@@ -4,6 +4,8 @@
 //! * [`model`]: entity and relation kinds, stable ids, presence over time, owners.
 //! * [`identity`]: entities and relations from resource attributes (OpenTelemetry semantic
 //!   conventions) and from client spans.
+//! * [`inventory`]: the declared inventory (a TOML file, the API), checked with errors and
+//!   warnings that name file, line and entity.
 //! * [`facts`]: what the graph learns, as WAL records.
 //! * [`graph`]: one tenant's graph (`petgraph`), applied from facts, read as of a time:
 //!   stack, impact, path, neighbourhood, changes.
@@ -14,6 +16,7 @@
 pub mod facts;
 pub mod graph;
 pub mod identity;
+pub mod inventory;
 pub mod model;
 pub mod observer;
 pub mod store;
