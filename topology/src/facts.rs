@@ -37,6 +37,14 @@ pub enum Fact {
     },
     /// An external event (a deploy marker).
     Event(ChangeEvent),
+    /// The entity is no longer declared (it left the inventory file).
+    Undeclare { id: EntityId },
+    /// The relation is no longer declared.
+    UndeclareRelation {
+        from: EntityId,
+        to: EntityId,
+        kind: RelationKind,
+    },
 }
 
 /// The facts one request taught, for one tenant.

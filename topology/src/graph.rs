@@ -145,6 +145,18 @@ impl Graph {
                 let e = self.edge(from, to, *kind);
                 self.g[e].declared = Some(source.clone());
             }
+            Fact::Undeclare { id } => {
+                if let Some(&ix) = self.ids.get(id) {
+                    self.g[ix].declared = None;
+                }
+            }
+            Fact::UndeclareRelation { from, to, kind } => {
+                if let (Some(&a), Some(&b)) = (self.ids.get(from), self.ids.get(to))
+                    && let Some(&e) = self.edges.get(&(a, b, *kind))
+                {
+                    self.g[e].declared = None;
+                }
+            }
             Fact::Event(event) => {
                 self.node(&event.entity);
                 if !self.events.contains(event) {
@@ -584,6 +596,11 @@ impl Graph {
         }
         out.sort_by(|a, b| (a.time, &a.entity).cmp(&(b.time, &b.entity)));
         out
+    }
+
+    /// Every relation, whenever seen.
+    pub fn all_relations(&self) -> impl Iterator<Item = (&EntityId, &EntityId, &Relation)> + '_ {
+        self.g.edge_indices().map(|e| self.ix_relation(e))
     }
 
     /// Every entity, whenever seen.

@@ -228,7 +228,11 @@ fn check(
                 continue;
             }
         };
-        let criticality = match decl.criticality.as_deref().map(|c| (c, Criticality::parse(c))) {
+        let criticality = match decl
+            .criticality
+            .as_deref()
+            .map(|c| (c, Criticality::parse(c)))
+        {
             None => None,
             Some((_, Some(c))) => Some(c),
             Some((c, None)) => {
@@ -264,9 +268,8 @@ fn check(
                 let mut contradictions = Vec::new();
                 for (k, v) in &this.attributes {
                     match first.attributes.get(k) {
-                        Some(old) if old != v => {
-                            contradictions.push(format!("attribute {k:?} is {old:?} there, {v:?} here"))
-                        }
+                        Some(old) if old != v => contradictions
+                            .push(format!("attribute {k:?} is {old:?} there, {v:?} here")),
                         Some(_) => {}
                         None => {
                             first.attributes.insert(k.clone(), v.clone());
@@ -274,16 +277,15 @@ fn check(
                     }
                 }
                 match (&first.owner, &this.owner) {
-                    (Some(a), Some(b)) if a != b => contradictions.push(format!(
-                        "owner is {:?} there, {:?} here",
-                        a.name, b.name
-                    )),
+                    (Some(a), Some(b)) if a != b => contradictions
+                        .push(format!("owner is {:?} there, {:?} here", a.name, b.name)),
                     (None, Some(b)) => first.owner = Some(b.clone()),
                     _ => {}
                 }
                 match (first.criticality, this.criticality) {
-                    (Some(a), Some(b)) if a != b => contradictions
-                        .push(format!("criticality is {a:?} there, {b:?} here")),
+                    (Some(a), Some(b)) if a != b => {
+                        contradictions.push(format!("criticality is {a:?} there, {b:?} here"))
+                    }
                     (None, Some(b)) => first.criticality = Some(b),
                     _ => {}
                 }
@@ -382,6 +384,45 @@ fn check(
     out
 }
 
+/// Facts that withdraw what an earlier load of the file declared and this one (`facts`)
+/// no longer does: entities and relations whose declaration came from `source`
+/// (`file:inventory.toml`).
+pub fn withdrawn(graph: &crate::graph::Graph, source: &str, facts: &[Fact]) -> Vec<Fact> {
+    let from_file = |s: &str| s.rsplit_once(':').is_some_and(|(file, _)| file == source);
+    let mut entities = HashSet::new();
+    let mut relations = HashSet::new();
+    for f in facts {
+        match f {
+            Fact::Declare { id, .. } => {
+                entities.insert(id.clone());
+            }
+            Fact::DeclareRelation { from, to, kind, .. } => {
+                relations.insert((from.clone(), to.clone(), *kind));
+            }
+            _ => {}
+        }
+    }
+    let mut out: Vec<Fact> = graph
+        .all_entities()
+        .filter(|e| {
+            e.declared.as_ref().is_some_and(|d| from_file(&d.source)) && !entities.contains(&e.id)
+        })
+        .map(|e| Fact::Undeclare { id: e.id.clone() })
+        .collect();
+    out.extend(graph.all_relations().filter_map(|(a, b, r)| {
+        let kind = r.kind?;
+        let declared_here = r.declared.as_deref().is_some_and(from_file);
+        (declared_here && !relations.contains(&(a.clone(), b.clone(), kind))).then(|| {
+            Fact::UndeclareRelation {
+                from: a.clone(),
+                to: b.clone(),
+                kind,
+            }
+        })
+    }));
+    out
+}
+
 /// The id an entry declares.
 fn entity_id(decl: &EntityDecl, forced: Option<EntityKind>) -> Result<EntityId, String> {
     if let Some(id) = &decl.id {
@@ -389,7 +430,9 @@ fn entity_id(decl: &EntityDecl, forced: Option<EntityKind>) -> Result<EntityId, 
         if let Some(k) = forced
             && id.kind() != Some(k)
         {
-            return Err(format!("an [[application]] entry's id must be application:…, not {id}"));
+            return Err(format!(
+                "an [[application]] entry's id must be application:…, not {id}"
+            ));
         }
         return Ok(id);
     }
@@ -440,7 +483,9 @@ mod tests {
     use super::*;
 
     fn check_text(text: &str) -> Checked {
-        check_file("inventory.toml", text, &|id| id.as_str() == "database:ledger")
+        check_file("inventory.toml", text, &|id| {
+            id.as_str() == "database:ledger"
+        })
     }
 
     fn messages(c: &Checked) -> Vec<String> {
@@ -476,7 +521,9 @@ kind = "depends_on"
         assert_eq!(id.as_str(), "application:budget");
         assert_eq!(declared.criticality, Some(Criticality::Core));
         assert_eq!(declared.source, "file:inventory.toml:2");
-        assert!(matches!(&c.facts[2], Fact::DeclareRelation { kind: RelationKind::PartOf, from, .. } if from.as_str() == "service:budget-prep"));
+        assert!(
+            matches!(&c.facts[2], Fact::DeclareRelation { kind: RelationKind::PartOf, from, .. } if from.as_str() == "service:budget-prep")
+        );
     }
 
     #[test]
@@ -494,7 +541,9 @@ kind = "depends_on"
 
     #[test]
     fn a_dangling_reference_is_a_warning_and_kept() {
-        let text = format!("{GOOD}\n[[relation]]\nfrom = \"service:budget-prep\"\nto = \"cache:nowhere\"\nkind = \"depends_on\"\n");
+        let text = format!(
+            "{GOOD}\n[[relation]]\nfrom = \"service:budget-prep\"\nto = \"cache:nowhere\"\nkind = \"depends_on\"\n"
+        );
         let c = check_text(&text);
         let m = messages(&c);
         assert_eq!(m.len(), 1, "{m:?}");
@@ -536,7 +585,9 @@ kind = "depends_on"
 
     #[test]
     fn contradictory_declarations_warn_and_the_first_wins() {
-        let text = format!("{GOOD}\n[[entity]]\nid = \"service:budget-prep\"\nowner = {{ name = \"Vendor B\" }}\nattributes = {{ \"service.namespace\" = \"treasury\", \"tier\" = \"web\" }}\n");
+        let text = format!(
+            "{GOOD}\n[[entity]]\nid = \"service:budget-prep\"\nowner = {{ name = \"Vendor B\" }}\nattributes = {{ \"service.namespace\" = \"treasury\", \"tier\" = \"web\" }}\n"
+        );
         let c = check_text(&text);
         let m = messages(&c);
         assert_eq!(m.len(), 1, "{m:?}");
@@ -554,7 +605,10 @@ kind = "depends_on"
         let c = check_text("[[entity]]\nid = \"service:a\"\nowner = \n");
         let m = messages(&c);
         assert_eq!(m.len(), 1);
-        assert!(m[0].starts_with("inventory.toml:3: error: inventory:"), "{m:?}");
+        assert!(
+            m[0].starts_with("inventory.toml:3: error: inventory:"),
+            "{m:?}"
+        );
         assert!(c.facts.is_empty());
     }
 }

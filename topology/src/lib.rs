@@ -12,6 +12,7 @@
 //! * [`observer`]: the ingest tap that turns what every signal says about the estate into
 //!   facts, before the signal is acknowledged.
 //! * [`store`]: every tenant's graph as a sink of the topology WAL, with its snapshot.
+//! * [`views`]: the API's answers: entities with owners and the selectors of their signals.
 
 pub mod facts;
 pub mod graph;
@@ -20,6 +21,7 @@ pub mod inventory;
 pub mod model;
 pub mod observer;
 pub mod store;
+pub mod views;
 
 pub use facts::{Fact, FactBatch};
 pub use graph::{Graph, Window};

@@ -199,6 +199,7 @@ impl Topology {
                 }
                 Fact::Declare { id, .. } => usize::from(g.entity(id).is_none()),
                 Fact::Event(e) => usize::from(g.entity(&e.entity).is_none()),
+                Fact::Undeclare { .. } | Fact::UndeclareRelation { .. } => 0,
             };
             if new_entities > room {
                 self.refused_entities.fetch_add(1, Ordering::Relaxed);
