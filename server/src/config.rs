@@ -31,6 +31,7 @@ pub struct Config {
     pub wal: WalConfig,
     pub indexer: IndexerConfig,
     pub traces: TracesConfig,
+    pub topology: TopologySection,
     pub limits: LimitsConfig,
     pub tsdb: TsdbConfig,
     pub promql: PromqlConfig,
@@ -133,6 +134,46 @@ impl Default for TracesConfig {
             max_span_metric_series: 10_000,
             service_graph_max_items: 100_000,
             service_graph_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[topology]`: the graph of the estate (`docs/api.md`, topology).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TopologySection {
+    /// The declared inventory (TOML), read at start; its problems are logged and the good
+    /// entries kept.
+    pub inventory: Option<PathBuf>,
+    /// An entity not seen for this long is no longer live (it stays in history).
+    #[serde(with = "humantime_serde_compat")]
+    pub stale_after: Duration,
+    /// A repeated observation is written again this long after the last: the resolution
+    /// of last-seen times.
+    #[serde(with = "humantime_serde_compat")]
+    pub resolution: Duration,
+    /// How often the graph's snapshot is written (the WAL holds what came after).
+    #[serde(with = "humantime_serde_compat")]
+    pub snapshot_interval: Duration,
+    /// Entities (all tenants) beyond which new ones are refused.
+    pub max_entities: usize,
+    /// Change events kept per tenant.
+    pub max_events: usize,
+    /// Entities not seen for this long are forgotten (declared ones stay).
+    #[serde(with = "humantime_serde_compat")]
+    pub retention: Duration,
+}
+
+impl Default for TopologySection {
+    fn default() -> Self {
+        Self {
+            inventory: None,
+            stale_after: Duration::from_secs(600),
+            resolution: Duration::from_secs(60),
+            snapshot_interval: Duration::from_secs(30),
+            max_entities: 2_000_000,
+            max_events: 100_000,
+            retention: Duration::from_secs(30 * 24 * 3600),
         }
     }
 }
@@ -340,6 +381,7 @@ impl Default for Config {
             wal: WalConfig::default(),
             indexer: IndexerConfig::default(),
             traces: TracesConfig::default(),
+            topology: TopologySection::default(),
             limits: LimitsConfig::default(),
             tsdb: TsdbConfig::default(),
             promql: PromqlConfig::default(),
@@ -544,6 +586,12 @@ impl Config {
         }
         sightline_collector::scrape::validate_configs(&self.scrape_configs)
             .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+        if self.topology.snapshot_interval.is_zero() {
+            bail!("topology.snapshot_interval must be greater than zero");
+        }
+        if self.topology.stale_after < self.topology.resolution {
+            bail!("topology.stale_after must be at least topology.resolution");
+        }
         if self.self_scrape.interval < Duration::from_secs(1) {
             bail!("self_scrape.interval must be at least 1s");
         }

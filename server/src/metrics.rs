@@ -40,6 +40,53 @@ pub struct ReasonLabels {
 }
 
 /// The TSDB's statistics as gauges, refreshed from `Tsdb::stats` when `/metrics` is read.
+/// The topology's size, refreshed at each scrape of `/metrics`.
+#[derive(Clone, Debug, Default)]
+pub struct TopologyGauges {
+    entities: Gauge,
+    relations: Gauge,
+    events: Gauge,
+    memory_bytes: Gauge,
+    refused_entities: Gauge,
+}
+
+impl TopologyGauges {
+    pub fn register(registry: &mut Registry) -> Self {
+        let g = Self::default();
+        let r = registry.sub_registry_with_prefix("sightline_topology");
+        r.register(
+            "entities",
+            "Entities in the topology (all tenants)",
+            g.entities.clone(),
+        );
+        r.register(
+            "relations",
+            "Relations in the topology",
+            g.relations.clone(),
+        );
+        r.register("events", "Change events kept", g.events.clone());
+        r.register(
+            "memory_bytes",
+            "Estimated heap bytes of the topology graphs",
+            g.memory_bytes.clone(),
+        );
+        r.register(
+            "refused_entities",
+            "Facts refused because the graph was at topology.max_entities",
+            g.refused_entities.clone(),
+        );
+        g
+    }
+
+    pub fn refresh(&self, s: &sightline_topology::TopologyStats, refused: u64) {
+        self.entities.set(s.entities as i64);
+        self.relations.set(s.relations as i64);
+        self.events.set(s.events as i64);
+        self.memory_bytes.set(s.bytes as i64);
+        self.refused_entities.set(refused as i64);
+    }
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct TsdbGauges {
     head_series: Gauge,

@@ -18,10 +18,12 @@ use sightline_collector::{CollectorMetrics, otlp, remote_write};
 use sightline_http::{ConnectionLimits, serve_http};
 use sightline_indexer::{LogStore, LogStoreConfig, TraceStore, TraceStoreConfig};
 use sightline_ingest::{
-    Health, IngestHandle, IngestMetrics, MetricIngestHandle, SinkProgress, SinkRunnerConfig,
-    WalWriterConfig,
+    Health, IngestHandle, IngestMetrics, LocalQueue, MetricIngestHandle, SinkProgress,
+    SinkRunnerConfig, TappedQueue, WalWriterConfig,
 };
 use sightline_model::{Cancellation, SpanBatch};
+use sightline_topology::facts::FactBatch;
+use sightline_topology::{Observer, Topology, TopologyConfig, inventory};
 use sightline_tsdb::{Tsdb, TsdbOptions};
 use sightline_wal::WalOptions;
 use tokio::net::TcpListener;
@@ -32,7 +34,7 @@ use crate::api;
 use crate::api::loki::{self, QueryState};
 use crate::api::prom::{self, PromState};
 use crate::config::{Config, Overrides, RangeSemantics};
-use crate::metrics::{ServerMetrics, TsdbGauges};
+use crate::metrics::{ServerMetrics, TopologyGauges, TsdbGauges};
 
 /// How long listeners wait for requests in flight at shutdown (queries are cancelled first,
 /// so what remains is short: answers being written, batches being acknowledged).
@@ -69,10 +71,14 @@ struct HealthState {
     sinks: Vec<Arc<SinkProgress>>,
     tsdb: Arc<Tsdb>,
     tsdb_gauges: TsdbGauges,
+    topology: Arc<Topology>,
+    topology_gauges: TopologyGauges,
 }
 
 async fn metrics_handler(State(s): State<HealthState>) -> impl IntoResponse {
     s.tsdb_gauges.refresh(&s.tsdb.stats());
+    s.topology_gauges
+        .refresh(&s.topology.stats(), s.topology.refused_entities());
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
         Ok(()) => (
@@ -144,6 +150,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let server_metrics = ServerMetrics::register(&mut registry);
     let ingest_metrics = IngestMetrics::register(&mut registry);
     let tsdb_gauges = TsdbGauges::register(&mut registry);
+    let topology_gauges = TopologyGauges::register(&mut registry);
     let connector_metrics =
         sightline_collector::connectors::ConnectorMetrics::register(&mut registry);
     let registry = Arc::new(registry);
@@ -196,12 +203,38 @@ async fn run(config: Config) -> anyhow::Result<()> {
         Anomalies::open(config.anomaly.clone(), &config.data_dir)
             .context("cannot open the anomaly detectors")?,
     );
-    let (metric_ingest, metric_ingest_rx) =
-        MetricIngestHandle::channel(config.tsdb.ingest_queue_batches);
-
-    let (ingest, ingest_rx) = IngestHandle::channel(config.limits.ingest_queue_batches);
-    let (span_ingest, span_ingest_rx) =
-        IngestHandle::<SpanBatch>::channel(config.limits.ingest_queue_batches);
+    // The topology learns from every batch on its way in (`sightline_topology::Observer`,
+    // a tap on each ingest queue) and writes what is new through its own WAL before the
+    // batch is acknowledged.
+    let topology_config = topology_config(&config);
+    let topology_dir = config.data_dir.join("topology");
+    let topology = Arc::new(
+        tokio::task::spawn_blocking(move || Topology::open(&topology_dir, topology_config))
+            .await
+            .context("topology open task failed")?
+            .context("cannot open the topology")?,
+    );
+    let (fact_ingest, fact_ingest_rx) =
+        IngestHandle::<FactBatch>::channel(config.limits.ingest_queue_batches * 4);
+    let observer = Arc::new(Observer::new(topology.clone(), fact_ingest.clone()));
+    let (metric_queue, metric_ingest_rx) = LocalQueue::new(config.tsdb.ingest_queue_batches);
+    let metric_ingest = MetricIngestHandle::new(Arc::new(TappedQueue::new(
+        Arc::new(metric_queue),
+        observer.clone(),
+    )));
+    let (log_queue, ingest_rx) = LocalQueue::new(config.limits.ingest_queue_batches);
+    let ingest = IngestHandle::new(Arc::new(TappedQueue::new(
+        Arc::new(log_queue),
+        observer.clone(),
+    )));
+    let (span_queue, span_ingest_rx) = LocalQueue::new(config.limits.ingest_queue_batches);
+    let span_ingest = IngestHandle::<SpanBatch>::new(Arc::new(TappedQueue::new(
+        Arc::new(span_queue),
+        observer.clone(),
+    )));
+    drop(observer);
+    let topology_progress = Arc::new(SinkProgress::new(0));
+    let topology_wal_health = Arc::new(Health::default());
     let started = Arc::new(AtomicBool::new(false));
     // Log progress starts at 0 and moves to the replayed watermark once replay has run.
     let log_progress = Arc::new(SinkProgress::new(0));
@@ -244,12 +277,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let health = HealthState {
         registry: registry.clone(),
         started: started.clone(),
-        wals: vec![wal_health.clone(), trace_wal_health.clone()],
+        wals: vec![
+            wal_health.clone(),
+            trace_wal_health.clone(),
+            topology_wal_health.clone(),
+        ],
         sinks: vec![
             log_progress.clone(),
             metric_progress.clone(),
             trace_progress.clone(),
+            topology_progress.clone(),
         ],
+        topology: topology.clone(),
+        topology_gauges,
         tsdb: tsdb.clone(),
         tsdb_gauges,
     };
@@ -290,6 +330,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
             queries,
         }))
         .merge(trace_api)
+        .merge(api::topology::router(api::topology::TopologyState {
+            topology: topology.clone(),
+            facts: fact_ingest.clone(),
+        }))
         .merge(remote_write::router(
             remote_write::RemoteWriteState::new(metric_ingest.clone(), collector_metrics.clone())
                 .with_config(config.remote_write),
@@ -474,6 +518,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
             trace_wal_health.clone(),
         )
         .await?;
+    let facts = WalPipeline {
+        runner_config: SinkRunnerConfig {
+            commit_interval: config.topology.snapshot_interval,
+            ..Default::default()
+        },
+        ..pipeline("topology")
+    }
+    .start(
+        config.data_dir.join("wal-topology"),
+        topology.clone(),
+        fact_ingest_rx,
+        topology_progress.clone(),
+        topology_wal_health.clone(),
+    )
+    .await?;
+    if let Some(path) = &config.topology.inventory {
+        load_inventory(path, &topology, &fact_ingest).await;
+    }
+    drop(fact_ingest);
     let metric_writer = tokio::spawn(sightline_ingest::run_direct_writer(
         tsdb.clone(),
         metric_ingest_rx,
@@ -516,6 +579,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Every ingest handle is gone now: the writer drains the queue and closes the indexer's.
     logs.writer.await.context("wal writer failed")?;
     spans.writer.await.context("traces wal writer failed")?;
+    // The taps on the queues above held the last fact handles.
+    facts.writer.await.context("topology wal writer failed")?;
     metric_writer.await.context("metric writer failed")?;
     maintenance.await.context("tsdb maintenance failed")?;
     // A head snapshot only shortens the next start's replay: if it cannot be written (a full
@@ -527,7 +592,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         Err(e) => tracing::error!(error = %e, "tsdb flush task failed"),
     }
-    for (name, thread) in [("indexer", logs.indexer), ("trace indexer", spans.indexer)] {
+    for (name, thread) in [
+        ("indexer", logs.indexer),
+        ("trace indexer", spans.indexer),
+        ("topology", facts.indexer),
+    ] {
         tokio::task::spawn_blocking(move || thread.join())
             .await
             .with_context(|| format!("{name} join failed"))?
@@ -611,6 +680,61 @@ impl WalPipeline {
             self.metrics,
         ));
         Ok(RunningPipeline { writer, indexer })
+    }
+}
+
+/// The topology store's settings from `[topology]`.
+fn topology_config(config: &Config) -> TopologyConfig {
+    let t = &config.topology;
+    TopologyConfig {
+        stale_after: t.stale_after,
+        resolution: t.resolution,
+        max_entities: t.max_entities,
+        max_events: t.max_events,
+        retention: t.retention,
+    }
+}
+
+/// Reads the declared inventory, logs its problems (each names file, line and entity) and
+/// writes its good entries through the topology WAL, withdrawing what an earlier version of
+/// the file declared and this one does not. A file that cannot be read is logged and the
+/// graph keeps what it had: the server runs on.
+async fn load_inventory(
+    path: &std::path::Path,
+    topology: &Topology,
+    facts: &IngestHandle<FactBatch>,
+) {
+    let text = match tokio::fs::read_to_string(path).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "cannot read the topology inventory");
+            return;
+        }
+    };
+    let name = path.display().to_string();
+    let tenant = sightline_model::TenantId::default_tenant();
+    let graph = topology.graph(&tenant);
+    let (checked, withdrawn) = {
+        let g = sightline_topology::store::read_graph(&graph);
+        let checked = inventory::check_file(&name, &text, &|id| g.entity(id).is_some());
+        let withdrawn = inventory::withdrawn(&g, &format!("file:{name}"), &checked.facts);
+        (checked, withdrawn)
+    };
+    for d in &checked.diagnostics {
+        match d.severity {
+            inventory::Severity::Error => tracing::error!("topology inventory: {d}"),
+            inventory::Severity::Warning => tracing::warn!("topology inventory: {d}"),
+        }
+    }
+    let declared = checked.facts.len();
+    let mut all = withdrawn;
+    all.extend(checked.facts);
+    if all.is_empty() {
+        return;
+    }
+    match facts.ingest(FactBatch { tenant, facts: all }).await {
+        Ok(()) => tracing::info!(path = %name, declared, "topology inventory loaded"),
+        Err(e) => tracing::error!(path = %name, error = %e, "cannot write the topology inventory"),
     }
 }
 

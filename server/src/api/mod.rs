@@ -9,6 +9,7 @@ pub mod params;
 pub mod patterns;
 pub mod prom;
 pub mod tempo;
+pub mod topology;
 pub mod trace_search;
 
 use std::time::{Duration, Instant};
