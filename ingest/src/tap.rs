@@ -48,21 +48,13 @@ impl<B: Send + 'static, R: Send + 'static> IngestQueue<B, R> for TappedQueue<B, 
             None => queued,
             Some(learned) => Box::pin(async move {
                 let (answer, learned): (Result<R, IngestError>, Result<(), IngestError>) =
-                    futures_join(queued, learned).await;
+                    tokio::join!(queued, learned);
                 let answer = answer?;
                 learned?;
                 Ok(answer)
             }),
         }
     }
-}
-
-/// Both futures, concurrently.
-async fn futures_join<A: std::future::Future, C: std::future::Future>(
-    a: A,
-    c: C,
-) -> (A::Output, C::Output) {
-    tokio::join!(a, c)
 }
 
 #[cfg(test)]
@@ -81,7 +73,7 @@ mod tests {
         fn observe(&self, batch: &u32) -> Option<Submission<()>> {
             self.seen.lock().unwrap().push(*batch);
             let fail = self.fail;
-            (*batch % 2 == 0).then(|| {
+            batch.is_multiple_of(2).then(|| {
                 Box::pin(async move {
                     if fail {
                         Err(IngestError::Overloaded)

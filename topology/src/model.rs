@@ -93,7 +93,7 @@ impl fmt::Display for EntityKind {
 /// A stable entity id: `kind:key`, the key made of the identifying attributes joined with
 /// `/` (`pod:prod-a/finance/budget-7c9f-x2`, `service:budget`). The same attributes give the
 /// same id in every signal, on every restart.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct EntityId(String);
 
@@ -320,12 +320,6 @@ pub struct Entity {
     /// Declared facts (inventory file or API); they win over discovered ones.
     pub declared: Option<Declared>,
     pub presence: Presence,
-}
-
-impl Default for EntityId {
-    fn default() -> Self {
-        EntityId(String::new())
-    }
 }
 
 /// What an inventory or the API declares about an entity.
