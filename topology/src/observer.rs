@@ -244,8 +244,12 @@ impl Learning<'_> {
         }
     }
 
-    /// Writes the facts gathered; the answer waits for them and for every other write
-    /// this batch's keys are in.
+    /// Writes the facts gathered. This batch's ticket — the one its new keys point to —
+    /// finishes once they are durable *and* every other write this batch's keys were found
+    /// in has finished: a later batch that finds a key here may rely on everything behind
+    /// it (a resource key whose facts another request is writing). Tickets only wait for
+    /// earlier ones (learning is serialised by the key map's lock), so they cannot wait in
+    /// a circle.
     fn finish(self) -> Option<Submission<()>> {
         let Learning {
             observer,
@@ -253,28 +257,33 @@ impl Learning<'_> {
             recent,
             facts,
             ticket,
-            mut wait,
+            wait,
         } = self;
         drop(recent);
-        if !facts.is_empty() {
-            let submitted = observer.facts.submit(FactBatch {
-                tenant: tenant.clone(),
-                facts,
-            });
-            let done = ticket.clone();
-            // The write finishes even if this request goes away: others may wait for it.
-            tokio::spawn(async move { done.finish(submitted.await) });
-            wait.push(ticket);
-        }
-        if wait.is_empty() {
+        if facts.is_empty() && wait.is_empty() {
+            ticket.finish(Ok(()));
             return None;
         }
-        Some(Box::pin(async move {
+        let submitted = (!facts.is_empty()).then(|| {
+            observer.facts.submit(FactBatch {
+                tenant: tenant.clone(),
+                facts,
+            })
+        });
+        let done = ticket.clone();
+        // The ticket finishes even if this request goes away: others may wait for it.
+        tokio::spawn(async move {
+            let mut result = match submitted {
+                Some(s) => s.await,
+                None => Ok(()),
+            };
             for t in wait {
-                t.wait().await?;
+                let r = t.wait().await;
+                result = result.and(r);
             }
-            Ok(())
-        }))
+            done.finish(result);
+        });
+        Some(Box::pin(async move { ticket.wait().await }))
     }
 }
 
@@ -653,6 +662,42 @@ mod tests {
             6,
             "service, 2 instances, 2 pods, node"
         );
+    }
+
+    /// The same resource through another signal: its own key is new but every fact it
+    /// names was written already. A later batch finding that key must not wait for a
+    /// write that never happens (found by the interop test: exports hung).
+    #[tokio::test]
+    async fn a_resource_whose_facts_another_signal_wrote_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (obs, _, written) = observer(dir.path());
+        let t0 = Observer::now_ms() - 600_000;
+        let logs_batch = logs("budget-1", t0);
+        let stream = &logs_batch.streams[0];
+        // The same resource, as a Loki stream (labels only): another resource key.
+        let mut loki = logs_batch.clone();
+        loki.streams[0].resource.clear();
+        loki.streams[0].labels = stream.labels.clone();
+        let first = obs.observe(&logs_batch).unwrap();
+        // Observed while the first write may still be running: waits for it.
+        let second = obs.observe(&loki);
+        let third = obs.observe(&loki);
+        let done = async {
+            first.await.unwrap();
+            if let Some(s) = second {
+                s.await.unwrap();
+            }
+            if let Some(t) = third {
+                t.await.unwrap();
+            }
+            if let Some(f) = obs.observe(&loki) {
+                f.await.unwrap();
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(10), done)
+            .await
+            .expect("no batch waits for a write that never happens");
+        assert_eq!(*written.lock().unwrap(), 1);
     }
 
     #[tokio::test]
