@@ -21,6 +21,7 @@ mod plan;
 #[cfg(any(test, feature = "promqltest"))]
 pub mod promqltest;
 mod quantile;
+mod regex_limits;
 mod source;
 mod tsdb_source;
 
@@ -319,6 +320,8 @@ pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryErr
     // Before the parser: a tree too deep to walk must never be built (it would overflow the
     // stack of whichever thread parses, evaluates or drops it).
     nesting::check(query).map_err(QueryError::Parse)?;
+    // Before the parser compiles the matchers' regexes: counts RE2 refuses.
+    regex_limits::check(query).map_err(QueryError::Parse)?;
     upstream_parse(query).map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
 }
 

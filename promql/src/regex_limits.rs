@@ -1,0 +1,154 @@
+//! Prometheus's limit on counted repetitions in regular expressions, checked before the
+//! parser compiles them.
+//!
+//! Prometheus compiles matcher regexes with Go's RE2 syntax, which refuses a repetition count
+//! above 1000 (`invalid repeat count`). Rust's `regex` accepts far larger ones and compiles
+//! them until its size limit: a 55-byte selector `{a=~".{55517}"}` cost hundreds of
+//! milliseconds of CPU, several times over (found by fuzzing). The matchers' strings are
+//! read from the lexer, unescaped as PromQL strings are (Go's rules), and parsed — not
+//! compiled — with `regex-syntax`; a count over the limit is the parse error Prometheus
+//! gives, placed at the string.
+
+use promql_parser::parser::token::{T_EQL_REGEX, T_NEQ_REGEX, T_STRING};
+use regex_syntax::ast::{self, Ast, RepetitionKind, RepetitionRange};
+
+use crate::ParseError;
+use crate::parse_error::Position;
+
+/// RE2's `maxRepeat` (Go's `regexp/syntax`).
+pub const MAX_REPEAT: u32 = 1000;
+
+/// Refuses a query whose regex matchers repeat something more than [`MAX_REPEAT`] times.
+/// Queries the lexer refuses pass: the parser says why.
+pub(crate) fn check(query: &str) -> Result<(), ParseError> {
+    // Cheap exit: no counted repetition can be there without a digit after a brace.
+    if !query.contains("=~") && !query.contains("!~") {
+        return Ok(());
+    }
+    let Ok(lexer) = promql_parser::parser::lexer(query) else {
+        return Ok(());
+    };
+    use lrpar::{Lexeme, Lexer};
+    let mut after_regex_op = false;
+    for lexeme in lexer.iter().flatten() {
+        let tok = lexeme.tok_id();
+        if after_regex_op && tok == T_STRING {
+            let span = lexeme.span();
+            let raw = &query[span.start()..span.end()];
+            if let Some(re) = unquote(raw)
+                && let Some(count) = largest_repeat(&re)
+                && count > MAX_REPEAT
+            {
+                return Err(ParseError {
+                    message: format!(
+                        "invalid regular expression {re:?}: invalid repeat count {count} (at most {MAX_REPEAT}, as in Prometheus)"
+                    ),
+                    position: Some(Position::at(query, span.start(), span.len())),
+                });
+            }
+        }
+        after_regex_op = tok == T_EQL_REGEX || tok == T_NEQ_REGEX;
+    }
+    Ok(())
+}
+
+/// The largest repetition count in `re` (0 if none), or `None` if it does not parse (the
+/// compiler will say why).
+fn largest_repeat(re: &str) -> Option<u32> {
+    let ast = ast::parse::Parser::new().parse(re).ok()?;
+    struct Largest(u32);
+    impl ast::Visitor for Largest {
+        type Output = u32;
+        type Err = ();
+        fn finish(self) -> Result<u32, ()> {
+            Ok(self.0)
+        }
+        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
+            if let Ast::Repetition(r) = ast
+                && let RepetitionKind::Range(range) = &r.op.kind
+            {
+                let n = match *range {
+                    RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
+                    RepetitionRange::Bounded(a, b) => a.max(b),
+                };
+                self.0 = self.0.max(n);
+            }
+            Ok(())
+        }
+    }
+    ast::visit(&ast, Largest(0)).ok()
+}
+
+/// A PromQL string literal's value: backquoted strings are raw; single- and double-quoted
+/// ones take Go's escapes. `None` for a malformed literal (the parser will refuse it).
+fn unquote(raw: &str) -> Option<String> {
+    let quote = raw.chars().next()?;
+    let inner = raw.get(1..raw.len().checked_sub(1)?)?;
+    if quote == '`' {
+        return Some(inner.to_string());
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let e = chars.next()?;
+        let mut hex = |n: usize| -> Option<char> {
+            let digits: String = chars.by_ref().take(n).collect();
+            char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
+        };
+        out.push(match e {
+            'a' => '\x07',
+            'b' => '\x08',
+            'f' => '\x0c',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'v' => '\x0b',
+            '\\' | '\'' | '"' => e,
+            'x' => hex(2)?,
+            'u' => hex(4)?,
+            'U' => hex(8)?,
+            '0'..='7' => {
+                let rest: String = chars.by_ref().take(2).collect();
+                char::from_u32(u32::from_str_radix(&format!("{e}{rest}"), 8).ok()?)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetitions_over_re2s_limit_are_parse_errors_at_the_string() {
+        let e = check(r#"up{job=~"a.{1001}"}"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "1:9: parse error: invalid regular expression \"a.{1001}\": invalid repeat count 1001 (at most 1000, as in Prometheus)"
+        );
+        assert!(check(r#"up{job=~"a.{1000}", x!~'b{2,1000}'}"#).is_ok());
+        assert!(check(r#"{x!~`.{3,5000}`}"#).is_err());
+        assert!(check(r#"{x!~".{0,1001}"}"#).is_err());
+        // Escaped braces are literal; equality matchers are not regexes.
+        assert!(check(r#"up{job=~"a\\{5000}"}"#).is_ok());
+        assert!(check(r#"up{job="a.{5000}"}"#).is_ok());
+        // The fuzzer's input: a count followed by carriage returns inside the braces.
+        assert!(check("{__am=~\"Infa.{55517\r\r\r\r\r\r}\r\u{16}\rm\r]\"}").is_err());
+    }
+
+    #[test]
+    fn strings_unescape_as_go_does() {
+        assert_eq!(
+            unquote(r#""a\\b\"c\x41\u00e9\101""#).as_deref(),
+            Some("a\\b\"cAéA")
+        );
+        assert_eq!(unquote(r"`a\d`").as_deref(), Some(r"a\d"));
+        assert_eq!(unquote(r#""bad\q""#), None);
+    }
+}
