@@ -142,6 +142,8 @@ impl Default for TracesConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct TopologySection {
+    /// Learn the topology from ingested signals (the API and declarations work either way).
+    pub enabled: bool,
     /// The declared inventory (TOML), read at start; its problems are logged and the good
     /// entries kept.
     pub inventory: Option<PathBuf>,
@@ -167,6 +169,7 @@ pub struct TopologySection {
 impl Default for TopologySection {
     fn default() -> Self {
         Self {
+            enabled: true,
             inventory: None,
             stale_after: Duration::from_secs(600),
             resolution: Duration::from_secs(60),

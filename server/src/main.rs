@@ -66,6 +66,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::traces::TracesCommand,
     },
+    /// Read the topology through a running server (graph, stack, impact, path, changes);
+    /// check an inventory file.
+    Topology {
+        #[command(subcommand)]
+        command: cli::topology::TopologyCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -111,6 +117,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Logs { command } => cli::run(command, out)?,
         Command::Metrics { command } => cli::run_metrics(command, out)?,
         Command::Traces { command } => cli::traces::run(command, out)?,
+        Command::Topology { command } => cli::topology::run(command, out)?,
     }
     out.flush()?;
     Ok(())

@@ -217,21 +217,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let (fact_ingest, fact_ingest_rx) =
         IngestHandle::<FactBatch>::channel(config.limits.ingest_queue_batches * 4);
     let observer = Arc::new(Observer::new(topology.clone(), fact_ingest.clone()));
+    let learn = config.topology.enabled;
     let (metric_queue, metric_ingest_rx) = LocalQueue::new(config.tsdb.ingest_queue_batches);
-    let metric_ingest = MetricIngestHandle::new(Arc::new(TappedQueue::new(
-        Arc::new(metric_queue),
-        observer.clone(),
-    )));
+    let metric_ingest = MetricIngestHandle::new(tapped(metric_queue, &observer, learn));
     let (log_queue, ingest_rx) = LocalQueue::new(config.limits.ingest_queue_batches);
-    let ingest = IngestHandle::new(Arc::new(TappedQueue::new(
-        Arc::new(log_queue),
-        observer.clone(),
-    )));
+    let ingest = IngestHandle::new(tapped(log_queue, &observer, learn));
     let (span_queue, span_ingest_rx) = LocalQueue::new(config.limits.ingest_queue_batches);
-    let span_ingest = IngestHandle::<SpanBatch>::new(Arc::new(TappedQueue::new(
-        Arc::new(span_queue),
-        observer.clone(),
-    )));
+    let span_ingest = IngestHandle::<SpanBatch>::new(tapped(span_queue, &observer, learn));
     drop(observer);
     let topology_progress = Arc::new(SinkProgress::new(0));
     let topology_wal_health = Arc::new(Health::default());
@@ -680,6 +672,24 @@ impl WalPipeline {
             self.metrics,
         ));
         Ok(RunningPipeline { writer, indexer })
+    }
+}
+
+/// `queue` with the topology's tap in front when the topology learns from ingest.
+fn tapped<B, R>(
+    queue: LocalQueue<B, R>,
+    observer: &Arc<Observer>,
+    learn: bool,
+) -> Arc<dyn sightline_ingest::IngestQueue<B, R>>
+where
+    B: Send + std::fmt::Debug + 'static,
+    R: Send + std::fmt::Debug + 'static,
+    Observer: sightline_ingest::Tap<B>,
+{
+    if learn {
+        Arc::new(TappedQueue::new(Arc::new(queue), observer.clone()))
+    } else {
+        Arc::new(queue)
     }
 }
 
