@@ -7,6 +7,7 @@
 //! ([`LogSource`], [`StoreError`]), so that a store never depends on a query language.
 
 pub mod cancel;
+pub mod go_string;
 pub mod labels;
 pub mod log;
 pub mod log_query;

@@ -35,7 +35,7 @@ pub(crate) fn check(query: &str) -> Result<(), ParseError> {
         if after_regex_op && tok == T_STRING {
             let span = lexeme.span();
             let raw = &query[span.start()..span.end()];
-            if let Some(re) = unquote(raw)
+            if let Ok(re) = sightline_model::go_string::unquote(raw)
                 && let Some(count) = largest_repeat(&re)
                 && count > MAX_REPEAT
             {
@@ -79,48 +79,6 @@ fn largest_repeat(re: &str) -> Option<u32> {
     ast::visit(&ast, Largest(0)).ok()
 }
 
-/// A PromQL string literal's value: backquoted strings are raw; single- and double-quoted
-/// ones take Go's escapes. `None` for a malformed literal (the parser will refuse it).
-fn unquote(raw: &str) -> Option<String> {
-    let quote = raw.chars().next()?;
-    let inner = raw.get(1..raw.len().checked_sub(1)?)?;
-    if quote == '`' {
-        return Some(inner.to_string());
-    }
-    let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        let e = chars.next()?;
-        let mut hex = |n: usize| -> Option<char> {
-            let digits: String = chars.by_ref().take(n).collect();
-            char::from_u32(u32::from_str_radix(&digits, 16).ok()?)
-        };
-        out.push(match e {
-            'a' => '\x07',
-            'b' => '\x08',
-            'f' => '\x0c',
-            'n' => '\n',
-            'r' => '\r',
-            't' => '\t',
-            'v' => '\x0b',
-            '\\' | '\'' | '"' => e,
-            'x' => hex(2)?,
-            'u' => hex(4)?,
-            'U' => hex(8)?,
-            '0'..='7' => {
-                let rest: String = chars.by_ref().take(2).collect();
-                char::from_u32(u32::from_str_radix(&format!("{e}{rest}"), 8).ok()?)?
-            }
-            _ => return None,
-        });
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,15 +98,5 @@ mod tests {
         assert!(check(r#"up{job="a.{5000}"}"#).is_ok());
         // The fuzzer's input: a count followed by carriage returns inside the braces.
         assert!(check("{__am=~\"Infa.{55517\r\r\r\r\r\r}\r\u{16}\rm\r]\"}").is_err());
-    }
-
-    #[test]
-    fn strings_unescape_as_go_does() {
-        assert_eq!(
-            unquote(r#""a\\b\"c\x41\u00e9\101""#).as_deref(),
-            Some("a\\b\"cAéA")
-        );
-        assert_eq!(unquote(r"`a\d`").as_deref(), Some(r"a\d"));
-        assert_eq!(unquote(r#""bad\q""#), None);
     }
 }

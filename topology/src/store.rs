@@ -172,6 +172,17 @@ impl Topology {
             .clone()
     }
 
+    /// The tenant's graph for reading: an empty one, not kept, if it has none (a query
+    /// naming any tenant must not make one).
+    pub fn graph_for_reading(&self, tenant: &TenantId) -> Arc<RwLock<Graph>> {
+        read(&self.tenants).get(tenant).cloned().unwrap_or_else(|| {
+            Arc::new(RwLock::new(Graph::new(
+                self.config.stale_after.as_millis() as i64,
+                self.config.max_events,
+            )))
+        })
+    }
+
     /// Whether the tenant has an entity `id`.
     pub fn contains(&self, tenant: &TenantId, id: &EntityId) -> bool {
         read(&self.tenants)

@@ -71,6 +71,17 @@ fn window(params: &Params) -> Result<Window, ApiError> {
     Ok(Window::at(params.time_ns("time", now)? / 1_000_000))
 }
 
+/// What every read takes: its parameters, tenant and window.
+fn read_request(
+    headers: &HeaderMap,
+    raw: Option<&str>,
+) -> Result<(Params, TenantId, Window), ApiError> {
+    let params = Params::parse(raw, headers, b"");
+    let tenant = tenant(headers)?;
+    let w = window(&params)?;
+    Ok((params, tenant, w))
+}
+
 fn entity_id(raw: &str) -> Result<EntityId, ApiError> {
     EntityId::parse(raw).map_err(|e| ApiError::bad_request(format!("entity: {e}")))
 }
@@ -87,9 +98,7 @@ async fn graph(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
-    let w = window(&params)?;
+    let (params, tenant, w) = read_request(&headers, raw.as_deref())?;
     let mut filter = Filter::default();
     for k in params.all("kind").flat_map(|k| k.split(',')) {
         filter.kinds.push(EntityKind::parse(k).ok_or_else(|| {
@@ -110,7 +119,7 @@ async fn graph(
     if let Some(id) = params.get("entity") {
         filter.around = Some((entity_id(id)?, params.usize("hops", 1)?));
     }
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     Ok(ok(Renderer {
         graph: &g,
@@ -139,11 +148,9 @@ async fn entity(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
-    let w = window(&params)?;
+    let (_, tenant, w) = read_request(&headers, raw.as_deref())?;
     let id = entity_id(&id)?;
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     let r = Renderer {
         graph: &g,
@@ -177,11 +184,9 @@ async fn stack(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
-    let w = window(&params)?;
+    let (_, tenant, w) = read_request(&headers, raw.as_deref())?;
     let id = entity_id(&id)?;
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     let reached = g.stack(&id, w).ok_or_else(|| not_found(&id, w))?;
     Ok(ok(Renderer {
@@ -197,11 +202,9 @@ async fn impact(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
-    let w = window(&params)?;
+    let (_, tenant, w) = read_request(&headers, raw.as_deref())?;
     let id = entity_id(&id)?;
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     let reached = g.impact(&id, w).ok_or_else(|| not_found(&id, w))?;
     Ok(ok(Renderer {
@@ -216,9 +219,7 @@ async fn path(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let params = Params::parse(raw.as_deref(), &headers, b"");
-    let tenant = tenant(&headers)?;
-    let w = window(&params)?;
+    let (params, tenant, w) = read_request(&headers, raw.as_deref())?;
     let end = |k: &str| {
         params
             .get(k)
@@ -226,7 +227,7 @@ async fn path(
             .and_then(entity_id)
     };
     let (from, to) = (end("from")?, end("to")?);
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     for id in [&from, &to] {
         if !g.entity(id).is_some_and(|e| g.entity_in(e, w)) {
@@ -257,7 +258,7 @@ async fn changes(
     };
     let only = params.get("entity").map(entity_id).transpose()?;
     let kinds: Vec<&str> = params.all("kind").flat_map(|k| k.split(',')).collect();
-    let g = s.topology.graph(&tenant);
+    let g = s.topology.graph_for_reading(&tenant);
     let g = read_graph(&g);
     let changes: Vec<ChangeEvent> = g
         .changes(w, crate::now_ns() / 1_000_000)
@@ -308,7 +309,7 @@ async fn declare(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = tenant(&headers)?;
     let checked = {
-        let g = s.topology.graph(&tenant);
+        let g = s.topology.graph_for_reading(&tenant);
         let g = read_graph(&g);
         inventory::check_request(entities, relations, &|id| g.entity(id).is_some())
     };
