@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::traces::TracesCommand,
     },
+    /// Check Prometheus rule files.
+    Rules {
+        #[command(subcommand)]
+        command: cli::rules::RulesCommand,
+    },
     /// Read the topology through a running server (graph, stack, impact, path, changes);
     /// check an inventory file.
     Topology {
@@ -118,6 +123,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Metrics { command } => cli::run_metrics(command, out)?,
         Command::Traces { command } => cli::traces::run(command, out)?,
         Command::Topology { command } => cli::topology::run(command, out)?,
+        Command::Rules { command } => cli::rules::run(command, out)?,
     }
     out.flush()?;
     Ok(())

@@ -142,3 +142,52 @@ fn logs_and_metrics_share_time_forms_and_print_rfc3339() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert_eq!(text(&out.stderr).trim(), "no results");
 }
+
+/// `rules check` accepts a good rule file and refuses a bad one with file, line, group and
+/// rule, exit 1; `topology check` names file, line and entity.
+#[test]
+fn rule_files_and_inventories_are_checked_without_a_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(
+        &good,
+        "groups:\n  - name: g\n    rules:\n      - alert: Down\n        expr: up == 0\n        for: 5m\n",
+    )
+    .unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: rate(x)\n",
+    )
+    .unwrap();
+    let out = sightline(&["rules", "check", good.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("SUCCESS: 1 rules found"));
+    let out = sightline(&[
+        "rules",
+        "check",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "{}:4: group \"g\", rule 1, \"r\": could not parse expression:",
+            bad.display()
+        )),
+        "{stdout}"
+    );
+    let inventory = dir.path().join("inventory.toml");
+    std::fs::write(&inventory, "[[entity]]\nkind = \"servce\"\nname = \"x\"\n").unwrap();
+    let out = sightline(&["topology", "check", inventory.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).starts_with(&format!(
+            "{}:1: error: x: unknown entity kind \"servce\"",
+            inventory.display()
+        )),
+        "{}",
+        text(&out.stdout)
+    );
+}

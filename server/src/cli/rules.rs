@@ -1,0 +1,69 @@
+//! `sightline rules …`: rule files checked as `promtool check rules` checks them.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use sightline_alerting::rulefmt::{self, ParseOptions};
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Check Prometheus rule files: syntax, fields, PromQL, names. Prints each file's
+    /// outcome as promtool does; exits 1 if any file has problems.
+    Check {
+        files: Vec<PathBuf>,
+        /// Accept fields the format does not know (promtool's flag of the same name).
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
+}
+
+pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    match command {
+        RulesCommand::Check {
+            files,
+            ignore_unknown_fields,
+        } => {
+            if files.is_empty() {
+                anyhow::bail!("no rule files given");
+            }
+            let mut failed = 0;
+            for file in &files {
+                let name = file.display().to_string();
+                writeln!(out, "Checking {name}")?;
+                let text = match std::fs::read_to_string(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        writeln!(out, "  FAILED:\n{name}: {e}\n")?;
+                        failed += 1;
+                        continue;
+                    }
+                };
+                match rulefmt::parse(
+                    &name,
+                    &text,
+                    ParseOptions {
+                        ignore_unknown_fields,
+                    },
+                ) {
+                    Ok(parsed) => {
+                        let rules: usize = parsed.groups.iter().map(|g| g.rules.len()).sum();
+                        writeln!(out, "  SUCCESS: {rules} rules found\n")?;
+                    }
+                    Err(errors) => {
+                        writeln!(out, "  FAILED:")?;
+                        for e in errors {
+                            writeln!(out, "{e}")?;
+                        }
+                        writeln!(out)?;
+                        failed += 1;
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} rule files have problems", files.len());
+            }
+            Ok(())
+        }
+    }
+}
