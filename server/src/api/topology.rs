@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use sightline_ingest::{IngestError, IngestHandle};
 use sightline_model::TenantId;
 use sightline_topology::facts::{Fact, FactBatch};
-use sightline_topology::graph::Window;
+use sightline_topology::graph::{Graph, Reached, Window};
 use sightline_topology::inventory::{self, EntityDecl, RelationDecl, Severity};
 use sightline_topology::model::ChangeEvent;
 use sightline_topology::store::read_graph;
@@ -178,22 +178,36 @@ async fn entity(
     })))
 }
 
+/// A walk from one entity (`stack`, `impact`), answered by `render`.
+fn walk_from(
+    s: &TopologyState,
+    id: &str,
+    headers: &HeaderMap,
+    raw: Option<&str>,
+    walk: impl Fn(&Graph, &EntityId, Window) -> Option<Reached>,
+    render: impl Fn(&Renderer<'_>, &Reached) -> Value,
+) -> Result<Json<Value>, ApiError> {
+    let (_, tenant, w) = read_request(headers, raw)?;
+    let id = entity_id(id)?;
+    let g = s.topology.graph_for_reading(&tenant);
+    let g = read_graph(&g);
+    let reached = walk(&g, &id, w).ok_or_else(|| not_found(&id, w))?;
+    let renderer = Renderer {
+        graph: &g,
+        window: w,
+    };
+    Ok(ok(render(&renderer, &reached)))
+}
+
 async fn stack(
     State(s): State<TopologyState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, tenant, w) = read_request(&headers, raw.as_deref())?;
-    let id = entity_id(&id)?;
-    let g = s.topology.graph_for_reading(&tenant);
-    let g = read_graph(&g);
-    let reached = g.stack(&id, w).ok_or_else(|| not_found(&id, w))?;
-    Ok(ok(Renderer {
-        graph: &g,
-        window: w,
-    }
-    .reached(&reached)))
+    walk_from(&s, &id, &headers, raw.as_deref(), Graph::stack, |r, x| {
+        json!(r.reached(x))
+    })
 }
 
 async fn impact(
@@ -202,16 +216,9 @@ async fn impact(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<Value>, ApiError> {
-    let (_, tenant, w) = read_request(&headers, raw.as_deref())?;
-    let id = entity_id(&id)?;
-    let g = s.topology.graph_for_reading(&tenant);
-    let g = read_graph(&g);
-    let reached = g.impact(&id, w).ok_or_else(|| not_found(&id, w))?;
-    Ok(ok(Renderer {
-        graph: &g,
-        window: w,
-    }
-    .impact(&reached)))
+    walk_from(&s, &id, &headers, raw.as_deref(), Graph::impact, |r, x| {
+        json!(r.impact(x))
+    })
 }
 
 async fn path(
