@@ -219,8 +219,7 @@ impl Lexer {
             ('>', _) => (TokenKind::Gt, 1),
             ('<', Some('=')) => (TokenKind::Le, 2),
             ('<', _) => (TokenKind::Lt, 1),
-            ('"', _) => return self.quoted_string(),
-            ('`', _) => return self.raw_string(),
+            ('"' | '`', _) => return self.string(),
             ('[', _) => return self.range(),
             ('-', Some(d)) if d.is_ascii_digit() => return self.number_or_duration(),
             (d, _) if d.is_ascii_digit() => return self.number_or_duration(),
@@ -306,83 +305,16 @@ impl Lexer {
         }
     }
 
-    fn raw_string(&mut self) -> Result<TokenKind, String> {
-        self.bump();
-        let mut value = String::new();
-        loop {
-            match self.bump() {
-                Some('`') => return Ok(TokenKind::Str(value)),
-                Some(c) => value.push(c),
-                None => return Err("literal not terminated".to_string()),
-            }
+    /// A string literal (double-quoted with Go's escapes, or backquoted and raw), read
+    /// whole and unquoted by `sightline_model::go_string`.
+    fn string(&mut self) -> Result<TokenKind, String> {
+        let len = sightline_model::go_string::literal_len(&self.chars[self.pos..])
+            .ok_or("literal not terminated")?;
+        let raw: String = self.chars[self.pos..self.pos + len].iter().collect();
+        for _ in 0..len {
+            self.bump();
         }
-    }
-
-    /// A double-quoted string with Go's escapes; `\x`/octal escapes are bytes, so the result
-    /// is checked to be UTF-8 at the end.
-    fn quoted_string(&mut self) -> Result<TokenKind, String> {
-        self.bump();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut utf8 = [0u8; 4];
-        loop {
-            let c = self.bump().ok_or("literal not terminated")?;
-            let decoded = match c {
-                '"' => break,
-                '\\' => match self.bump().ok_or("literal not terminated")? {
-                    'a' => '\x07',
-                    'b' => '\x08',
-                    'f' => '\x0c',
-                    'n' => '\n',
-                    'r' => '\r',
-                    't' => '\t',
-                    'v' => '\x0b',
-                    '\\' => '\\',
-                    '"' => '"',
-                    '\'' => '\'',
-                    'x' => {
-                        bytes.push(self.hex_byte(2, 16)?);
-                        continue;
-                    }
-                    d @ '0'..='7' => {
-                        let rest = self.hex_byte(2, 8)? as u32;
-                        let value = d.to_digit(8).unwrap_or(0) * 64 + rest;
-                        bytes.push(u8::try_from(value).map_err(|_| "octal escape value > 255")?);
-                        continue;
-                    }
-                    'u' => self.unicode_escape(4)?,
-                    'U' => self.unicode_escape(8)?,
-                    other => return Err(format!("invalid escape sequence \\{other} in string")),
-                },
-                c => c,
-            };
-            bytes.extend_from_slice(decoded.encode_utf8(&mut utf8).as_bytes());
-        }
-        String::from_utf8(bytes)
-            .map(TokenKind::Str)
-            .map_err(|_| "string literal is not valid UTF-8".to_string())
-    }
-
-    /// Reads `digits` digits in `radix` into a value that must fit a byte.
-    fn hex_byte(&mut self, digits: usize, radix: u32) -> Result<u8, String> {
-        let value = self.digits(digits, radix)?;
-        u8::try_from(value).map_err(|_| "escape value > 255".to_string())
-    }
-
-    fn unicode_escape(&mut self, digits: usize) -> Result<char, String> {
-        let value = self.digits(digits, 16)?;
-        char::from_u32(value).ok_or_else(|| format!("invalid unicode escape U+{value:X}"))
-    }
-
-    fn digits(&mut self, digits: usize, radix: u32) -> Result<u32, String> {
-        let mut value = 0u32;
-        for _ in 0..digits {
-            let digit = self
-                .bump()
-                .and_then(|c| c.to_digit(radix))
-                .ok_or("invalid escape sequence in string")?;
-            value = value * radix + digit;
-        }
-        Ok(value)
+        sightline_model::go_string::unquote(&raw).map(TokenKind::Str)
     }
 }
 

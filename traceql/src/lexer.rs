@@ -261,8 +261,7 @@ impl Lexer {
             ('/', _, _) => (Tok::Div, 1),
             ('%', _, _) => (Tok::Mod, 1),
             ('^', _, _) => (Tok::Pow, 1),
-            ('"', _, _) => return self.quoted_string().map(Tok::Str),
-            ('`', _, _) => return self.raw_string().map(Tok::Str),
+            ('"' | '`', _, _) => return self.string().map(Tok::Str),
             ('.', Some(d), _) if d.is_ascii_digit() => return self.number(),
             ('.', _, _) => {
                 self.bump();
@@ -333,7 +332,7 @@ impl Lexer {
     /// The name after `.` or a scope: quoted, or up to the first character that ends it.
     fn attribute_name(&mut self, scope: AttrScope) -> Result<Tok, String> {
         let name = if self.peek() == Some('"') {
-            self.quoted_string()?
+            self.string()?
         } else {
             let mut name = String::new();
             while let Some(c) = self.peek().filter(|c| is_attribute_char(*c)) {
@@ -395,89 +394,16 @@ impl Lexer {
         }
     }
 
-    fn raw_string(&mut self) -> Result<String, String> {
-        self.bump();
-        let mut value = String::new();
-        loop {
-            match self.bump() {
-                Some('`') => return Ok(value),
-                Some(c) => value.push(c),
-                None => return Err("syntax error: string literal not terminated".to_string()),
-            }
+    /// A string literal (double-quoted with Go's escapes, or backquoted and raw), read
+    /// whole and unquoted by `sightline_model::go_string`.
+    fn string(&mut self) -> Result<String, String> {
+        let len = sightline_model::go_string::literal_len(&self.chars[self.pos..])
+            .ok_or("syntax error: string literal not terminated")?;
+        let raw: String = self.chars[self.pos..self.pos + len].iter().collect();
+        for _ in 0..len {
+            self.bump();
         }
-    }
-
-    /// A double-quoted string with Go's escapes; `\x` and octal escapes are bytes, so the
-    /// result is checked to be UTF-8 at the end.
-    fn quoted_string(&mut self) -> Result<String, String> {
-        const UNTERMINATED: &str = "syntax error: string literal not terminated";
-        self.bump();
-        let mut bytes: Vec<u8> = Vec::new();
-        let mut utf8 = [0u8; 4];
-        loop {
-            let c = self.bump().ok_or(UNTERMINATED)?;
-            let decoded = match c {
-                '"' => break,
-                '\\' => match self.bump().ok_or(UNTERMINATED)? {
-                    'a' => '\x07',
-                    'b' => '\x08',
-                    'f' => '\x0c',
-                    'n' => '\n',
-                    'r' => '\r',
-                    't' => '\t',
-                    'v' => '\x0b',
-                    '\\' => '\\',
-                    '"' => '"',
-                    '\'' => '\'',
-                    'x' => {
-                        bytes.push(self.escape_byte(2, 16)?);
-                        continue;
-                    }
-                    d @ '0'..='7' => {
-                        let rest = u32::from(self.escape_byte(2, 8)?);
-                        let value = d.to_digit(8).unwrap_or(0) * 64 + rest;
-                        bytes.push(
-                            u8::try_from(value)
-                                .map_err(|_| "syntax error: octal escape value > 255")?,
-                        );
-                        continue;
-                    }
-                    'u' => self.unicode_escape(4)?,
-                    'U' => self.unicode_escape(8)?,
-                    other => {
-                        return Err(format!(
-                            "syntax error: invalid escape sequence \\{other} in string"
-                        ));
-                    }
-                },
-                c => c,
-            };
-            bytes.extend_from_slice(decoded.encode_utf8(&mut utf8).as_bytes());
-        }
-        String::from_utf8(bytes).map_err(|_| "syntax error: string is not valid UTF-8".to_string())
-    }
-
-    fn escape_byte(&mut self, digits: usize, radix: u32) -> Result<u8, String> {
-        let value = self.digits(digits, radix)?;
-        u8::try_from(value).map_err(|_| "syntax error: escape value > 255".to_string())
-    }
-
-    fn unicode_escape(&mut self, digits: usize) -> Result<char, String> {
-        let value = self.digits(digits, 16)?;
-        char::from_u32(value)
-            .ok_or_else(|| format!("syntax error: invalid unicode escape U+{value:X}"))
-    }
-
-    fn digits(&mut self, digits: usize, radix: u32) -> Result<u32, String> {
-        let mut value = 0u32;
-        for _ in 0..digits {
-            let digit = self
-                .bump()
-                .and_then(|c| c.to_digit(radix))
-                .ok_or("syntax error: invalid escape sequence in string")?;
-            value = value * radix + digit;
-        }
-        Ok(value)
+        sightline_model::go_string::unquote(&raw).map_err(|e| format!("syntax error: {e}"))
     }
 }
 
