@@ -257,7 +257,15 @@ fn as_index(v: &Value) -> Result<i64, String> {
 fn index_one(item: &Value, key: &Value) -> Result<Value, String> {
     match item {
         Value::Map(map) => match key {
-            Value::String(k) => Ok(map.get(k).cloned().unwrap_or_default()),
+            Value::String(k) => Ok(map.get(k).cloned().unwrap_or_else(|| {
+                // Go's `index` returns the element type's zero value: "" for the
+                // `map[string]string` label sets templates index, nil otherwise.
+                if map.values().all(|v| matches!(v, Value::String(_))) {
+                    Value::String(String::new())
+                } else {
+                    Value::Nil
+                }
+            })),
             other => Err(format!(
                 "value has type {}; should be string",
                 other.type_name()
@@ -373,6 +381,8 @@ mod tests {
         );
         let map = Value::string_map([("k", "v")]);
         assert_eq!(call("index", &[map.clone(), "k".into()]), Ok("v".into()));
-        assert_eq!(call("index", &[map, "missing".into()]), Ok(Value::Nil));
+        assert_eq!(call("index", &[map, "missing".into()]), Ok("".into()));
+        let mixed = Value::Map([("n".to_owned(), Value::Int(1))].into_iter().collect());
+        assert_eq!(call("index", &[mixed, "missing".into()]), Ok(Value::Nil));
     }
 }

@@ -137,8 +137,9 @@ fn is_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\r' | b'\n')
 }
 
-fn is_ident_byte(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c >= 0x80
+/// Go's identifier characters: Unicode letters and digits, and `_`.
+fn is_ident_char(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
 }
 
 struct Lexer<'a> {
@@ -338,14 +339,21 @@ impl<'a> Lexer<'a> {
                 {
                     self.lex_number()
                 }
-                c if is_ident_byte(c) => {
+                _ if self.src[start..].starts_with(is_ident_char) => {
                     self.take_ident();
                     Tok::Ident(self.src[start..self.pos].to_owned())
                 }
                 _ => {
                     let ch = self.src[start..].chars().next().unwrap_or_default();
+                    // Go's `%#U`: the quoted character follows only when it is printable.
+                    let printable = ch == ' ' || !(ch.is_whitespace() || ch.is_control());
+                    let shown = if printable {
+                        format!("U+{:04X} '{ch}'", ch as u32)
+                    } else {
+                        format!("U+{:04X}", ch as u32)
+                    };
                     return Err(
-                        self.error(start, format!("bad character U+{:04X} '{ch}'", ch as u32))
+                        self.error(start, format!("unrecognized character in action: {shown}"))
                     );
                 }
             };
@@ -355,13 +363,12 @@ impl<'a> Lexer<'a> {
     }
 
     fn take_ident(&mut self) {
-        while self.pos < self.bytes.len() && is_ident_byte(self.bytes[self.pos]) {
-            self.pos += 1;
-        }
-        // Identifiers stop on a char boundary; multi-byte letters are taken whole.
-        while !self.src.is_char_boundary(self.pos) {
-            self.pos += 1;
-        }
+        let len: usize = self.src[self.pos..]
+            .chars()
+            .take_while(|c| is_ident_char(*c))
+            .map(char::len_utf8)
+            .sum();
+        self.pos += len;
     }
 
     fn lex_number(&mut self) -> Tok {

@@ -475,6 +475,148 @@ fn prometheus_functions_in_templates() {
     );
 }
 
+/// Expectations from Prometheus's `template/template_test.go`, where inputs are ranged over.
+#[test]
+fn prometheus_upstream_expectations() {
+    let floats = |v: &[f64]| Value::List(v.iter().map(|f| Value::Float(*f)).collect());
+    let ints = |v: &[i64]| Value::List(v.iter().map(|i| Value::Int(*i)).collect());
+    let strings = |v: &[&str]| Value::List(v.iter().map(|s| Value::from(*s)).collect());
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "{{ range . }}{{ humanize . }}:{{ end }}",
+            floats(&[0.0, 1.0, 1234567.0, 0.12]),
+            "0:1:1.235M:120m:",
+        ),
+        (
+            "{{ range . }}{{ humanize . }}:{{ end }}",
+            strings(&["0.0", "1.0", "1234567.0", ".12"]),
+            "0:1:1.235M:120m:",
+        ),
+        (
+            "{{ range . }}{{ humanize . }}:{{ end }}",
+            ints(&[0, -1, 1, 1234567, i64::MAX]),
+            "0:-1:1:1.235M:9.223E:",
+        ),
+        (
+            "{{ range . }}{{ humanize1024 . }}:{{ end }}",
+            floats(&[0.0, 1.0, 1048576.0, 0.12]),
+            "0:1:1Mi:0.12:",
+        ),
+        (
+            "{{ range . }}{{ humanize1024 . }}:{{ end }}",
+            ints(&[0, -1, 1, 1234567, i64::MAX]),
+            "0:-1:1:1.177Mi:8Ei:",
+        ),
+        (
+            "{{ range . }}{{ humanizeDuration . }}:{{ end }}",
+            floats(&[
+                0.0,
+                1.0,
+                60.0,
+                3600.0,
+                86400.0,
+                86400.0 + 3600.0,
+                -(86400.0 * 2.0 + 3600.0 * 3.0 + 60.0 * 4.0 + 5.0),
+                899.99,
+            ]),
+            "0s:1s:1m 0s:1h 0m 0s:1d 0h 0m 0s:1d 1h 0m 0s:-2d 3h 4m 5s:14m 59s:",
+        ),
+        (
+            "{{ range . }}{{ humanizeDuration . }}:{{ end }}",
+            strings(&[".1", ".0001", ".12345", "60.1", "60.5", "1.2345", "12.345"]),
+            "100ms:100us:123.5ms:1m 0s:1m 0s:1.234s:12.35s:",
+        ),
+        (
+            "{{ range . }}{{ humanizeDuration . }}:{{ end }}",
+            ints(&[0, -1, 1, 1234567]),
+            "0s:-1s:1s:14d 6h 56m 7s:",
+        ),
+        (
+            "{{ range . }}{{ humanize . }}:{{ humanize1024 . }}:{{ humanizeDuration . }}:{{humanizeTimestamp .}}:{{ end }}",
+            strings(&["+Inf", "-Inf", "NaN"]),
+            "+Inf:+Inf:+Inf:+Inf:-Inf:-Inf:-Inf:-Inf:NaN:NaN:NaN:NaN:",
+        ),
+        (
+            "{{ -0.22222 | humanizePercentage }}:{{ 0.0 | humanizePercentage }}:{{ 0.1234567 | humanizePercentage }}:{{ 1.23456 | humanizePercentage }}",
+            Value::Nil,
+            "-22.22%:0%:12.35%:123.5%",
+        ),
+        (
+            "{{ range . }}{{ humanizePercentage . }}:{{ end }}",
+            ints(&[0, -1, 1, 1234567, i64::MAX]),
+            "0%:-100%:100%:1.235e+08%:9.223e+20%:",
+        ),
+        (
+            "{{ range . }}{{ humanizeTimestamp . }}:{{ end }}",
+            ints(&[0, -1, 1, 1234567, 9223372036]),
+            "1970-01-01 00:00:00 +0000 UTC:1969-12-31 23:59:59 +0000 UTC:1970-01-01 00:00:01 +0000 UTC:1970-01-15 06:56:07 +0000 UTC:2262-04-11 23:47:16 +0000 UTC:",
+        ),
+        (
+            "{{ (1435065584.128 | toTime).Format \"2006\" }}",
+            Value::Nil,
+            "2015",
+        ),
+        (
+            "{{ (\"1435065584.128\" | toTime).Format \"2006\" }}",
+            Value::Nil,
+            "2015",
+        ),
+        ("{{ \"aa bb CC\" | title }}", Value::Nil, "Aa Bb CC"),
+        (
+            "{{ match \"a+\" \"aa\" }} {{ match \"a+\" \"b\" }}",
+            Value::Nil,
+            "true false",
+        ),
+        (
+            "{{ reReplaceAll \"(a)b\" \"x$1\" \"ab\" }}",
+            Value::Nil,
+            "xa",
+        ),
+        (
+            "{{ graphLink \"up\" }} {{ tableLink \"up\" }}",
+            Value::Nil,
+            "/graph?g0.expr=up&g0.tab=0 /graph?g0.expr=up&g0.tab=1",
+        ),
+        (
+            "{{ printf \"%0.2f\" (parseDuration \"1h2m10ms\") }}",
+            Value::Nil,
+            "3720.01",
+        ),
+        (
+            "{{define \"x\"}}{{.arg0}} {{.arg1}}{{end}}{{template \"x\" (args 1 \"2\")}}",
+            Value::Nil,
+            "1 2",
+        ),
+        (
+            "{{ \"[2001:0DB8::1]:12345\" | stripPort }} {{ \"[2001:0DB8::1]::12345\" | stripPort }} {{ \"2001:0DB8::1\" | stripPort }}",
+            Value::Nil,
+            "2001:0DB8::1 [2001:0DB8::1]::12345 2001:0DB8::1",
+        ),
+    ];
+    for (text, data, want) in cases {
+        assert_eq!(render(text, &data), want, "{text}");
+    }
+    assert_eq!(
+        render_err("{{ humanize \"one\" }}", &Value::Nil),
+        r#"template: t:1:3: executing "t" at <humanize "one">: error calling humanize: strconv.ParseFloat: parsing "one": invalid syntax"#
+    );
+    assert_eq!(
+        render_err("{{ \"one\" | humanizePercentage }}", &Value::Nil),
+        r#"template: t:1:11: executing "t" at <humanizePercentage>: error calling humanizePercentage: strconv.ParseFloat: parsing "one": invalid syntax"#
+    );
+    assert_eq!(
+        render_err(
+            "{{ range . }}{{ humanizeTimestamp . }}:{{ end }}",
+            &ints(&[i64::MIN])
+        ),
+        r#"template: t:1:16: executing "t" at <humanizeTimestamp .>: error calling humanizeTimestamp: -9.223372036854776e+18 cannot be represented as a nanoseconds timestamp since it overflows int64"#
+    );
+    assert_eq!(
+        render_err("{{ args | first }}", &Value::Nil),
+        r#"template: t:1:10: executing "t" at <first>: error calling first: wrong type for value; expected template.queryResult; got map[string]interface {}"#
+    );
+}
+
 #[test]
 fn query_functions_use_the_engine() {
     let engine = |q: &str| -> Result<Vec<QuerySample>, String> {
@@ -561,6 +703,14 @@ fn parse_errors_carry_positions() {
         r#"template: t:1:3: bad number syntax: "12abc""#
     );
     assert!(err("{{ if }}{{ end }}").contains("missing value for command"));
+    assert_eq!(
+        err("{{\u{a0}}}"),
+        "template: t:1:2: unrecognized character in action: U+00A0"
+    );
+    assert_eq!(
+        err("{{ # }}"),
+        "template: t:1:3: unrecognized character in action: U+0023 '#'"
+    );
     assert!(err("{{ (((( 1 }}").contains("unclosed left paren"));
     let deep = format!("{{{{ {}1{} }}}}", "(".repeat(200), ")".repeat(200));
     assert!(err(&deep).contains("nesting deeper than"));
