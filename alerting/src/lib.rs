@@ -1,6 +1,18 @@
-//! Alerting: Prometheus rule files, their evaluation, and the alert manager (issue 14).
+//! Alerting: Prometheus rule files, their evaluation, and the alert manager (issue 14;
+//! being built).
 //!
 //! * [`rulefmt`]: Prometheus's rule-file format, parsed and checked as `promtool check
-//!   rules` does, problems named by file, line, group and rule.
+//!   rules` does, problems named by file, line, group and rule — templates included.
+//! * [`template`]: the part of Go's `text/template` that Prometheus alerting rules and
+//!   Alertmanager notification templates use, with their function libraries, so rule files
+//!   and `.tmpl` files written for Prometheus render the same text here. It owns no I/O and
+//!   no clock beyond what template functions (`since`, `tz "Local"`) read, and never lets
+//!   one template hang or exhaust the process: execution is bounded by [`Limits`].
 
 pub mod rulefmt;
+pub mod template;
+
+pub use template::{
+    AlertTemplateData, Funcs, Limits, MissingKey, PrometheusFuncsConfig, QueryEngine, QuerySample,
+    Template, TemplateError, Value, alertmanager_funcs, expand_alert_template, prometheus_funcs,
+};

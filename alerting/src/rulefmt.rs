@@ -295,6 +295,27 @@ pub fn parse(file: &str, text: &str, options: ParseOptions) -> Result<RuleFile, 
                     problems.push("invalid annotation name: \"\"".into());
                 }
             }
+            // Label and annotation values of alerts are templates (Prometheus parses them
+            // when it loads the file).
+            if let Some(alert) = &r.alert {
+                let funcs = template_funcs();
+                let values = r.labels.iter().map(|(k, v)| ("label", k, v)).chain(
+                    r.annotations
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| ("annotation", k, v)),
+                );
+                for (what, key, text) in values {
+                    let source = format!("{}{text}", crate::template::ALERT_TEMPLATE_PREFIX);
+                    if let Err(e) = crate::template::Template::parse(
+                        &format!("__alert_{alert}"),
+                        &source,
+                        funcs,
+                    ) {
+                        problems.push(format!("{what} {key:?}: {e}"));
+                    }
+                }
+            }
             let mut for_ = Duration::ZERO;
             let mut keep = Duration::ZERO;
             for (what, v, slot) in [
@@ -345,6 +366,14 @@ pub fn parse(file: &str, text: &str, options: ParseOptions) -> Result<RuleFile, 
     } else {
         Err(errors)
     }
+}
+
+/// Prometheus's template functions, for parsing (no query engine is needed to parse).
+fn template_funcs() -> &'static crate::template::Funcs {
+    static FUNCS: std::sync::OnceLock<crate::template::Funcs> = std::sync::OnceLock::new();
+    FUNCS.get_or_init(|| {
+        crate::template::prometheus_funcs(crate::template::PrometheusFuncsConfig::default())
+    })
 }
 
 /// The first YAML document, deserialized (with unknown fields refused or dropped).
@@ -620,6 +649,17 @@ mod tests {
             e,
             ["rules.yml:6: field unexpected_field not found in type rulefmt.Rule"]
         );
+    }
+
+    #[test]
+    fn bad_templates_are_named_with_their_annotation() {
+        let e = check("groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: up == 0\n        annotations:\n          summary: '{{ humanizeX $value }}'\n").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert!(
+            e[0].starts_with("rules.yml:4: group \"g\", rule 1, \"A\": annotation \"summary\": template: __alert_A:1:"),
+            "{e:?}"
+        );
+        assert!(e[0].contains("function \"humanizeX\" not defined"), "{e:?}");
     }
 
     #[test]
