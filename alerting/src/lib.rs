@@ -1,6 +1,8 @@
 //! Alerting: Prometheus rule files, their evaluation, and the alert manager (issue 14;
 //! being built).
 //!
+//! * [`eval`]: rule evaluation with Prometheus's semantics: recording rules, alerts pending →
+//!   firing → resolved with `for` and `keep_firing_for`, `ALERTS` / `ALERTS_FOR_STATE`.
 //! * [`rulefmt`]: Prometheus's rule-file format, parsed and checked as `promtool check
 //!   rules` does, problems named by file, line, group and rule — templates included.
 //! * [`template`]: the part of Go's `text/template` that Prometheus alerting rules and
@@ -9,6 +11,7 @@
 //!   no clock beyond what template functions (`since`, `tz "Local"`) read, and never lets
 //!   one template hang or exhaust the process: execution is bounded by [`Limits`].
 
+pub mod eval;
 pub mod rulefmt;
 pub mod template;
 
