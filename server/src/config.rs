@@ -32,6 +32,7 @@ pub struct Config {
     pub indexer: IndexerConfig,
     pub traces: TracesConfig,
     pub topology: TopologySection,
+    pub alerting: AlertingSection,
     pub limits: LimitsConfig,
     pub tsdb: TsdbConfig,
     pub promql: PromqlConfig,
@@ -134,6 +135,33 @@ impl Default for TracesConfig {
             max_span_metric_series: 10_000,
             service_graph_max_items: 100_000,
             service_graph_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[alerting]`: Prometheus rule files evaluated by the server.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertingSection {
+    /// Rule files, or directories whose `*.yml` / `*.yaml` files are loaded.
+    pub rule_files: Vec<PathBuf>,
+    /// How often a group without its own `interval` is evaluated (Prometheus's
+    /// `evaluation_interval`).
+    #[serde(with = "humantime_serde_compat")]
+    pub evaluation_interval: Duration,
+    /// Labels `$externalLabels` gives templates (Prometheus's `external_labels`).
+    pub external_labels: std::collections::BTreeMap<String, String>,
+    /// What `$externalURL` gives templates.
+    pub external_url: String,
+}
+
+impl Default for AlertingSection {
+    fn default() -> Self {
+        Self {
+            rule_files: Vec::new(),
+            evaluation_interval: Duration::from_secs(60),
+            external_labels: Default::default(),
+            external_url: String::new(),
         }
     }
 }
@@ -385,6 +413,7 @@ impl Default for Config {
             indexer: IndexerConfig::default(),
             traces: TracesConfig::default(),
             topology: TopologySection::default(),
+            alerting: AlertingSection::default(),
             limits: LimitsConfig::default(),
             tsdb: TsdbConfig::default(),
             promql: PromqlConfig::default(),
@@ -589,6 +618,9 @@ impl Config {
         }
         sightline_collector::scrape::validate_configs(&self.scrape_configs)
             .map_err(|e| anyhow::anyhow!("scrape_configs: {e}"))?;
+        if self.alerting.evaluation_interval < Duration::from_secs(1) {
+            bail!("alerting.evaluation_interval must be at least 1s");
+        }
         if self.topology.snapshot_interval.is_zero() {
             bail!("topology.snapshot_interval must be greater than zero");
         }

@@ -11,6 +11,7 @@ mod config;
 mod data_dir;
 mod metrics;
 mod query_pool;
+mod rules;
 mod serve;
 
 use std::io::Write;

@@ -199,6 +199,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             prometheus2_ranges: config.promql.range_semantics == RangeSemantics::Prometheus2,
         },
     ));
+    // Rule files that do not load stop the start, as in Prometheus.
+    let rules = Arc::new(crate::rules::Rules::load(
+        &config.alerting.rule_files,
+        config.alerting.evaluation_interval,
+        config.alerting.external_labels.clone(),
+        config.alerting.external_url.clone(),
+    )?);
     let anomalies = Arc::new(
         Anomalies::open(config.anomaly.clone(), &config.data_dir)
             .context("cannot open the anomaly detectors")?,
@@ -322,6 +329,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             queries,
         }))
         .merge(trace_api)
+        .merge(api::rules::router(rules.clone()))
         .merge(api::topology::router(api::topology::TopologyState {
             topology: topology.clone(),
             facts: fact_ingest.clone(),
@@ -471,6 +479,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metric_ingest.clone(),
         shutdown_rx.clone(),
     ));
+    let rule_runner = tokio::spawn(crate::rules::run(
+        rules.clone(),
+        tsdb.clone(),
+        engine.clone(),
+        metric_ingest.clone(),
+        shutdown_rx.clone(),
+    ));
     drop(ingest);
     drop(span_ingest);
     drop(span_sink);
@@ -564,6 +579,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // when they are done.
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
+    rule_runner.await.context("rule evaluation failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {
         task.await.context("span connectors failed")?;

@@ -8,6 +8,7 @@ pub mod loki;
 pub mod params;
 pub mod patterns;
 pub mod prom;
+pub mod rules;
 pub mod tempo;
 pub mod topology;
 pub mod trace_search;

@@ -1,0 +1,435 @@
+//! `[alerting] rule_files`: Prometheus rule groups evaluated on their interval, their output
+//! (recorded series, `ALERTS`, `ALERTS_FOR_STATE`) written through the metric ingest path
+//! (durable, queryable), and their state served on `/api/v1/rules` and `/api/v1/alerts` in
+//! Prometheus's JSON shapes (Grafana reads them).
+//!
+//! Rules are evaluated for the `default` tenant. A group is evaluated at multiples of its
+//! interval; its rules run in order, each one's output stored before the next runs, so
+//! that a rule can use the series an earlier rule of its group recorded at the same time
+//! (as in Prometheus).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use sightline_alerting::eval::{AlertState, EvalContext, RuleState};
+use sightline_alerting::rulefmt::{self, ParseOptions, RuleKind};
+use sightline_alerting::template::{PrometheusFuncsConfig, QueryEngine, QuerySample};
+use sightline_alerting::{Funcs, prometheus_funcs};
+use sightline_ingest::MetricIngestHandle;
+use sightline_model::{MetricBatch, MetricSeries, Sample, TenantId};
+use sightline_promql::{Engine, TsdbSource, Value as PromValue};
+use sightline_tsdb::Tsdb;
+
+/// One loaded group and its rules' states.
+struct Group {
+    file: String,
+    name: String,
+    interval: Duration,
+    limit: usize,
+    rules: Vec<RuleState>,
+    last_evaluation: Option<i64>,
+    evaluation_seconds: f64,
+}
+
+/// The loaded rule groups.
+pub struct Rules {
+    groups: Mutex<Vec<Group>>,
+    external_labels: BTreeMap<String, String>,
+    external_url: String,
+}
+
+impl Rules {
+    /// Loads `paths` (files, or directories whose `*.yml`/`*.yaml` files are read); every
+    /// problem of every file is reported, and any problem refuses the set.
+    pub fn load(
+        paths: &[PathBuf],
+        default_interval: Duration,
+        external_labels: BTreeMap<String, String>,
+        external_url: String,
+    ) -> anyhow::Result<Self> {
+        let mut groups = Vec::new();
+        let mut problems = Vec::new();
+        for file in rule_files(paths)? {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read rule file {name}"))?;
+            match rulefmt::parse(&name, &text, ParseOptions::default()) {
+                Ok(parsed) => groups.extend(parsed.groups.into_iter().map(|g| Group {
+                    file: name.clone(),
+                    interval: g.interval.unwrap_or(default_interval),
+                    name: g.name,
+                    limit: g.limit,
+                    rules: g.rules.into_iter().map(RuleState::new).collect(),
+                    last_evaluation: None,
+                    evaluation_seconds: 0.0,
+                })),
+                Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
+            }
+        }
+        if !problems.is_empty() {
+            anyhow::bail!("invalid rule files:\n{}", problems.join("\n"));
+        }
+        Ok(Rules {
+            groups: Mutex::new(groups),
+            external_labels,
+            external_url,
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    /// The shortest group interval (how often [`run`] looks for due groups).
+    fn tick(&self) -> Duration {
+        self.groups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|g| g.interval)
+            .min()
+            .unwrap_or(Duration::from_secs(60))
+            .min(Duration::from_secs(1))
+    }
+
+    /// `/api/v1/rules`'s data, Prometheus's shape.
+    pub fn rules_json(&self, kind: Option<&str>) -> Value {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let groups: Vec<Value> = groups
+            .iter()
+            .map(|g| {
+                let rules: Vec<Value> = g
+                    .rules
+                    .iter()
+                    .filter(|r| {
+                        !matches!(
+                            (kind, &r.rule.kind),
+                            (Some("alert"), RuleKind::Record { .. })
+                                | (Some("record"), RuleKind::Alert { .. })
+                        )
+                    })
+                    .map(rule_json)
+                    .collect();
+                json!({
+                    "name": g.name,
+                    "file": g.file,
+                    "rules": rules,
+                    "interval": g.interval.as_secs_f64(),
+                    "limit": g.limit,
+                    "evaluationTime": g.evaluation_seconds,
+                    "lastEvaluation": time_json(g.last_evaluation),
+                })
+            })
+            .collect();
+        json!({ "groups": groups })
+    }
+
+    /// `/api/v1/alerts`'s data: every pending or firing alert.
+    pub fn alerts_json(&self) -> Value {
+        let groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        let alerts: Vec<Value> = groups
+            .iter()
+            .flat_map(|g| g.rules.iter())
+            .flat_map(alerts_of)
+            .collect();
+        json!({ "alerts": alerts })
+    }
+}
+
+/// Rule files named by `paths`: files as given, directories' `*.yml` and `*.yaml` in name
+/// order.
+fn rule_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("cannot list rule directory {}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "yml" || x == "yaml"))
+                .collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+/// A time for the API: RFC 3339 with nanoseconds (Prometheus's form), or Go's zero time.
+fn time_json(ms: Option<i64>) -> String {
+    match ms {
+        Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+            .unwrap_or_default(),
+        None => "0001-01-01T00:00:00Z".into(),
+    }
+}
+
+/// Go's `strconv.FormatFloat(v, 'e', -1, 64)`: `1e+00`, `2.5e-03`.
+fn go_e(v: f64) -> String {
+    if !v.is_finite() {
+        return if v.is_nan() {
+            "NaN".into()
+        } else if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let s = format!("{v:e}");
+    let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    format!(
+        "{mantissa}e{}{:02}",
+        if exp < 0 { '-' } else { '+' },
+        exp.abs()
+    )
+}
+
+fn alerts_of(r: &RuleState) -> Vec<Value> {
+    let mut alerts: Vec<&sightline_alerting::eval::Alert> = r
+        .alerts
+        .values()
+        .filter(|a| a.state != AlertState::Inactive)
+        .collect();
+    alerts.sort_by(|a, b| a.labels.cmp(&b.labels));
+    alerts
+        .into_iter()
+        .map(|a| {
+            let mut v = json!({
+                "labels": a.labels,
+                "annotations": a.annotations,
+                "state": a.state.as_str(),
+                "activeAt": time_json(Some(a.active_at)),
+                "value": go_e(a.value),
+            });
+            if let Some(since) = a.keep_firing_since {
+                v["keepFiringSince"] = json!(time_json(Some(since)));
+            }
+            v
+        })
+        .collect()
+}
+
+fn rule_json(r: &RuleState) -> Value {
+    let health = match (&r.last_error, r.last_evaluation) {
+        (Some(_), _) => "err",
+        (None, Some(_)) => "ok",
+        (None, None) => "unknown",
+    };
+    let mut v = json!({
+        "name": r.rule.name(),
+        "query": r.rule.expr,
+        "labels": r.rule.labels,
+        "health": health,
+        "lastError": r.last_error.clone().unwrap_or_default(),
+        "evaluationTime": r.evaluation_seconds,
+        "lastEvaluation": time_json(r.last_evaluation),
+    });
+    match &r.rule.kind {
+        RuleKind::Alert {
+            for_,
+            keep_firing_for,
+            annotations,
+            ..
+        } => {
+            let active: Vec<AlertState> = r.alerts.values().map(|a| a.state).collect();
+            let state = if active.contains(&AlertState::Firing) {
+                "firing"
+            } else if active.contains(&AlertState::Pending) {
+                "pending"
+            } else {
+                "inactive"
+            };
+            v["type"] = json!("alerting");
+            v["state"] = json!(state);
+            v["duration"] = json!(for_.as_secs_f64());
+            v["keepFiringFor"] = json!(keep_firing_for.as_secs_f64());
+            v["annotations"] = json!(annotations);
+            v["alerts"] = json!(alerts_of(r));
+        }
+        RuleKind::Record { .. } => v["type"] = json!("recording"),
+    }
+    v
+}
+
+/// The `query` template function over the TSDB.
+struct TsdbQuery {
+    tsdb: Arc<Tsdb>,
+    engine: Arc<Engine>,
+    tenant: TenantId,
+}
+
+impl QueryEngine for TsdbQuery {
+    fn query(&self, q: &str) -> Result<Vec<QuerySample>, String> {
+        let now = crate::now_ns() / 1_000_000;
+        let source = TsdbSource::new(&self.tsdb, &self.tenant);
+        let result = self
+            .engine
+            .instant_query(&source, q, now)
+            .map_err(|e| e.to_string())?;
+        Ok(match result.value {
+            PromValue::Vector(v) => v
+                .into_iter()
+                .map(|s| QuerySample {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect(),
+                    value: s.v,
+                })
+                .collect(),
+            PromValue::Scalar { v, .. } => vec![QuerySample {
+                labels: BTreeMap::new(),
+                value: v,
+            }],
+            _ => vec![],
+        })
+    }
+}
+
+/// Evaluates the groups that are due at `now_ms`, writing each rule's output before the
+/// next rule runs.
+async fn evaluate_due(
+    rules: &Arc<Rules>,
+    tsdb: &Arc<Tsdb>,
+    engine: &Arc<Engine>,
+    funcs: &Arc<Funcs>,
+    ingest: &MetricIngestHandle,
+    now_ms: i64,
+) {
+    let tenant = TenantId::default_tenant();
+    let due: Vec<(usize, i64)> = {
+        let groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups
+            .iter()
+            .enumerate()
+            .filter_map(|(i, g)| {
+                let every = (g.interval.as_millis() as i64).max(1);
+                let t = now_ms - now_ms.rem_euclid(every);
+                g.last_evaluation
+                    .is_none_or(|last| t > last)
+                    .then_some((i, t))
+            })
+            .collect()
+    };
+    for (gi, t) in due {
+        let count = rules.groups.lock().unwrap_or_else(|p| p.into_inner())[gi]
+            .rules
+            .len();
+        let started = std::time::Instant::now();
+        for ri in 0..count {
+            let (r, tsdb, engine, funcs, t_) = (
+                rules.clone(),
+                tsdb.clone(),
+                engine.clone(),
+                funcs.clone(),
+                tenant.clone(),
+            );
+            let output = tokio::task::spawn_blocking(move || {
+                let mut groups = r.groups.lock().unwrap_or_else(|p| p.into_inner());
+                let limit = groups[gi].limit;
+                let source = TsdbSource::new(&tsdb, &t_);
+                let ctx = EvalContext {
+                    engine: &engine,
+                    source: &source,
+                    funcs: &funcs,
+                    external_labels: &r.external_labels,
+                    external_url: &r.external_url,
+                };
+                groups[gi].rules[ri].eval(t, limit, &ctx)
+            })
+            .await;
+            let samples = match output {
+                Ok(Ok(out)) => out.samples,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "rule evaluation failed");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "rule evaluation task failed");
+                    continue;
+                }
+            };
+            if samples.is_empty() {
+                continue;
+            }
+            let batch = MetricBatch {
+                tenant: tenant.clone(),
+                series: samples
+                    .into_iter()
+                    .map(|(labels, v)| MetricSeries {
+                        labels,
+                        samples: vec![Sample { t, v }],
+                    })
+                    .collect(),
+            };
+            match ingest.ingest(batch).await {
+                Ok(report) if report.rejected_total() > 0 => tracing::warn!(
+                    rejected = report.rejected_total(),
+                    first = ?report.first_rejection,
+                    "rule output refused by the store"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot write rule output"),
+            }
+        }
+        let mut groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups[gi].last_evaluation = Some(t);
+        groups[gi].evaluation_seconds = started.elapsed().as_secs_f64();
+    }
+}
+
+/// Evaluates the rules until `stop`.
+pub async fn run(
+    rules: Arc<Rules>,
+    tsdb: Arc<Tsdb>,
+    engine: Arc<Engine>,
+    ingest: MetricIngestHandle,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if rules.is_empty() {
+        return;
+    }
+    let funcs = Arc::new(prometheus_funcs(PrometheusFuncsConfig {
+        query: Some(Arc::new(TsdbQuery {
+            tsdb: tsdb.clone(),
+            engine: engine.clone(),
+            tenant: TenantId::default_tenant(),
+        })),
+        external_url: rules.external_url.clone(),
+        ..PrometheusFuncsConfig::default()
+    }));
+    let mut ticker = tokio::time::interval(rules.tick());
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+        let now_ms = crate::now_ns() / 1_000_000;
+        evaluate_due(&rules, &tsdb, &engine, &funcs, &ingest, now_ms).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_e;
+
+    #[test]
+    fn values_print_as_go_e() {
+        assert_eq!(go_e(1.0), "1e+00");
+        assert_eq!(go_e(0.0025), "2.5e-03");
+        assert_eq!(go_e(123456.0), "1.23456e+05");
+        assert_eq!(go_e(f64::NAN), "NaN");
+    }
+}

@@ -1,0 +1,171 @@
+//! Rule files evaluated by the real binary: a recording rule's series used by the next rule
+//! of its group at the same evaluation, an alert pending then firing with its annotations
+//! expanded, `ALERTS` in the TSDB, `/api/v1/rules` and `/api/v1/alerts` in Prometheus's
+//! shapes; a bad rule file stops the start naming file, line, group and rule.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, Server, now_ns};
+use serde_json::Value;
+
+const RULES: &str = r#"groups:
+  - name: always
+    interval: 1s
+    rules:
+      - record: two
+        expr: vector(2)
+      - alert: AlwaysFiring
+        expr: two > 1
+        for: 2s
+        labels:
+          severity: page
+        annotations:
+          summary: "value {{ $value }} on {{ $externalLabels.cluster }}"
+"#;
+
+fn get(server: &Server, path: &str) -> Value {
+    server
+        .client()
+        .get(server.url(path))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
+}
+
+#[test]
+fn rules_record_and_alert_with_prometheus_semantics() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\nexternal_labels = {{ cluster = \"c1\" }}\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+
+    // Pending first, firing from the first evaluation at least 2 s after it became active.
+    let deadline = Instant::now() + PATIENCE;
+    let mut seen_pending = false;
+    let alert = loop {
+        let v = get(&server, "/api/v1/alerts");
+        let alerts = v["data"]["alerts"].as_array().unwrap().clone();
+        if let Some(a) = alerts.first() {
+            match a["state"].as_str() {
+                Some("pending") => seen_pending = true,
+                Some("firing") => break a.clone(),
+                _ => {}
+            }
+        }
+        assert!(Instant::now() < deadline, "never firing: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(seen_pending, "the alert was never seen pending");
+    assert_eq!(alert["labels"]["alertname"], "AlwaysFiring");
+    assert_eq!(alert["labels"]["severity"], "page");
+    assert_eq!(alert["annotations"]["summary"], "value 2 on c1");
+    assert_eq!(alert["value"], "2e+00");
+
+    let rules = get(&server, "/api/v1/rules");
+    let group = &rules["data"]["groups"][0];
+    assert_eq!(group["name"], "always");
+    assert_eq!(group["interval"], 1.0);
+    assert_eq!(group["rules"][0]["type"], "recording");
+    assert_eq!(group["rules"][0]["health"], "ok");
+    assert_eq!(group["rules"][1]["type"], "alerting");
+    assert_eq!(group["rules"][1]["state"], "firing");
+    assert_eq!(group["rules"][1]["duration"], 2.0);
+    let only_alerts = get(&server, "/api/v1/rules?type=alert");
+    assert_eq!(
+        only_alerts["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // The outputs are series like any other.
+    let t = now_ns() as f64 / 1e9;
+    let query = |q: &str| {
+        get(
+            &server,
+            &format!("/api/v1/query?query={}&time={t}", urlencode(q)),
+        )["data"]["result"]
+            .clone()
+    };
+    let firing = query(r#"ALERTS{alertname="AlwaysFiring",alertstate="firing"}"#);
+    assert_eq!(firing.as_array().unwrap().len(), 1, "{firing}");
+    assert_eq!(firing[0]["metric"]["severity"], "page");
+    let two = query("two");
+    assert_eq!(two[0]["value"][1], "2");
+    let for_state = query("ALERTS_FOR_STATE");
+    assert_eq!(for_state.as_array().unwrap().len(), 1, "{for_state}");
+    assert_eq!(server.terminate(), Some(0));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_bad_rule_file_stops_the_start_naming_where() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x)\n",
+    )
+    .unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .args([
+            "--http-addr",
+            "127.0.0.1:0",
+            "--otlp-grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args([
+            "--otlp-http-addr",
+            "127.0.0.1:0",
+            "--syslog-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("SIGHTLINE_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:4: group \"g\", rule 1, \"A\": could not parse expression",
+            rules.display()
+        )),
+        "{stderr}"
+    );
+}
