@@ -35,6 +35,13 @@ type AlertKey = Vec<(String, String)>;
 /// One alert as this evaluation saw it: labels, expanded annotations, value.
 type Observed = (BTreeMap<String, String>, BTreeMap<String, String>, f64);
 
+/// How far back `ALERTS_FOR_STATE` is read when restoring (Prometheus's
+/// `--rules.alert.for-outage-tolerance`).
+pub const OUTAGE_TOLERANCE: Duration = Duration::from_secs(3600);
+/// The least time a restored alert waits before firing again (Prometheus's
+/// `--rules.alert.for-grace-period`).
+pub const FOR_GRACE_PERIOD: Duration = Duration::from_secs(600);
+
 /// How long resolved alerts are kept (Prometheus's `resolvedRetention`).
 pub const RESOLVED_RETENTION: Duration = Duration::from_secs(15 * 60);
 
@@ -125,6 +132,47 @@ impl RuleState {
         self.evaluation_seconds = started.elapsed().as_secs_f64();
         self.last_error = result.as_ref().err().cloned();
         result
+    }
+
+    /// Restores `for` state after a restart, as Prometheus's `RestoreForState` does, right
+    /// after the first evaluation at `t`: for each pending or firing alert, the last
+    /// `ALERTS_FOR_STATE` sample of its label set before `t` and within the outage tolerance
+    /// (`last`: its time and value, the stored `active_at` in seconds) says when it became
+    /// active and when the server went down. An alert whose `for` is within the grace period
+    /// keeps that time; one that was already firing fires again at once; one with less than
+    /// the grace period left waits the grace period; any other has its pending time shifted
+    /// by the outage.
+    pub fn restore_for_state(
+        &mut self,
+        t: i64,
+        last: impl Fn(&BTreeMap<String, String>) -> Option<(i64, f64)>,
+    ) {
+        let RuleKind::Alert { for_, .. } = &self.rule.kind else {
+            return;
+        };
+        let hold = for_.as_millis() as i64;
+        let grace = FOR_GRACE_PERIOD.as_millis() as i64;
+        let tolerance = OUTAGE_TOLERANCE.as_millis() as i64;
+        for a in self.alerts.values_mut() {
+            if a.state == AlertState::Inactive {
+                continue;
+            }
+            let Some((down_at, value)) = last(&a.labels) else {
+                continue;
+            };
+            if down_at >= t || t - down_at > tolerance || !value.is_finite() {
+                continue;
+            }
+            let active_at = (value * 1000.0).round() as i64;
+            let remaining = hold - (down_at - active_at);
+            a.active_at = if hold <= grace || remaining <= 0 {
+                active_at
+            } else if remaining < grace {
+                t + grace - hold
+            } else {
+                active_at + (t - down_at)
+            };
+        }
     }
 
     fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<(Labels, f64)>, String> {
@@ -422,6 +470,32 @@ mod tests {
         assert_eq!(states(&r), [("a".to_string(), "inactive")]);
         w.eval(&mut r, 21).unwrap();
         assert!(r.alerts.is_empty());
+    }
+
+    #[test]
+    fn for_state_is_restored_as_prometheus_restores_it() {
+        let mut w = World::new();
+        w.up("a", &[0.0; 120]);
+        let restored = |hold: &str, active_min: i64, down_min: i64, now_min: i64| {
+            let mut r = RuleState::new(rule(&format!(
+                "      - alert: Down\n        expr: up == 0\n        for: {hold}\n"
+            )));
+            w.eval(&mut r, now_min).unwrap();
+            r.restore_for_state(now_min * 60_000, |_| {
+                Some((down_min * 60_000, (active_min * 60) as f64))
+            });
+            r.alerts.values().next().unwrap().active_at / 60_000
+        };
+        // Within the grace period: the old time.
+        assert_eq!(restored("5m", 10, 12, 14), 10);
+        // Already firing when the server went down: the old time (fires again at once).
+        assert_eq!(restored("20m", 10, 40, 45), 10);
+        // Less than the grace period left: waits the grace period from now.
+        assert_eq!(restored("20m", 10, 25, 30), 30 + 10 - 20);
+        // Otherwise shifted by the outage.
+        assert_eq!(restored("60m", 10, 20, 30), 20);
+        // Older than the outage tolerance: not restored.
+        assert_eq!(restored("5m", 0, 1, 119), 119);
     }
 
     #[test]

@@ -33,6 +33,8 @@ struct Group {
     rules: Vec<RuleState>,
     last_evaluation: Option<i64>,
     evaluation_seconds: f64,
+    /// `for` state was restored (after the first evaluation since start).
+    restored: bool,
 }
 
 /// The loaded rule groups.
@@ -66,6 +68,7 @@ impl Rules {
                     rules: g.rules.into_iter().map(RuleState::new).collect(),
                     last_evaluation: None,
                     evaluation_seconds: 0.0,
+                    restored: false,
                 })),
                 Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
             }
@@ -297,6 +300,30 @@ impl QueryEngine for TsdbQuery {
     }
 }
 
+/// The last `ALERTS_FOR_STATE` sample of exactly this alert's label set before `t`, within
+/// the outage tolerance: its time and value.
+fn last_for_state(
+    source: &TsdbSource<'_>,
+    labels: &BTreeMap<String, String>,
+    t: i64,
+) -> Option<(i64, f64)> {
+    use sightline_model::{LabelMatcher, MatchOp};
+    use sightline_promql::SeriesSource;
+    let mut matchers =
+        vec![LabelMatcher::new("__name__", MatchOp::Equal, "ALERTS_FOR_STATE").ok()?];
+    for (k, v) in labels {
+        matchers.push(LabelMatcher::new(k.clone(), MatchOp::Equal, v.clone()).ok()?);
+    }
+    let tolerance = sightline_alerting::eval::OUTAGE_TOLERANCE.as_millis() as i64;
+    let series = source.select(&matchers, t - tolerance, t - 1).ok()?;
+    series
+        .into_iter()
+        // Exactly this label set, not a superset.
+        .filter(|s| s.labels.len() == labels.len() + 1)
+        .filter_map(|s| s.samples.last().map(|x| (x.t, x.v)))
+        .max_by_key(|(t, _)| *t)
+}
+
 /// Evaluates the groups that are due at `now_ms`, writing each rule's output before the
 /// next rule runs.
 async fn evaluate_due(
@@ -346,7 +373,13 @@ async fn evaluate_due(
                     external_labels: &r.external_labels,
                     external_url: &r.external_url,
                 };
-                groups[gi].rules[ri].eval(t, limit, &ctx)
+                let restore = !groups[gi].restored;
+                let rule = &mut groups[gi].rules[ri];
+                let out = rule.eval(t, limit, &ctx);
+                if restore && out.is_ok() {
+                    rule.restore_for_state(t, |labels| last_for_state(&source, labels, t));
+                }
+                out
             })
             .await;
             let samples = match output {
@@ -384,6 +417,7 @@ async fn evaluate_due(
             }
         }
         let mut groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
+        groups[gi].restored = true;
         groups[gi].last_evaluation = Some(t);
         groups[gi].evaluation_seconds = started.elapsed().as_secs_f64();
     }

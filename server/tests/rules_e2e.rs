@@ -169,3 +169,56 @@ fn a_bad_rule_file_stops_the_start_naming_where() {
         "{stderr}"
     );
 }
+
+/// `for` state survives a restart: the alert keeps the time it became active (restored
+/// from `ALERTS_FOR_STATE`, as Prometheus does), so it fires `for` after that time, not
+/// `for` after the restart.
+#[test]
+fn pending_time_survives_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: slow\n    interval: 1s\n    rules:\n      - alert: SlowBurn\n        expr: vector(1)\n        for: 1m\n",
+    )
+    .unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", config.to_str().unwrap()];
+    let active_at = |server: &Server| {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let v = get(server, "/api/v1/alerts");
+            if let Some(a) = v["data"]["alerts"].as_array().unwrap().first() {
+                return a["activeAt"].as_str().unwrap().to_string();
+            }
+            assert!(Instant::now() < deadline, "no alert: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let server = Server::start_with(&data, &args);
+    let first = active_at(&server);
+    // A few evaluations later, so that the restart is clearly later than the first one.
+    std::thread::sleep(Duration::from_millis(2500));
+    server.kill9();
+    let server = Server::start_with(&data, &args);
+    // The first evaluation after the start makes it pending at its own time; the restore
+    // right after it puts back the stored one.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = active_at(&server);
+        if now == first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "active since {now}, was {first}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
