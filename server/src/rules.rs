@@ -40,6 +40,8 @@ struct Group {
 /// The loaded rule groups.
 pub struct Rules {
     groups: Mutex<Vec<Group>>,
+    paths: Vec<PathBuf>,
+    default_interval: Duration,
     external_labels: BTreeMap<String, String>,
     external_url: String,
 }
@@ -53,34 +55,45 @@ impl Rules {
         external_labels: BTreeMap<String, String>,
         external_url: String,
     ) -> anyhow::Result<Self> {
-        let mut groups = Vec::new();
-        let mut problems = Vec::new();
-        for file in rule_files(paths)? {
-            let name = file.display().to_string();
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read rule file {name}"))?;
-            match rulefmt::parse(&name, &text, ParseOptions::default()) {
-                Ok(parsed) => groups.extend(parsed.groups.into_iter().map(|g| Group {
-                    file: name.clone(),
-                    interval: g.interval.unwrap_or(default_interval),
-                    name: g.name,
-                    limit: g.limit,
-                    rules: g.rules.into_iter().map(RuleState::new).collect(),
-                    last_evaluation: None,
-                    evaluation_seconds: 0.0,
-                    restored: false,
-                })),
-                Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
-            }
-        }
-        if !problems.is_empty() {
-            anyhow::bail!("invalid rule files:\n{}", problems.join("\n"));
-        }
         Ok(Rules {
-            groups: Mutex::new(groups),
+            groups: Mutex::new(read_groups(paths, default_interval)?),
+            paths: paths.to_vec(),
+            default_interval,
             external_labels,
             external_url,
         })
+    }
+
+    /// Reads the rule files again (SIGHUP, `POST /-/reload`). A set with problems is refused
+    /// and the running rules are kept; otherwise the new set replaces them, and each rule
+    /// that is the same as before (same file, group, name and expression) keeps its alerts
+    /// and its group its schedule, as in Prometheus. Returns how many rules are loaded.
+    pub fn reload(&self) -> anyhow::Result<usize> {
+        let mut fresh = read_groups(&self.paths, self.default_interval)?;
+        let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
+        for g in &mut fresh {
+            let Some(old) = groups
+                .iter_mut()
+                .find(|o| o.file == g.file && o.name == g.name)
+            else {
+                continue;
+            };
+            g.last_evaluation = old.last_evaluation;
+            g.restored = old.restored;
+            for r in &mut g.rules {
+                if let Some(prev) = old
+                    .rules
+                    .iter_mut()
+                    .find(|p| p.rule.name() == r.rule.name() && p.rule.expr == r.rule.expr)
+                {
+                    r.alerts = std::mem::take(&mut prev.alerts);
+                    r.last_evaluation = prev.last_evaluation;
+                }
+            }
+        }
+        let count = fresh.iter().map(|g| g.rules.len()).sum();
+        *groups = fresh;
+        Ok(count)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -144,6 +157,34 @@ impl Rules {
             .collect();
         json!({ "alerts": alerts })
     }
+}
+
+/// Every group of the rule files `paths` names, or every problem found in them.
+fn read_groups(paths: &[PathBuf], default_interval: Duration) -> anyhow::Result<Vec<Group>> {
+    let mut groups = Vec::new();
+    let mut problems = Vec::new();
+    for file in rule_files(paths)? {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read rule file {name}"))?;
+        match rulefmt::parse(&name, &text, ParseOptions::default()) {
+            Ok(parsed) => groups.extend(parsed.groups.into_iter().map(|g| Group {
+                file: name.clone(),
+                interval: g.interval.unwrap_or(default_interval),
+                name: g.name,
+                limit: g.limit,
+                rules: g.rules.into_iter().map(RuleState::new).collect(),
+                last_evaluation: None,
+                evaluation_seconds: 0.0,
+                restored: false,
+            })),
+            Err(errors) => problems.extend(errors.iter().map(ToString::to_string)),
+        }
+    }
+    if !problems.is_empty() {
+        anyhow::bail!("invalid rule files:\n{}", problems.join("\n"));
+    }
+    Ok(groups)
 }
 
 /// Rule files named by `paths`: files as given, directories' `*.yml` and `*.yaml` in name

@@ -479,6 +479,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metric_ingest.clone(),
         shutdown_rx.clone(),
     ));
+    let reloader = tokio::spawn(reload_on_sighup(rules.clone(), shutdown_rx.clone()));
     let rule_runner = tokio::spawn(crate::rules::run(
         rules.clone(),
         tsdb.clone(),
@@ -580,6 +581,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
     rule_runner.await.context("rule evaluation failed")?;
+    reloader.await.context("the SIGHUP handler failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {
         task.await.context("span connectors failed")?;
@@ -689,6 +691,37 @@ impl WalPipeline {
         ));
         Ok(RunningPipeline { writer, indexer })
     }
+}
+
+/// Reloads the rule files on SIGHUP (as Prometheus does) until `stop`; a set with problems
+/// is logged and the running rules kept.
+async fn reload_on_sighup(rules: Arc<crate::rules::Rules>, mut stop: watch::Receiver<bool>) {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let r = rules.clone();
+            match tokio::task::spawn_blocking(move || r.reload()).await {
+                Ok(Ok(n)) => tracing::info!(rules = n, "rules reloaded on SIGHUP"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "rules not reloaded; the running ones are kept")
+                }
+                Err(e) => tracing::error!(error = %e, "rule reload task failed"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 /// `queue` with the topology's tap in front when the topology learns from ingest.

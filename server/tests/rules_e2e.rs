@@ -222,3 +222,100 @@ fn pending_time_survives_a_kill_9() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `POST /-/reload` and SIGHUP read the rule files again: a bad set is refused naming the
+/// problem and the running rules kept (their alerts too); a good one replaces them, rules
+/// that did not change keeping their alerts.
+#[test]
+fn reload_keeps_running_rules_on_a_bad_file_and_their_state_on_a_good_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    let one = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: A\n        expr: vector(1)\n        for: 1h\n";
+    std::fs::write(&rules, one).unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let active_at = |server: &Server| -> Option<String> {
+        let v = get(server, "/api/v1/alerts");
+        v["data"]["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["labels"]["alertname"] == "A")
+            .map(|a| a["activeAt"].as_str().unwrap().to_string())
+    };
+    let deadline = Instant::now() + PATIENCE;
+    let first = loop {
+        if let Some(t) = active_at(&server) {
+            break t;
+        }
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let names = |server: &Server| -> Vec<String> {
+        get(server, "/api/v1/rules")["data"]["groups"][0]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let reload = |server: &Server| {
+        let r = server
+            .client()
+            .post(server.url("/-/reload"))
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    };
+
+    std::fs::write(
+        &rules,
+        format!("{one}      - record: r\n        expr: rate(x)\n"),
+    )
+    .unwrap();
+    let (status, body) = reload(&server);
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("could not parse expression"), "{body}");
+    assert_eq!(names(&server), ["A"]);
+    assert_eq!(active_at(&server).as_deref(), Some(first.as_str()));
+
+    std::fs::write(
+        &rules,
+        format!("{one}      - record: r\n        expr: vector(2)\n"),
+    )
+    .unwrap();
+    let (status, body) = reload(&server);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(names(&server), ["A", "r"]);
+    assert_eq!(active_at(&server).as_deref(), Some(first.as_str()));
+
+    // SIGHUP does the same.
+    std::fs::write(
+        &rules,
+        format!("{one}      - record: s\n        expr: vector(3)\n"),
+    )
+    .unwrap();
+    let status = Command::new("kill")
+        .args(["-HUP", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + PATIENCE;
+    while names(&server) != ["A", "s"] {
+        assert!(Instant::now() < deadline, "{:?}", names(&server));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(active_at(&server).as_deref(), Some(first.as_str()));
+    assert_eq!(server.terminate(), Some(0));
+}

@@ -18,6 +18,7 @@ pub fn router(rules: Arc<Rules>) -> Router {
     Router::new()
         .route("/api/v1/rules", get(rules_handler))
         .route("/api/v1/alerts", get(alerts_handler))
+        .route("/-/reload", axum::routing::post(reload_handler))
         .with_state(rules)
 }
 
@@ -39,6 +40,17 @@ async fn rules_handler(
     Ok(Json(
         json!({"status": "success", "data": rules.rules_json(kind)}),
     ))
+}
+
+/// Prometheus's `POST /-/reload`: the rule files read again; a set with problems is refused
+/// (500 naming them, as Prometheus answers) and the running rules kept.
+async fn reload_handler(State(rules): State<Arc<Rules>>) -> Result<String, ApiError> {
+    let loaded = tokio::task::spawn_blocking(move || rules.reload())
+        .await
+        .map_err(|e| ApiError::internal(format!("reload task failed: {e}")))?
+        .map_err(|e| ApiError::internal(format!("failed to reload rules: {e:#}")))?;
+    tracing::info!(rules = loaded, "rules reloaded");
+    Ok(format!("reloaded {loaded} rules\n"))
 }
 
 async fn alerts_handler(State(rules): State<Arc<Rules>>) -> Json<Value> {
