@@ -5,6 +5,8 @@
 //!   firing → resolved with `for` and `keep_firing_for`, `ALERTS` / `ALERTS_FOR_STATE`.
 //! * [`rulefmt`]: Prometheus's rule-file format, parsed and checked as `promtool check
 //!   rules` does, problems named by file, line, group and rule — templates included.
+//! * [`slo`]: SLO specs compiled into the multi-window, multi-burn-rate alerts of the Google
+//!   SRE workbook and their recording rules.
 //! * [`template`]: the part of Go's `text/template` that Prometheus alerting rules and
 //!   Alertmanager notification templates use, with their function libraries, so rule files
 //!   and `.tmpl` files written for Prometheus render the same text here. It owns no I/O and
@@ -13,6 +15,7 @@
 
 pub mod eval;
 pub mod rulefmt;
+pub mod slo;
 pub mod template;
 
 pub use template::{

@@ -191,3 +191,22 @@ fn rule_files_and_inventories_are_checked_without_a_server() {
         text(&out.stdout)
     );
 }
+
+/// `rules slo` compiles an SLO spec into a rule file that `rules check` accepts.
+#[test]
+fn slo_specs_compile_into_rules_that_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.yml");
+    std::fs::write(
+        &spec,
+        "slos:\n  - name: api\n    objective: 99.5\n    window: 28d\n    sli:\n      good: sum(rate(ok_total[{{window}}]))\n      total: sum(rate(all_total[{{window}}]))\n",
+    )
+    .unwrap();
+    let out = sightline(&["rules", "slo", spec.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rules = dir.path().join("slo.rules.yml");
+    std::fs::write(&rules, &out.stdout).unwrap();
+    let check = sightline(&["rules", "check", rules.to_str().unwrap()]);
+    assert!(check.status.success(), "{}", text(&check.stdout));
+    assert!(text(&check.stdout).contains("SUCCESS: 11 rules found"));
+}

@@ -16,10 +16,22 @@ pub enum RulesCommand {
         #[arg(long)]
         ignore_unknown_fields: bool,
     },
+    /// Compile SLO specs into a Prometheus rule file (multi-window, multi-burn-rate alerts
+    /// and their recording rules) on standard output.
+    Slo { file: PathBuf },
 }
 
 pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
+        RulesCommand::Slo { file } => {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| anyhow::anyhow!("cannot read {name}: {e}"))?;
+            let rules =
+                sightline_alerting::slo::compile(&name, &text).map_err(anyhow::Error::msg)?;
+            write!(out, "{rules}")?;
+            Ok(())
+        }
         RulesCommand::Check {
             files,
             ignore_unknown_fields,
