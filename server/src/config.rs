@@ -145,6 +145,9 @@ impl Default for TracesConfig {
 pub struct AlertingSection {
     /// Rule files, or directories whose `*.yml` / `*.yaml` files are loaded.
     pub rule_files: Vec<PathBuf>,
+    /// SLO specs (`sightline rules slo`'s format), compiled into rules at load (files, or
+    /// directories of `*.yml` / `*.yaml`).
+    pub slo_files: Vec<PathBuf>,
     /// How often a group without its own `interval` is evaluated (Prometheus's
     /// `evaluation_interval`).
     #[serde(with = "humantime_serde_compat")]
@@ -159,6 +162,7 @@ impl Default for AlertingSection {
     fn default() -> Self {
         Self {
             rule_files: Vec::new(),
+            slo_files: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             external_labels: Default::default(),
             external_url: String::new(),

@@ -41,6 +41,7 @@ struct Group {
 pub struct Rules {
     groups: Mutex<Vec<Group>>,
     paths: Vec<PathBuf>,
+    slo_paths: Vec<PathBuf>,
     default_interval: Duration,
     external_labels: BTreeMap<String, String>,
     external_url: String,
@@ -51,13 +52,15 @@ impl Rules {
     /// problem of every file is reported, and any problem refuses the set.
     pub fn load(
         paths: &[PathBuf],
+        slo_paths: &[PathBuf],
         default_interval: Duration,
         external_labels: BTreeMap<String, String>,
         external_url: String,
     ) -> anyhow::Result<Self> {
         Ok(Rules {
-            groups: Mutex::new(read_groups(paths, default_interval)?),
+            groups: Mutex::new(read_groups(paths, slo_paths, default_interval)?),
             paths: paths.to_vec(),
+            slo_paths: slo_paths.to_vec(),
             default_interval,
             external_labels,
             external_url,
@@ -69,7 +72,7 @@ impl Rules {
     /// that is the same as before (same file, group, name and expression) keeps its alerts
     /// and its group its schedule, as in Prometheus. Returns how many rules are loaded.
     pub fn reload(&self) -> anyhow::Result<usize> {
-        let mut fresh = read_groups(&self.paths, self.default_interval)?;
+        let mut fresh = read_groups(&self.paths, &self.slo_paths, self.default_interval)?;
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         for g in &mut fresh {
             let Some(old) = groups
@@ -159,14 +162,32 @@ impl Rules {
     }
 }
 
-/// Every group of the rule files `paths` names, or every problem found in them.
-fn read_groups(paths: &[PathBuf], default_interval: Duration) -> anyhow::Result<Vec<Group>> {
+/// Every group of the rule files `paths` names and of the rules compiled from the SLO specs
+/// `slo_paths` names, or every problem found in them.
+fn read_groups(
+    paths: &[PathBuf],
+    slo_paths: &[PathBuf],
+    default_interval: Duration,
+) -> anyhow::Result<Vec<Group>> {
     let mut groups = Vec::new();
     let mut problems = Vec::new();
+    let mut sources = Vec::new();
     for file in rule_files(paths)? {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("cannot read rule file {name}"))?;
+        sources.push((name, text));
+    }
+    for file in rule_files(slo_paths)? {
+        let name = file.display().to_string();
+        let spec = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read SLO file {name}"))?;
+        match sightline_alerting::slo::compile(&name, &spec) {
+            Ok(text) => sources.push((name, text)),
+            Err(e) => problems.push(e),
+        }
+    }
+    for (name, text) in sources {
         match rulefmt::parse(&name, &text, ParseOptions::default()) {
             Ok(parsed) => groups.extend(parsed.groups.into_iter().map(|g| Group {
                 file: name.clone(),

@@ -319,3 +319,43 @@ fn reload_keeps_running_rules_on_a_bad_file_and_their_state_on_a_good_one() {
     assert_eq!(active_at(&server).as_deref(), Some(first.as_str()));
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// `[alerting] slo_files`: SLO specs compiled into rules at load, evaluated like any group.
+#[test]
+fn slo_specs_are_loaded_as_rule_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("slo.yml");
+    std::fs::write(
+        &spec,
+        "slos:\n  - name: api\n    objective: 99.5\n    sli:\n      good: sum(rate(ok_total[{{window}}]))\n      total: sum(rate(all_total[{{window}}]))\n",
+    )
+    .unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nslo_files = [{:?}]\nevaluation_interval = \"1s\"\n",
+            spec.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let v = get(&server, "/api/v1/rules");
+        let group = &v["data"]["groups"][0];
+        if group["lastEvaluation"] != "0001-01-01T00:00:00Z" {
+            assert_eq!(group["name"], "slo-api");
+            assert_eq!(group["rules"].as_array().unwrap().len(), 11);
+            assert_eq!(group["rules"][7]["name"], "slo:objective:ratio");
+            assert_eq!(group["rules"][7]["health"], "ok");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(server.terminate(), Some(0));
+}
