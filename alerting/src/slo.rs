@@ -339,30 +339,25 @@ slos:
         let funcs = prometheus_funcs(PrometheusFuncsConfig::default());
         let external = BTreeMap::new();
         let t = 180 * minute;
-        // Recording rules first, their output stored for the alerts to read.
-        let mut states: Vec<RuleState> = group.rules.iter().cloned().map(RuleState::new).collect();
-        for r in states.iter_mut().take(9) {
+        let eval = |r: &mut RuleState, source: &MemorySource| {
             let ctx = EvalContext {
                 engine: &engine,
-                source: &source,
+                source,
                 funcs: &funcs,
                 external_labels: &external,
                 external_url: "",
             };
-            let out = r.eval(t, 0, &ctx).unwrap();
-            for (labels, v) in out.samples {
+            r.eval(t, 0, &ctx).unwrap()
+        };
+        // Recording rules first, their output stored for the alerts to read.
+        let mut states: Vec<RuleState> = group.rules.iter().cloned().map(RuleState::new).collect();
+        for r in states.iter_mut().take(9) {
+            for (labels, v) in eval(r, &source).samples {
                 source.add(labels, vec![Sample { t, v }]);
             }
         }
-        let ctx = EvalContext {
-            engine: &engine,
-            source: &source,
-            funcs: &funcs,
-            external_labels: &external,
-            external_url: "",
-        };
-        states[9].eval(t, 0, &ctx).unwrap();
-        states[10].eval(t, 0, &ctx).unwrap();
+        eval(&mut states[9], &source);
+        eval(&mut states[10], &source);
         let page = states[9].alerts.values().next().expect("the page alert");
         assert_eq!(page.state, AlertState::Firing);
         assert_eq!(page.labels["severity"], "page");

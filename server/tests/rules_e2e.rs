@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,23 @@ const RULES: &str = r#"groups:
           summary: "value {{ $value }} on {{ $externalLabels.cluster }}"
 "#;
 
+/// Writes `rules` to `rules.yml` and a configuration loading it (plus `extra` lines of
+/// `[alerting]`) into `dir`; the rule file's and the configuration's paths.
+fn rule_config(dir: &Path, rules: &str, extra: &str) -> (PathBuf, PathBuf) {
+    let file = dir.join("rules.yml");
+    std::fs::write(&file, rules).unwrap();
+    let config = dir.join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\n{extra}",
+            file.display().to_string()
+        ),
+    )
+    .unwrap();
+    (file, config)
+}
+
 fn get(server: &Server, path: &str) -> Value {
     server
         .client()
@@ -39,17 +57,11 @@ fn get(server: &Server, path: &str) -> Value {
 #[test]
 fn rules_record_and_alert_with_prometheus_semantics() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(&rules, RULES).unwrap();
-    let config = dir.path().join("sightline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerting]\nrule_files = [{:?}]\nexternal_labels = {{ cluster = \"c1\" }}\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
+    let (_, config) = rule_config(
+        dir.path(),
+        RULES,
+        "external_labels = { cluster = \"c1\" }\n",
+    );
     let server = Server::start_with(
         &dir.path().join("data"),
         &["--config", config.to_str().unwrap()],
@@ -126,21 +138,11 @@ fn urlencode(s: &str) -> String {
 #[test]
 fn a_bad_rule_file_stops_the_start_naming_where() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(
-        &rules,
+    let (rules, config) = rule_config(
+        dir.path(),
         "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x)\n",
-    )
-    .unwrap();
-    let config = dir.path().join("sightline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerting]\nrule_files = [{:?}]\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
+        "",
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
         .args(["serve", "--config", config.to_str().unwrap(), "--data-dir"])
         .arg(dir.path().join("data"))
@@ -176,21 +178,11 @@ fn a_bad_rule_file_stops_the_start_naming_where() {
 #[test]
 fn pending_time_survives_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yml");
-    std::fs::write(
-        &rules,
+    let (_, config) = rule_config(
+        dir.path(),
         "groups:\n  - name: slow\n    interval: 1s\n    rules:\n      - alert: SlowBurn\n        expr: vector(1)\n        for: 1m\n",
-    )
-    .unwrap();
-    let config = dir.path().join("sightline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerting]\nrule_files = [{:?}]\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
+        "",
+    );
     let data = dir.path().join("data");
     let args = ["--config", config.to_str().unwrap()];
     let active_at = |server: &Server| {
@@ -229,18 +221,8 @@ fn pending_time_survives_a_kill_9() {
 #[test]
 fn reload_keeps_running_rules_on_a_bad_file_and_their_state_on_a_good_one() {
     let dir = tempfile::tempdir().unwrap();
-    let rules = dir.path().join("rules.yml");
     let one = "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: A\n        expr: vector(1)\n        for: 1h\n";
-    std::fs::write(&rules, one).unwrap();
-    let config = dir.path().join("sightline.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[alerting]\nrule_files = [{:?}]\n",
-            rules.display().to_string()
-        ),
-    )
-    .unwrap();
+    let (rules, config) = rule_config(dir.path(), one, "");
     let server = Server::start_with(
         &dir.path().join("data"),
         &["--config", config.to_str().unwrap()],
