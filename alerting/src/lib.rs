@@ -1,6 +1,8 @@
 //! Alerting: Prometheus rule files, their evaluation, and the alert manager (issue 14;
 //! being built).
 //!
+//! * [`alertmanager`]: Alertmanager's configuration, routing, silences, inhibition and
+//!   notifications.
 //! * [`eval`]: rule evaluation with Prometheus's semantics: recording rules, alerts pending →
 //!   firing → resolved with `for` and `keep_firing_for`, `ALERTS` / `ALERTS_FOR_STATE`.
 //! * [`rulefmt`]: Prometheus's rule-file format, parsed and checked as `promtool check
@@ -13,6 +15,7 @@
 //!   no clock beyond what template functions (`since`, `tz "Local"`) read, and never lets
 //!   one template hang or exhaust the process: execution is bounded by [`Limits`].
 
+pub mod alertmanager;
 pub mod eval;
 pub mod rulefmt;
 pub mod slo;

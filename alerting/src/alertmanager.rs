@@ -1,0 +1,15 @@
+//! The alert manager, compatible with Prometheus's Alertmanager: its configuration file,
+//! routing, grouping, silences, inhibition, notification log and notifications (issue 14;
+//! being built).
+//!
+//! * [`data`]: what a notification carries: Alertmanager's template data, which is also
+//!   the webhook payload (version 4).
+//! * [`integrations`]: receiver integrations Sightline does not deliver to (Slack,
+//!   OpsGenie, …), checked for structure as Alertmanager checks them so a configuration
+//!   written for Alertmanager is judged the same way.
+//! * [`timeinterval`]: `time_intervals` (times of day, weekdays, days of month, months,
+//!   years, location) for muting and activating routes.
+
+pub mod data;
+pub mod integrations;
+pub mod timeinterval;

@@ -1,0 +1,2 @@
+//! Receiver integrations Sightline does not deliver to, checked for structure (being
+//! built).

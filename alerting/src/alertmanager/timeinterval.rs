@@ -1,0 +1,1 @@
+//! Alertmanager's `time_intervals` (being built).
