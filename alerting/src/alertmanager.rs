@@ -2,14 +2,20 @@
 //! routing, grouping, silences, inhibition, notification log and notifications (issue 14;
 //! being built).
 //!
+//! * [`config`]: the configuration file, checked as Alertmanager 0.34 checks it.
 //! * [`data`]: what a notification carries: Alertmanager's template data, which is also
 //!   the webhook payload (version 4).
 //! * [`integrations`]: receiver integrations Sightline does not deliver to (Slack,
 //!   OpsGenie, …), checked for structure as Alertmanager checks them so a configuration
 //!   written for Alertmanager is judged the same way.
+//! * [`matchers`]: label matchers in both of Alertmanager's syntaxes.
+//! * [`route`]: the routing tree: receivers, grouping and timers for an alert.
 //! * [`timeinterval`]: `time_intervals` (times of day, weekdays, days of month, months,
 //!   years, location) for muting and activating routes.
 
+pub mod config;
 pub mod data;
 pub mod integrations;
+pub mod matchers;
+pub mod route;
 pub mod timeinterval;

@@ -1,1 +1,11 @@
-//! Alertmanager's `time_intervals` (being built).
+//! Alertmanager's `time_intervals` (being built: this interim version keeps them unparsed).
+
+use serde::Deserialize;
+
+/// A named list of time intervals.
+#[derive(Debug, Clone, Deserialize)]
+pub struct NamedTimeInterval {
+    pub name: String,
+    #[serde(default)]
+    pub time_intervals: Vec<serde_yaml_ng::Value>,
+}
