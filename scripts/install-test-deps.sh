@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: util-linux's logger (syslog
-# peer), Debian's prometheus and promtool (the PromQL/remote_write peer) and, in a virtual
+# peer), Debian's prometheus and promtool (the PromQL/remote_write peer), prometheus-alertmanager
+# with amtool (the alerting peer) and, in a virtual
 # environment of their own (never into the system's interpreter), the OpenTelemetry Python
-# SDK with its OTLP exporters. Idempotent and quiet when everything is already there.
+# SDK with its OTLP exporters and aiosmtpd. Idempotent and quiet when everything is already there.
 #
 # Prints one line on stdout: the Python interpreter of that environment, which
 # `scripts/test.sh` hands to the tests as SIGHTLINE_PYTHON. The environment lives in
@@ -20,6 +21,9 @@ python3 -c 'import ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 # Debian's package puts both prometheus and promtool on the PATH; nothing is started.
 command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
+# Alertmanager and amtool: the peers of the alert manager's differential tests (issue 14).
+command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
@@ -34,5 +38,9 @@ fi
 if ! "$python" -c 'import opentelemetry.sdk._logs, opentelemetry.exporter.otlp.proto.grpc._log_exporter, opentelemetry.exporter.otlp.proto.http._log_exporter' >/dev/null 2>&1; then
   "$python" -m pip install -q --disable-pip-version-check \
     opentelemetry-sdk opentelemetry-exporter-otlp-proto-grpc opentelemetry-exporter-otlp-proto-http >&2
+fi
+# aiosmtpd: the SMTP server that receives the alert manager's mail in tests.
+if ! "$python" -c 'import aiosmtpd' >/dev/null 2>&1; then
+  "$python" -m pip install -q --disable-pip-version-check aiosmtpd >&2
 fi
 echo "$python"

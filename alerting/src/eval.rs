@@ -76,7 +76,15 @@ pub struct Alert {
     pub resolved_at: Option<i64>,
     /// When it first went missing while firing, with `keep_firing_for` set.
     pub keep_firing_since: Option<i64>,
+    /// When it was last sent to the alert manager (ms).
+    pub last_sent_at: Option<i64>,
+    /// The end sent with it while firing: the alert manager resolves it then unless it is
+    /// sent again (ms).
+    pub valid_until: i64,
 }
+
+/// How often a firing alert is sent again (Prometheus's `--rules.alert.resend-delay`).
+pub const RESEND_DELAY: Duration = Duration::from_secs(60);
 
 /// Where rules read their data and how templates are expanded.
 pub struct EvalContext<'a> {
@@ -114,6 +122,34 @@ impl RuleState {
             last_evaluation: None,
             evaluation_seconds: 0.0,
         }
+    }
+
+    /// The alerts to send to the alert manager after the evaluation at `t` (ms), as
+    /// Prometheus's `sendAlerts`: firing alerts every [`RESEND_DELAY`], a resolved alert
+    /// at once and then as often while it is retained; each firing one valid until
+    /// `t + 4 × max(resend delay, interval)`, so two failed evaluations or sends do not
+    /// resolve it.
+    pub fn alerts_to_send(&mut self, t: i64, interval: Duration) -> Vec<Alert> {
+        let resend = RESEND_DELAY.as_millis() as i64;
+        let delta = resend.max(interval.as_millis() as i64);
+        let mut out = Vec::new();
+        for a in self.alerts.values_mut() {
+            if a.state == AlertState::Pending {
+                continue;
+            }
+            let resolved_since_sent = match (a.resolved_at, a.last_sent_at) {
+                (Some(r), Some(s)) => r > s,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if !resolved_since_sent && a.last_sent_at.is_some_and(|s| s + resend >= t) {
+                continue;
+            }
+            a.last_sent_at = Some(t);
+            a.valid_until = t + 4 * delta;
+            out.push(a.clone());
+        }
+        out
     }
 
     /// Evaluates the rule at `t` (ms); `limit` is the group's (0: none).
@@ -300,6 +336,8 @@ impl RuleState {
                             fired_at: None,
                             resolved_at: None,
                             keep_firing_since: None,
+                            last_sent_at: None,
+                            valid_until: 0,
                         },
                     );
                 }

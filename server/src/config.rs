@@ -154,8 +154,12 @@ pub struct AlertingSection {
     pub evaluation_interval: Duration,
     /// Labels `$externalLabels` gives templates (Prometheus's `external_labels`).
     pub external_labels: std::collections::BTreeMap<String, String>,
-    /// What `$externalURL` gives templates.
+    /// What `$externalURL` gives templates, and notifications' `externalURL`.
     pub external_url: String,
+    /// An Alertmanager configuration file (routes, receivers, inhibition, time
+    /// intervals) for the built-in alert manager; without one, alerts and silences work
+    /// and nothing is sent.
+    pub alertmanager_config: Option<PathBuf>,
 }
 
 impl Default for AlertingSection {
@@ -166,6 +170,7 @@ impl Default for AlertingSection {
             evaluation_interval: Duration::from_secs(60),
             external_labels: Default::default(),
             external_url: String::new(),
+            alertmanager_config: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! the collector's receivers to the WAL and the indexer, and serves the query APIs. It is the
 //! only crate that returns `anyhow` errors.
 
+mod alertmanager;
 mod anomalies;
 mod api;
 mod cli;

@@ -18,11 +18,14 @@ use serde_json::{Value, json};
 use sightline_alerting::eval::{AlertState, EvalContext, RuleState};
 use sightline_alerting::rulefmt::{self, ParseOptions, RuleKind};
 use sightline_alerting::template::{PrometheusFuncsConfig, QueryEngine, QuerySample};
+use sightline_alerting::alertmanager::alerts::Alert as ManagerAlert;
 use sightline_alerting::{Funcs, prometheus_funcs};
 use sightline_ingest::MetricIngestHandle;
 use sightline_model::{MetricBatch, MetricSeries, Sample, TenantId};
 use sightline_promql::{Engine, TsdbSource, Value as PromValue};
 use sightline_tsdb::Tsdb;
+
+use crate::alertmanager::AlertManager;
 
 /// One loaded group and its rules' states.
 struct Group {
@@ -394,6 +397,7 @@ async fn evaluate_due(
     engine: &Arc<Engine>,
     funcs: &Arc<Funcs>,
     ingest: &MetricIngestHandle,
+    alertmanager: &Arc<AlertManager>,
     now_ms: i64,
 ) {
     let tenant = TenantId::default_tenant();
@@ -478,10 +482,61 @@ async fn evaluate_due(
                 Err(e) => tracing::warn!(error = %e, "cannot write rule output"),
             }
         }
-        let mut groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
-        groups[gi].restored = true;
-        groups[gi].last_evaluation = Some(t);
-        groups[gi].evaluation_seconds = started.elapsed().as_secs_f64();
+        let to_send = {
+            let mut groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
+            groups[gi].restored = true;
+            groups[gi].last_evaluation = Some(t);
+            groups[gi].evaluation_seconds = started.elapsed().as_secs_f64();
+            let interval = groups[gi].interval;
+            groups[gi]
+                .rules
+                .iter_mut()
+                .flat_map(|r| {
+                    let expr = r.rule.expr.clone();
+                    r.alerts_to_send(t, interval)
+                        .into_iter()
+                        .map(move |a| (expr.clone(), a))
+                })
+                .collect::<Vec<_>>()
+        };
+        if !to_send.is_empty() {
+            let alerts: Vec<_> = to_send
+                .into_iter()
+                .map(|(expr, a)| to_manager_alert(rules, &expr, a))
+                .collect();
+            let (am, tenant) = (alertmanager.clone(), tenant.clone());
+            let sent = tokio::task::spawn_blocking(move || {
+                am.insert_alerts(&tenant, alerts, chrono::Utc::now())
+            })
+            .await;
+            if let Ok(Err(e)) = sent {
+                tracing::warn!(error = ?e, "cannot hand alerts to the alert manager");
+            }
+        }
+    }
+}
+
+/// A rule's alert as Prometheus's notifier sends it: starting when it fired, ending when
+/// it resolved or else when it stops being valid, with the external labels and a link to
+/// the expression.
+fn to_manager_alert(rules: &Rules, expr: &str, a: sightline_alerting::eval::Alert) -> ManagerAlert {
+    let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    let mut labels = a.labels;
+    for (k, v) in &rules.external_labels {
+        labels.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("g0.expr", expr)
+        .append_pair("g0.tab", "1")
+        .finish();
+    ManagerAlert {
+        labels,
+        annotations: a.annotations,
+        starts_at: at(a.fired_at.unwrap_or(a.active_at)),
+        ends_at: at(a.resolved_at.unwrap_or(a.valid_until)),
+        generator_url: format!("{}/graph?{query}", rules.external_url.trim_end_matches('/')),
+        updated_at: chrono::Utc::now(),
+        timeout: false,
     }
 }
 
@@ -491,6 +546,7 @@ pub async fn run(
     tsdb: Arc<Tsdb>,
     engine: Arc<Engine>,
     ingest: MetricIngestHandle,
+    alertmanager: Arc<AlertManager>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     if rules.is_empty() {
@@ -513,7 +569,7 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
         let now_ms = crate::now_ns() / 1_000_000;
-        evaluate_due(&rules, &tsdb, &engine, &funcs, &ingest, now_ms).await;
+        evaluate_due(&rules, &tsdb, &engine, &funcs, &ingest, &alertmanager, now_ms).await;
     }
 }
 

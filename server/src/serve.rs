@@ -153,6 +153,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let topology_gauges = TopologyGauges::register(&mut registry);
     let connector_metrics =
         sightline_collector::connectors::ConnectorMetrics::register(&mut registry);
+    let alertmanager_metrics = crate::alertmanager::AlertManagerMetrics::register(&mut registry);
     let registry = Arc::new(registry);
 
     let mut store_config = LogStoreConfig::new(config.data_dir.join("logs"));
@@ -207,6 +208,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.alerting.external_labels.clone(),
         config.alerting.external_url.clone(),
     )?);
+    // A bad Alertmanager configuration stops the start, as it stops Alertmanager's.
+    let alertmanager = crate::alertmanager::AlertManager::open(
+        &config.data_dir,
+        config.alerting.alertmanager_config.clone(),
+        config.alerting.external_url.clone(),
+        alertmanager_metrics,
+    )
+    .context("cannot start the alert manager")?;
     let anomalies = Arc::new(
         Anomalies::open(config.anomaly.clone(), &config.data_dir)
             .context("cannot open the anomaly detectors")?,
@@ -330,7 +339,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             queries,
         }))
         .merge(trace_api)
-        .merge(api::rules::router(rules.clone()))
+        .merge(api::rules::router(rules.clone(), alertmanager.clone()))
+        .merge(api::alertmanager::router(alertmanager.clone()))
         .merge(api::topology::router(api::topology::TopologyState {
             topology: topology.clone(),
             facts: fact_ingest.clone(),
@@ -480,12 +490,21 @@ async fn run(config: Config) -> anyhow::Result<()> {
         metric_ingest.clone(),
         shutdown_rx.clone(),
     ));
-    let reloader = tokio::spawn(reload_on_sighup(rules.clone(), shutdown_rx.clone()));
+    let reloader = tokio::spawn(reload_on_sighup(
+        rules.clone(),
+        alertmanager.clone(),
+        shutdown_rx.clone(),
+    ));
     let rule_runner = tokio::spawn(crate::rules::run(
         rules.clone(),
         tsdb.clone(),
         engine.clone(),
         metric_ingest.clone(),
+        alertmanager.clone(),
+        shutdown_rx.clone(),
+    ));
+    let alert_dispatcher = tokio::spawn(crate::alertmanager::run(
+        alertmanager.clone(),
         shutdown_rx.clone(),
     ));
     drop(ingest);
@@ -582,6 +601,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
     rule_runner.await.context("rule evaluation failed")?;
+    alert_dispatcher.await.context("the alert dispatcher failed")?;
     reloader.await.context("the SIGHUP handler failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {
@@ -694,9 +714,13 @@ impl WalPipeline {
     }
 }
 
-/// Reloads the rule files on SIGHUP (as Prometheus does) until `stop`; a set with problems
-/// is logged and the running rules kept.
-async fn reload_on_sighup(rules: Arc<crate::rules::Rules>, mut stop: watch::Receiver<bool>) {
+/// Reloads the rule files and the Alertmanager configuration on SIGHUP (as Prometheus and
+/// Alertmanager do) until `stop`; a set with problems is logged and the running one kept.
+async fn reload_on_sighup(
+    rules: Arc<crate::rules::Rules>,
+    alertmanager: Arc<crate::alertmanager::AlertManager>,
+    mut stop: watch::Receiver<bool>,
+) {
     #[cfg(unix)]
     {
         let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -718,6 +742,12 @@ async fn reload_on_sighup(rules: Arc<crate::rules::Rules>, mut stop: watch::Rece
                     tracing::error!(error = %format!("{e:#}"), "rules not reloaded; the running ones are kept")
                 }
                 Err(e) => tracing::error!(error = %e, "rule reload task failed"),
+            }
+            let am = alertmanager.clone();
+            match tokio::task::spawn_blocking(move || am.reload()).await {
+                Ok(Ok(())) => tracing::info!("alertmanager configuration reloaded on SIGHUP"),
+                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "alertmanager configuration not reloaded; the running one is kept"),
+                Err(e) => tracing::error!(error = %e, "alertmanager reload task failed"),
             }
         }
     }

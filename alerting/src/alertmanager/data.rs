@@ -92,8 +92,7 @@ impl Data {
     /// `.Fingerprint`), `.GroupLabels`, `.CommonLabels`, `.CommonAnnotations`,
     /// `.ExternalURL`.
     pub fn to_value(&self) -> Value {
-        let strings =
-            |m: &BTreeMap<String, String>| Value::string_map(m.iter().map(|(k, v)| (k, v)));
+        let strings = |m: &BTreeMap<String, String>| Value::string_map(m.iter());
         let alerts = self
             .alerts
             .iter()

@@ -17,7 +17,7 @@
 //! notification-log records to persist.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -237,13 +237,19 @@ impl Dispatcher {
         self.groups.values().map(|g| g.next_flush).min()
     }
 
-    /// Flushes every group due at `now` and returns what to send. Silences and
+    /// Flushes every group due at `now`, except those in `busy` (whose previous flush is
+    /// still being sent: they stay due), and returns what to send. Silences and
     /// inhibitions are judged at `now`.
-    pub fn flush_due(&mut self, silences: &Silences, now: DateTime<Utc>) -> Vec<Flush> {
+    pub fn flush_due(
+        &mut self,
+        silences: &Silences,
+        now: DateTime<Utc>,
+        busy: &HashSet<GroupId>,
+    ) -> Vec<Flush> {
         let due: Vec<GroupId> = self
             .groups
             .values()
-            .filter(|g| g.next_flush <= now)
+            .filter(|g| g.next_flush <= now && !busy.contains(&g.id))
             .map(|g| g.id.clone())
             .collect();
         if due.is_empty() {
@@ -570,7 +576,7 @@ inhibit_rules:
     /// instances each notification carried.
     fn flush(d: &mut Dispatcher, silences: &Silences, now: DateTime<Utc>) -> Vec<Vec<String>> {
         let mut sent = Vec::new();
-        for f in d.flush_due(silences, now) {
+        for f in d.flush_due(silences, now, &HashSet::new()) {
             for n in &f.notifications {
                 sent.push(
                     n.data
@@ -660,7 +666,7 @@ inhibit_rules:
         let mut d = dispatcher();
         let none = Silences::default();
         d.insert(alert("X", "a", "page", "10:00:00", "11:00:00"), t("10:00:00"));
-        let flushes = d.flush_due(&none, t("10:00:30"));
+        let flushes = d.flush_due(&none, t("10:00:30"), &HashSet::new());
         assert_eq!(flushes.len(), 1);
         for f in flushes {
             let failed = vec![false; f.notifications.len()];

@@ -3,6 +3,7 @@
 //! to status codes and retry hints); each API only picks its body shape: plain text for
 //! Loki's API and ours, Prometheus's JSON in `prom.rs`.
 
+pub mod alertmanager;
 pub mod anomalies;
 pub mod loki;
 pub mod params;
