@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use sightline_alerting::alertmanager::alerts::Alert as ManagerAlert;
 use sightline_alerting::eval::{AlertState, EvalContext, RuleState};
 use sightline_alerting::rulefmt::{self, ParseOptions, RuleKind};
 use sightline_alerting::template::{PrometheusFuncsConfig, QueryEngine, QuerySample};
-use sightline_alerting::alertmanager::alerts::Alert as ManagerAlert;
 use sightline_alerting::{Funcs, prometheus_funcs};
 use sightline_ingest::MetricIngestHandle;
 use sightline_model::{MetricBatch, MetricSeries, Sample, TenantId};
@@ -569,7 +569,16 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
         let now_ms = crate::now_ns() / 1_000_000;
-        evaluate_due(&rules, &tsdb, &engine, &funcs, &ingest, &alertmanager, now_ms).await;
+        evaluate_due(
+            &rules,
+            &tsdb,
+            &engine,
+            &funcs,
+            &ingest,
+            &alertmanager,
+            now_ms,
+        )
+        .await;
     }
 }
 

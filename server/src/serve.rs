@@ -601,7 +601,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
     rule_runner.await.context("rule evaluation failed")?;
-    alert_dispatcher.await.context("the alert dispatcher failed")?;
+    alert_dispatcher
+        .await
+        .context("the alert dispatcher failed")?;
     reloader.await.context("the SIGHUP handler failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {
@@ -746,7 +748,9 @@ async fn reload_on_sighup(
             let am = alertmanager.clone();
             match tokio::task::spawn_blocking(move || am.reload()).await {
                 Ok(Ok(())) => tracing::info!("alertmanager configuration reloaded on SIGHUP"),
-                Ok(Err(e)) => tracing::error!(error = %format!("{e:#}"), "alertmanager configuration not reloaded; the running one is kept"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %format!("{e:#}"), "alertmanager configuration not reloaded; the running one is kept")
+                }
                 Err(e) => tracing::error!(error = %e, "alertmanager reload task failed"),
             }
         }

@@ -92,7 +92,11 @@ impl PostableAlert {
     /// Turns a posted alert into one held, as Alertmanager's API does: no start means
     /// now; no end means now plus `resolve_timeout` (a timeout, which a later explicit
     /// end overrides). Errors (Alertmanager's `Validate`) name the alert.
-    pub fn into_alert(self, now: DateTime<Utc>, resolve_timeout: ChronoDuration) -> Result<Alert, String> {
+    pub fn into_alert(
+        self,
+        now: DateTime<Utc>,
+        resolve_timeout: ChronoDuration,
+    ) -> Result<Alert, String> {
         let zero = |t: Option<DateTime<Utc>>| t.filter(|t| *t > super::data::go_zero_time());
         let starts_at = zero(self.starts_at);
         let ends_at = zero(self.ends_at);
@@ -244,8 +248,16 @@ mod tests {
         assert_eq!(a.starts_at, now);
         assert_eq!(a.ends_at, at("10:05:00"));
         assert!(a.timeout);
-        assert!(post(r#"{"labels":{}}"#).unwrap_err().contains("at least one label"));
-        assert!(post(r#"{"labels":{"a":""}}"#).unwrap_err().contains("empty value"));
+        assert!(
+            post(r#"{"labels":{}}"#)
+                .unwrap_err()
+                .contains("at least one label")
+        );
+        assert!(
+            post(r#"{"labels":{"a":""}}"#)
+                .unwrap_err()
+                .contains("empty value")
+        );
         let err = post(r#"{"labels":{"a":"1"},"startsAt":"2026-12-07T10:00:00Z","endsAt":"2026-12-07T09:00:00Z"}"#)
             .unwrap_err();
         assert!(err.contains(r#"{a="1"}: start time"#), "{err}");

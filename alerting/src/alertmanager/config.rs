@@ -241,7 +241,12 @@ impl Config {
         check_route_references(&route, "route", &names, &time_intervals)?;
 
         let mut inhibit_rules = Vec::new();
-        for (i, rule) in raw.inhibit_rules.unwrap_or_default().into_iter().enumerate() {
+        for (i, rule) in raw
+            .inhibit_rules
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+        {
             let at = format!("inhibit_rules[{i}]");
             let source = build_matchers(
                 &format!("{at}.source"),
@@ -307,7 +312,9 @@ fn parse_receiver(
             continue;
         }
         if !integrations::is_receiver_integration(key) {
-            return Err(format!("receivers[{index}] ({name}): unknown field {key:?}"));
+            return Err(format!(
+                "receivers[{index}] ({name}): unknown field {key:?}"
+            ));
         }
         let entries = match value {
             Value::Sequence(entries) => entries.clone(),
@@ -406,10 +413,14 @@ fn parse_route(raw: RawRoute, at: &str, warnings: &mut Vec<String>) -> Result<Ro
     let group_interval = duration("group_interval", raw.group_interval)?;
     let repeat_interval = duration("repeat_interval", raw.repeat_interval)?;
     if group_interval.is_some_and(|d| d.is_zero()) {
-        return Err(format!("{at}.group_interval: group_interval cannot be zero"));
+        return Err(format!(
+            "{at}.group_interval: group_interval cannot be zero"
+        ));
     }
     if repeat_interval.is_some_and(|d| d.is_zero()) {
-        return Err(format!("{at}.repeat_interval: repeat_interval cannot be zero"));
+        return Err(format!(
+            "{at}.repeat_interval: repeat_interval cannot be zero"
+        ));
     }
     if raw.labels.is_some() {
         warnings.push(format!(
@@ -444,7 +455,9 @@ fn check_route_references(
 ) -> Result<(), String> {
     if let Some(receiver) = &route.receiver {
         if !receivers.contains(receiver) {
-            return Err(format!("{at}: undefined receiver {receiver:?} used in route"));
+            return Err(format!(
+                "{at}: undefined receiver {receiver:?} used in route"
+            ));
         }
     }
     for name in route
@@ -453,7 +466,9 @@ fn check_route_references(
         .chain(&route.active_time_intervals)
     {
         if !intervals.contains_key(name) {
-            return Err(format!("{at}: undefined time interval {name:?} used in route"));
+            return Err(format!(
+                "{at}: undefined time interval {name:?} used in route"
+            ));
         }
     }
     for (i, child) in route.routes.iter().enumerate() {
@@ -474,11 +489,17 @@ fn build_matchers(
     for (name, value) in match_eq.unwrap_or_default() {
         check_label_name(&format!("{at} match"), &name)?;
         // Go reads a null into a string map as "".
-        out.push(Matcher::new(&name, MatchOp::Equal, &value.unwrap_or_default())?);
+        out.push(Matcher::new(
+            &name,
+            MatchOp::Equal,
+            &value.unwrap_or_default(),
+        )?);
     }
     for (name, value) in match_re.unwrap_or_default() {
         check_label_name(&format!("{at} match_re"), &name)?;
-        let value = value.ok_or(format!("{at} match_re: {name}: empty regular expression (null)"))?;
+        let value = value.ok_or(format!(
+            "{at} match_re: {name}: empty regular expression (null)"
+        ))?;
         // As Alertmanager's config.Regexp: the anchored text is the matcher's value.
         let anchored = format!("^(?:{value})$");
         out.push(
@@ -528,21 +549,63 @@ mod tests {
     #[test]
     fn structural_mistakes_are_refused_naming_the_field() {
         for (text, wanted) in [
-            ("route:\n  receiver: a\n  colour: red\nreceivers:\n  - name: a\n", "unknown field `colour`"),
+            (
+                "route:\n  receiver: a\n  colour: red\nreceivers:\n  - name: a\n",
+                "unknown field `colour`",
+            ),
             ("receivers:\n  - name: a\n", "no route"),
-            ("route:\n  group_by: [x]\nreceivers:\n  - name: a\n", "default receiver"),
-            ("route:\n  receiver: b\nreceivers:\n  - name: a\n", "undefined receiver \"b\""),
-            ("route:\n  receiver: a\n  match:\n    x: y\nreceivers:\n  - name: a\n", "must not have any matchers"),
-            ("route:\n  receiver: a\nreceivers:\n  - name: a\n  - name: a\n", "not unique"),
-            ("route:\n  receiver: a\n  group_by: ['...', x]\nreceivers:\n  - name: a\n", "wildcard"),
-            ("route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n", "duplicated label"),
-            ("route:\n  receiver: a\n  routes:\n    - matchers: ['a=~\"(\"']\nreceivers:\n  - name: a\n", "routes[0] matchers[0]"),
-            ("route:\n  receiver: a\n  routes:\n    - mute_time_intervals: [night]\nreceivers:\n  - name: a\n", "undefined time interval"),
-            ("route:\n  receiver: a\n  group_interval: 0s\nreceivers:\n  - name: a\n", "cannot be zero"),
-            ("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - send_resolved: true\n", "one of url or url_file"),
-            ("route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: x\n", "absolute"),
-            ("route:\n  receiver: a\nreceivers:\n  - name: a\n    carrier_pigeon_configs: []\n", "unknown field \"carrier_pigeon_configs\""),
-            ("route:\n  receiver: a\nreceivers:\n  - name: a\ninhibit_rules:\n  - source_match_re:\n      x:\n", "null"),
+            (
+                "route:\n  group_by: [x]\nreceivers:\n  - name: a\n",
+                "default receiver",
+            ),
+            (
+                "route:\n  receiver: b\nreceivers:\n  - name: a\n",
+                "undefined receiver \"b\"",
+            ),
+            (
+                "route:\n  receiver: a\n  match:\n    x: y\nreceivers:\n  - name: a\n",
+                "must not have any matchers",
+            ),
+            (
+                "route:\n  receiver: a\nreceivers:\n  - name: a\n  - name: a\n",
+                "not unique",
+            ),
+            (
+                "route:\n  receiver: a\n  group_by: ['...', x]\nreceivers:\n  - name: a\n",
+                "wildcard",
+            ),
+            (
+                "route:\n  receiver: a\n  group_by: [x, x]\nreceivers:\n  - name: a\n",
+                "duplicated label",
+            ),
+            (
+                "route:\n  receiver: a\n  routes:\n    - matchers: ['a=~\"(\"']\nreceivers:\n  - name: a\n",
+                "routes[0] matchers[0]",
+            ),
+            (
+                "route:\n  receiver: a\n  routes:\n    - mute_time_intervals: [night]\nreceivers:\n  - name: a\n",
+                "undefined time interval",
+            ),
+            (
+                "route:\n  receiver: a\n  group_interval: 0s\nreceivers:\n  - name: a\n",
+                "cannot be zero",
+            ),
+            (
+                "route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - send_resolved: true\n",
+                "one of url or url_file",
+            ),
+            (
+                "route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: x\n",
+                "absolute",
+            ),
+            (
+                "route:\n  receiver: a\nreceivers:\n  - name: a\n    carrier_pigeon_configs: []\n",
+                "unknown field \"carrier_pigeon_configs\"",
+            ),
+            (
+                "route:\n  receiver: a\nreceivers:\n  - name: a\ninhibit_rules:\n  - source_match_re:\n      x:\n",
+                "null",
+            ),
         ] {
             let err = Config::parse(text).unwrap_err();
             assert!(err.contains(wanted), "wanted {wanted:?} in {err:?}");

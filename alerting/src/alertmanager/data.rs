@@ -101,7 +101,10 @@ impl Data {
                 m.insert("Status".to_owned(), Value::from(a.status.as_str()));
                 m.insert("Labels".to_owned(), strings(&a.labels));
                 m.insert("Annotations".to_owned(), strings(&a.annotations));
-                m.insert("StartsAt".to_owned(), Value::Time(a.starts_at.fixed_offset()));
+                m.insert(
+                    "StartsAt".to_owned(),
+                    Value::Time(a.starts_at.fixed_offset()),
+                );
                 m.insert("EndsAt".to_owned(), Value::Time(a.ends_at.fixed_offset()));
                 m.insert(
                     "GeneratorURL".to_owned(),

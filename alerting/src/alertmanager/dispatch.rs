@@ -255,11 +255,7 @@ impl Dispatcher {
         if due.is_empty() {
             return Vec::new();
         }
-        let inhibitions = Inhibitions::new(
-            &self.config.inhibit_rules,
-            self.alerts.values(),
-            now,
-        );
+        let inhibitions = Inhibitions::new(&self.config.inhibit_rules, self.alerts.values(), now);
         let mut flushes = Vec::new();
         for id in due {
             let Some(group) = self.groups.get_mut(&id) else {
@@ -304,7 +300,8 @@ impl Dispatcher {
         let unmuted: Vec<&Alert> = alerts
             .into_iter()
             .filter(|a| {
-                silences.mutes(&a.labels, now).is_empty() && inhibitions.inhibited_by(&a.labels).is_none()
+                silences.mutes(&a.labels, now).is_empty()
+                    && inhibitions.inhibited_by(&a.labels).is_none()
             })
             .collect();
         let firing: BTreeSet<u64> = unmuted
@@ -365,7 +362,8 @@ impl Dispatcher {
                 .is_some_and(|named| timeinterval::any_contains(&named.time_intervals, now))
         };
         opts.mute_time_intervals.iter().any(holds)
-            || (!opts.active_time_intervals.is_empty() && !opts.active_time_intervals.iter().any(holds))
+            || (!opts.active_time_intervals.is_empty()
+                && !opts.active_time_intervals.iter().any(holds))
     }
 
     /// Records the outcome of a flush: the log entries of the notifications that
@@ -422,7 +420,11 @@ impl Dispatcher {
 
     /// Restores notification-log records (after a restart); later records replace
     /// earlier ones, expired ones are dropped.
-    pub fn restore_nflog(&mut self, records: impl IntoIterator<Item = NflogEntry>, now: DateTime<Utc>) {
+    pub fn restore_nflog(
+        &mut self,
+        records: impl IntoIterator<Item = NflogEntry>,
+        now: DateTime<Utc>,
+    ) {
         for entry in records {
             if entry.expires_at > now {
                 self.nflog
@@ -513,7 +515,11 @@ pub fn alert_data(alert: &Alert, now: DateTime<Utc>) -> AlertData {
         starts_at: alert.starts_at,
         // A firing alert's end is its (timeout) estimate; Alertmanager sends the zero
         // time for alerts that are still firing.
-        ends_at: if resolved { alert.ends_at } else { go_zero_time() },
+        ends_at: if resolved {
+            alert.ends_at
+        } else {
+            go_zero_time()
+        },
         generator_url: alert.generator_url.clone(),
         fingerprint: format!("{:016x}", alert.fingerprint()),
     }
@@ -596,15 +602,30 @@ inhibit_rules:
     fn a_group_waits_then_notifies_changes_and_repeats_only_after_repeat_interval() {
         let mut d = dispatcher();
         let none = Silences::default();
-        d.insert(alert("Down", "a", "page", "10:00:00", "11:00:00"), t("10:00:00"));
+        d.insert(
+            alert("Down", "a", "page", "10:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
         assert!(flush(&mut d, &none, t("10:00:10")).is_empty(), "group_wait");
-        d.insert(alert("Down", "b", "page", "10:00:20", "11:00:00"), t("10:00:20"));
-        assert_eq!(flush(&mut d, &none, t("10:00:30")), [["a:firing", "b:firing"]]);
+        d.insert(
+            alert("Down", "b", "page", "10:00:20", "11:00:00"),
+            t("10:00:20"),
+        );
+        assert_eq!(
+            flush(&mut d, &none, t("10:00:30")),
+            [["a:firing", "b:firing"]]
+        );
         // Nothing changed at the next interval: no notification.
         assert!(flush(&mut d, &none, t("10:05:30")).is_empty());
         // b resolves: webhooks send resolved, so the next interval notifies.
-        d.insert(alert("Down", "b", "page", "10:00:20", "10:06:00"), t("10:06:00"));
-        assert_eq!(flush(&mut d, &none, t("10:10:30")), [["a:firing", "b:resolved"]]);
+        d.insert(
+            alert("Down", "b", "page", "10:00:20", "10:06:00"),
+            t("10:06:00"),
+        );
+        assert_eq!(
+            flush(&mut d, &none, t("10:10:30")),
+            [["a:firing", "b:resolved"]]
+        );
         // The resolved alert left the group after the successful notification.
         assert_eq!(d.groups().next().unwrap().alerts.len(), 1);
         assert!(flush(&mut d, &none, t("10:15:30")).is_empty());
@@ -642,9 +663,18 @@ inhibit_rules:
                 new_silence_id,
             )
             .unwrap();
-        d.insert(alert("Disk", "a", "critical", "10:00:00", "11:00:00"), t("10:00:00"));
-        d.insert(alert("Disk", "b", "critical", "10:00:00", "11:00:00"), t("10:00:00"));
-        d.insert(alert("Disk", "c", "warning", "10:00:00", "11:00:00"), t("10:00:00"));
+        d.insert(
+            alert("Disk", "a", "critical", "10:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
+        d.insert(
+            alert("Disk", "b", "critical", "10:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
+        d.insert(
+            alert("Disk", "c", "warning", "10:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
         assert_eq!(flush(&mut d, &silences, t("10:00:30")), [["a:firing"]]);
     }
 
@@ -652,9 +682,15 @@ inhibit_rules:
     fn an_old_alert_flushes_at_once_and_fully_resolved_groups_notify_once_then_go() {
         let mut d = dispatcher();
         let none = Silences::default();
-        d.insert(alert("Old", "a", "page", "09:00:00", "11:00:00"), t("10:00:00"));
+        d.insert(
+            alert("Old", "a", "page", "09:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
         assert_eq!(flush(&mut d, &none, t("10:00:00")), [["a:firing"]]);
-        d.insert(alert("Old", "a", "page", "09:00:00", "10:01:00"), t("10:01:00"));
+        d.insert(
+            alert("Old", "a", "page", "09:00:00", "10:01:00"),
+            t("10:01:00"),
+        );
         assert_eq!(flush(&mut d, &none, t("10:05:00")), [["a:resolved"]]);
         assert_eq!(d.groups().count(), 0);
         d.gc(t("10:06:00"));
@@ -665,7 +701,10 @@ inhibit_rules:
     fn a_failed_delivery_is_retried_at_the_next_flush_and_the_log_survives_a_restart() {
         let mut d = dispatcher();
         let none = Silences::default();
-        d.insert(alert("X", "a", "page", "10:00:00", "11:00:00"), t("10:00:00"));
+        d.insert(
+            alert("X", "a", "page", "10:00:00", "11:00:00"),
+            t("10:00:00"),
+        );
         let flushes = d.flush_due(&none, t("10:00:30"), &HashSet::new());
         assert_eq!(flushes.len(), 1);
         for f in flushes {
@@ -677,17 +716,29 @@ inhibit_rules:
         let log = d.nflog_snapshot(t("10:05:31"));
         let mut restarted = dispatcher();
         restarted.restore_nflog(log, t("10:06:00"));
-        restarted.insert(alert("X", "a", "page", "10:00:00", "11:00:00"), t("10:06:00"));
+        restarted.insert(
+            alert("X", "a", "page", "10:00:00", "11:00:00"),
+            t("10:06:00"),
+        );
         assert!(flush(&mut restarted, &none, t("10:06:00")).is_empty());
     }
 
     #[test]
     fn alerts_are_ordered_by_job_then_instance_then_labels() {
         let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
         };
-        assert_eq!(alert_order(&l(&[("job", "a")]), &l(&[("job", "b")])), Ordering::Less);
-        assert_eq!(alert_order(&l(&[("x", "a")]), &l(&[("job", "b")])), Ordering::Greater);
+        assert_eq!(
+            alert_order(&l(&[("job", "a")]), &l(&[("job", "b")])),
+            Ordering::Less
+        );
+        assert_eq!(
+            alert_order(&l(&[("x", "a")]), &l(&[("job", "b")])),
+            Ordering::Greater
+        );
         assert_eq!(
             alert_order(&l(&[("instance", "2")]), &l(&[("instance", "10")])),
             Ordering::Greater

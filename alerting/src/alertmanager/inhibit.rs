@@ -120,15 +120,44 @@ mod tests {
         let rules = [rule("severity=critical", "severity=warning", &["cluster"])];
         let now = "2026-12-07T10:00:00Z".parse().unwrap();
         let alerts = [
-            alert(&[("alertname", "Down"), ("severity", "critical"), ("cluster", "a")], false),
-            alert(&[("alertname", "Old"), ("severity", "critical"), ("cluster", "b")], true),
+            alert(
+                &[
+                    ("alertname", "Down"),
+                    ("severity", "critical"),
+                    ("cluster", "a"),
+                ],
+                false,
+            ),
+            alert(
+                &[
+                    ("alertname", "Old"),
+                    ("severity", "critical"),
+                    ("cluster", "b"),
+                ],
+                true,
+            ),
         ];
         let index = Inhibitions::new(&rules, alerts.iter(), now);
         let warning = |cluster: &str| {
-            alert(&[("alertname", "Slow"), ("severity", "warning"), ("cluster", cluster)], false).labels
+            alert(
+                &[
+                    ("alertname", "Slow"),
+                    ("severity", "warning"),
+                    ("cluster", cluster),
+                ],
+                false,
+            )
+            .labels
         };
-        assert_eq!(index.inhibited_by(&warning("a")), Some(alerts[0].fingerprint()));
-        assert_eq!(index.inhibited_by(&warning("b")), None, "the source is resolved");
+        assert_eq!(
+            index.inhibited_by(&warning("a")),
+            Some(alerts[0].fingerprint())
+        );
+        assert_eq!(
+            index.inhibited_by(&warning("b")),
+            None,
+            "the source is resolved"
+        );
         assert_eq!(index.inhibited_by(&warning("c")), None);
         assert_eq!(index.inhibited_by(&alerts[0].labels), None);
     }

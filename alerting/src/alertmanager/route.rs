@@ -60,7 +60,12 @@ impl Route {
         Route::build(root, &defaults, None, "0".to_owned())
     }
 
-    fn build(config: &RouteConfig, parent: &RouteOpts, parent_key: Option<&str>, id: String) -> Route {
+    fn build(
+        config: &RouteConfig,
+        parent: &RouteOpts,
+        parent_key: Option<&str>,
+        id: String,
+    ) -> Route {
         let mut opts = parent.clone();
         if let Some(receiver) = &config.receiver {
             opts.receiver = receiver.clone();
@@ -132,7 +137,9 @@ impl Route {
     pub fn group_labels(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
         labels
             .iter()
-            .filter(|(k, v)| !v.is_empty() && (self.opts.group_by_all || self.opts.group_by.contains(*k)))
+            .filter(|(k, v)| {
+                !v.is_empty() && (self.opts.group_by_all || self.opts.group_by.contains(*k))
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
@@ -190,7 +197,8 @@ mod tests {
                 let labels: BTreeMap<String, String> =
                     serde_json::from_value(case["input"].clone()).unwrap();
                 let routes = tree.match_labels(&labels);
-                let receivers: Vec<&str> = routes.iter().map(|r| r.opts.receiver.as_str()).collect();
+                let receivers: Vec<&str> =
+                    routes.iter().map(|r| r.opts.receiver.as_str()).collect();
                 let keys: Vec<&str> = routes.iter().map(|r| r.key()).collect();
                 let want_receivers: Vec<&str> = case["receivers"]
                     .as_array()
@@ -219,10 +227,11 @@ mod tests {
         )
         .unwrap();
         let tree = Route::new(&config.route);
-        let labels: BTreeMap<String, String> = [("team", "a"), ("severity", "page"), ("alertname", "X")]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let labels: BTreeMap<String, String> =
+            [("team", "a"), ("severity", "page"), ("alertname", "X")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         let routes = tree.match_labels(&labels);
         assert_eq!(routes.len(), 1);
         let leaf = routes[0];
@@ -237,6 +246,9 @@ mod tests {
         let other: BTreeMap<String, String> = [("alertname".to_owned(), "Y".to_owned())].into();
         let routes = tree.match_labels(&other);
         assert_eq!(routes[0].opts.receiver, "root");
-        assert_eq!(label_set_string(&routes[0].group_labels(&other)), r#"{alertname="Y"}"#);
+        assert_eq!(
+            label_set_string(&routes[0].group_labels(&other)),
+            r#"{alertname="Y"}"#
+        );
     }
 }

@@ -191,7 +191,9 @@ impl Silences {
             .map(|e| e.silence.state(now))
             .ok_or_else(|| SilenceError::NotFound(id.to_owned()))?;
         if state == SilenceState::Expired {
-            return Err(SilenceError::Invalid(format!("silence {id} already expired")));
+            return Err(SilenceError::Invalid(format!(
+                "silence {id} already expired"
+            )));
         }
         self.expire_entry(id, now)
             .ok_or_else(|| SilenceError::NotFound(id.to_owned()))
@@ -275,7 +277,9 @@ fn validate(silence: &Silence) -> Result<Matchers, SilenceError> {
     }
     for m in &silence.matchers {
         if m.name.is_empty() {
-            return Err(invalid("invalid label matcher: empty label name".to_owned()));
+            return Err(invalid(
+                "invalid label matcher: empty label name".to_owned(),
+            ));
         }
     }
     let matchers = compile(&silence.matchers).map_err(invalid)?;
@@ -367,9 +371,15 @@ mod tests {
         let alert = labels(&[("job", "api")]);
         assert!(set.mutes(&alert, at("09:30:00")).is_empty(), "pending");
         assert_eq!(set.mutes(&alert, at("10:30:00")), [id.clone()]);
-        assert!(set.mutes(&labels(&[("job", "web")]), at("10:30:00")).is_empty());
+        assert!(
+            set.mutes(&labels(&[("job", "web")]), at("10:30:00"))
+                .is_empty()
+        );
         assert!(set.mutes(&alert, at("11:00:00")).is_empty(), "expired");
-        assert_eq!(set.get(&id).unwrap().state(at("11:00:00")), SilenceState::Expired);
+        assert_eq!(
+            set.get(&id).unwrap().state(at("11:00:00")),
+            SilenceState::Expired
+        );
     }
 
     #[test]
@@ -378,10 +388,22 @@ mod tests {
         let now = at("09:00:00");
         for (s, wanted) in [
             (silence(&[], "10:00:00", "11:00:00"), "at least one matcher"),
-            (silence(&[("a", ".*", true, true)], "10:00:00", "11:00:00"), "empty string"),
-            (silence(&[("a", "(", true, true)], "10:00:00", "11:00:00"), "regular expression"),
-            (silence(&[("a", "1", false, true)], "10:00:00", "09:30:00"), "before start"),
-            (silence(&[("a", "1", false, true)], "08:00:00", "08:30:00"), "in the past"),
+            (
+                silence(&[("a", ".*", true, true)], "10:00:00", "11:00:00"),
+                "empty string",
+            ),
+            (
+                silence(&[("a", "(", true, true)], "10:00:00", "11:00:00"),
+                "regular expression",
+            ),
+            (
+                silence(&[("a", "1", false, true)], "10:00:00", "09:30:00"),
+                "before start",
+            ),
+            (
+                silence(&[("a", "1", false, true)], "08:00:00", "08:30:00"),
+                "in the past",
+            ),
         ] {
             let err = set.set(s, now, new_silence_id).unwrap_err();
             assert!(err.to_string().contains(wanted), "{err}");
@@ -413,7 +435,10 @@ mod tests {
         let (new, changed) = set.set(other, at("10:40:00"), new_silence_id).unwrap();
         assert_ne!(new, id);
         assert_eq!(changed.len(), 2, "the old one expired, the new one set");
-        assert_eq!(set.get(&id).unwrap().state(at("10:40:00")), SilenceState::Expired);
+        assert_eq!(
+            set.get(&id).unwrap().state(at("10:40:00")),
+            SilenceState::Expired
+        );
         assert_eq!(set.list(at("10:40:00"))[0].id, new);
     }
 

@@ -79,9 +79,21 @@ impl AlertManagerMetrics {
             }),
         };
         let r = registry.sub_registry_with_prefix("sightline_alertmanager");
-        r.register("alerts_received", "Alerts received (posted or from the rule evaluator)", m.alerts_received.clone());
-        r.register("alerts_invalid", "Alerts refused as invalid", m.alerts_invalid.clone());
-        r.register("notifications", "Notifications delivered, by integration", m.notifications.clone());
+        r.register(
+            "alerts_received",
+            "Alerts received (posted or from the rule evaluator)",
+            m.alerts_received.clone(),
+        );
+        r.register(
+            "alerts_invalid",
+            "Alerts refused as invalid",
+            m.alerts_invalid.clone(),
+        );
+        r.register(
+            "notifications",
+            "Notifications delivered, by integration",
+            m.notifications.clone(),
+        );
         r.register(
             "notifications_failed",
             "Notifications that failed after their retries, by integration and reason",
@@ -290,7 +302,9 @@ impl AlertManager {
         if alerts.is_empty() {
             return Ok(());
         }
-        let state = self.tenant(tenant).map_err(|e| AmError::Storage(format!("{e:#}")))?;
+        let state = self
+            .tenant(tenant)
+            .map_err(|e| AmError::Storage(format!("{e:#}")))?;
         let mut st = lock(&state);
         self.metrics.alerts_received.inc_by(alerts.len() as u64);
         let records: Vec<Record> = alerts.iter().cloned().map(Record::Alert).collect();
@@ -308,7 +322,9 @@ impl AlertManager {
 
     /// Creates or updates a silence; returns its id once it is durable.
     pub fn set_silence(&self, tenant: &TenantId, silence: Silence) -> Result<String, AmError> {
-        let state = self.tenant(tenant).map_err(|e| AmError::Storage(format!("{e:#}")))?;
+        let state = self
+            .tenant(tenant)
+            .map_err(|e| AmError::Storage(format!("{e:#}")))?;
         let mut st = lock(&state);
         let now = Utc::now();
         // Applied to a copy first: nothing changes unless the log took it.
@@ -326,7 +342,9 @@ impl AlertManager {
 
     /// Expires a silence, durably.
     pub fn expire_silence(&self, tenant: &TenantId, id: &str) -> Result<(), AmError> {
-        let state = self.tenant(tenant).map_err(|e| AmError::Storage(format!("{e:#}")))?;
+        let state = self
+            .tenant(tenant)
+            .map_err(|e| AmError::Storage(format!("{e:#}")))?;
         let mut st = lock(&state);
         let mut next = st.silences.clone();
         let expired = next.expire(id, Utc::now())?;
@@ -377,7 +395,10 @@ impl AlertManager {
         let started = Instant::now();
         let mut backoff = Duration::from_millis(200);
         let outcome = loop {
-            self.metrics.notification_requests.get_or_create(&labels).inc();
+            self.metrics
+                .notification_requests
+                .get_or_create(&labels)
+                .inc();
             let attempt = match n.integration.kind {
                 IntegrationKind::Webhook => {
                     let hook = config
@@ -385,7 +406,13 @@ impl AlertManager {
                         .and_then(|r| r.webhook_configs.get(n.integration.index));
                     match hook {
                         Some(hook) => {
-                            webhook::send(&self.http, hook, n, deadline.saturating_duration_since(Instant::now())).await
+                            webhook::send(
+                                &self.http,
+                                hook,
+                                n,
+                                deadline.saturating_duration_since(Instant::now()),
+                            )
+                            .await
                         }
                         None => Err(webhook::Failure::permanent("receiver no longer configured")),
                     }
@@ -437,7 +464,12 @@ impl AlertManager {
     }
 
     /// Sends a flush's notifications and records the outcome.
-    async fn send_flush(self: Arc<Self>, tenant: TenantId, state: Arc<Mutex<TenantState>>, flush: Flush) {
+    async fn send_flush(
+        self: Arc<Self>,
+        tenant: TenantId,
+        state: Arc<Mutex<TenantState>>,
+        flush: Flush,
+    ) {
         let config = self.config().0;
         // A delivery gives up before the group's next flush (Alertmanager's notify timeout).
         let interval = lock(&state)
@@ -475,13 +507,20 @@ fn live_records(dispatcher: &Dispatcher, silences: &Silences, now: DateTime<Utc>
         .cloned()
         .map(Record::Alert)
         .chain(silences.snapshot().into_iter().map(Record::Silence))
-        .chain(dispatcher.nflog_snapshot(now).into_iter().map(Record::Nflog))
+        .chain(
+            dispatcher
+                .nflog_snapshot(now)
+                .into_iter()
+                .map(Record::Nflog),
+        )
         .collect()
 }
 
 fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, String)> {
     let text = match path {
-        Some(p) => std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        Some(p) => {
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
+        }
         None => BUILTIN_CONFIG.to_owned(),
     };
     let config = Config::parse(&text).map_err(|e| match path {

@@ -88,7 +88,11 @@ impl StateLog {
             serde_json::to_writer(&mut buf, r).context("cannot encode a state record")?;
             buf.push(b'\n');
         }
-        if let Err(e) = self.file.write_all(&buf).and_then(|_| self.file.sync_data()) {
+        if let Err(e) = self
+            .file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+        {
             // Cut a partial write so that later records stay readable.
             let _ = self.file.set_len(self.len);
             return Err(e).with_context(|| format!("cannot write {}", self.path.display()));
@@ -136,7 +140,10 @@ fn replay(bytes: &[u8]) -> (Replayed, u64) {
     let mut good = 0usize;
     for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
         let complete = line.ends_with(b"\n");
-        match serde_json::from_slice::<Record>(line).ok().filter(|_| complete) {
+        match serde_json::from_slice::<Record>(line)
+            .ok()
+            .filter(|_| complete)
+        {
             Some(r) => {
                 out.records.push(r);
                 good += line.len();
@@ -177,7 +184,10 @@ mod tests {
         log.append(&[alert("A"), alert("B")]).unwrap();
         drop(log);
         // A crash in the middle of a write leaves half a line.
-        let mut f = OpenOptions::new().append(true).open(dir.join("state.log")).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(dir.join("state.log"))
+            .unwrap();
         f.write_all(b"{\"alert\":{\"lab").unwrap();
         let (mut log, replayed) = StateLog::open(&dir).unwrap();
         assert_eq!(replayed.records.len(), 2);

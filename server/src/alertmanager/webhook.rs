@@ -58,7 +58,10 @@ pub async fn send(
         group_key: n.group_key.clone(),
         truncated_alerts: truncated,
     };
-    let timeout = hook.timeout.unwrap_or(DEFAULT_TIMEOUT).min(budget.max(Duration::from_millis(100)));
+    let timeout = hook
+        .timeout
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(budget.max(Duration::from_millis(100)));
     let mut request = client.post(&url).timeout(timeout).json(&message);
     if let Some(http) = &hook.http_config {
         request = authenticate(request, http)?;
@@ -103,13 +106,17 @@ fn authenticate(
         }
     };
     if let Some(basic) = http.get("basic_auth") {
-        let user = basic.get("username").and_then(Value::as_str).unwrap_or_default();
+        let user = basic
+            .get("username")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let password = text(basic.get("password"), basic.get("password_file"))?;
         return Ok(request.basic_auth(user, password));
     }
     if let Some(auth) = http.get("authorization") {
         let kind = auth.get("type").and_then(Value::as_str).unwrap_or("Bearer");
-        let credentials = text(auth.get("credentials"), auth.get("credentials_file"))?.unwrap_or_default();
+        let credentials =
+            text(auth.get("credentials"), auth.get("credentials_file"))?.unwrap_or_default();
         return Ok(request.header("Authorization", format!("{kind} {credentials}")));
     }
     if let Some(token) = text(http.get("bearer_token"), http.get("bearer_token_file"))? {

@@ -30,7 +30,10 @@ pub fn router(am: Arc<AlertManager>) -> Router {
         .route("/api/v2/alerts", get(get_alerts).post(post_alerts))
         .route("/api/v2/alerts/groups", get(get_groups))
         .route("/api/v2/silences", get(get_silences).post(post_silence))
-        .route("/api/v2/silence/{id}", get(get_silence).delete(delete_silence))
+        .route(
+            "/api/v2/silence/{id}",
+            get(get_silence).delete(delete_silence),
+        )
         .route("/api/v2/status", get(get_status))
         .route("/api/v2/receivers", get(get_receivers))
         .route("/api/v2/alertmanager/-/reload", axum::routing::post(reload))
@@ -83,7 +86,9 @@ fn flag(pairs: &[(String, String)], name: &str, default: bool) -> Result<bool> {
         Some((_, v)) => match v.as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
-            other => Err(bad(format!("{name}: expected true or false, got {other:?}"))),
+            other => Err(bad(format!(
+                "{name}: expected true or false, got {other:?}"
+            ))),
         },
     }
 }
@@ -92,7 +97,11 @@ fn flag(pairs: &[(String, String)], name: &str, default: bool) -> Result<bool> {
 fn filters(pairs: &[(String, String)]) -> Result<Matchers> {
     let mut all = Vec::new();
     for (_, v) in pairs.iter().filter(|(k, _)| k == "filter") {
-        all.extend(parse_matchers(v).map_err(|e| bad(format!("bad matcher format: {e}")))?.0);
+        all.extend(
+            parse_matchers(v)
+                .map_err(|e| bad(format!("bad matcher format: {e}")))?
+                .0,
+        );
     }
     Ok(Matchers(all))
 }
@@ -186,14 +195,18 @@ impl AlertFilter {
 
     fn keeps(&self, value: &Value, silenced: bool, inhibited: bool) -> bool {
         let suppressed = silenced || inhibited;
-        if (!self.active && !suppressed) || (!self.silenced && silenced) || (!self.inhibited && inhibited) {
+        if (!self.active && !suppressed)
+            || (!self.silenced && silenced)
+            || (!self.inhibited && inhibited)
+        {
             return false;
         }
         match &self.receiver {
             None => true,
-            Some(re) => value["receivers"]
-                .as_array()
-                .is_some_and(|rs| rs.iter().any(|r| re.is_match(r["name"].as_str().unwrap_or("")))),
+            Some(re) => value["receivers"].as_array().is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| re.is_match(r["name"].as_str().unwrap_or("")))
+            }),
         }
     }
 }
@@ -206,7 +219,9 @@ async fn get_alerts(
     let tenant = tenant(&headers)?;
     let pairs = query_pairs(raw.as_deref());
     let filter = AlertFilter::parse(&pairs)?;
-    let state = am.tenant(&tenant).map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = am
+        .tenant(&tenant)
+        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let st = lock(&state);
     let now = Utc::now();
     let config = st.dispatcher.config();
@@ -219,11 +234,16 @@ async fn get_alerts(
         }
         let (value, silenced, inhibited) = gettable_alert(&st, &inhibitions, alert, now);
         if filter.keeps(&value, silenced, inhibited) {
-            out.push((value["fingerprint"].as_str().unwrap_or("").to_owned(), value));
+            out.push((
+                value["fingerprint"].as_str().unwrap_or("").to_owned(),
+                value,
+            ));
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Json(Value::Array(out.into_iter().map(|(_, v)| v).collect())))
+    Ok(Json(Value::Array(
+        out.into_iter().map(|(_, v)| v).collect(),
+    )))
 }
 
 async fn get_groups(
@@ -234,7 +254,9 @@ async fn get_groups(
     let tenant = tenant(&headers)?;
     let pairs = query_pairs(raw.as_deref());
     let filter = AlertFilter::parse(&pairs)?;
-    let state = am.tenant(&tenant).map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = am
+        .tenant(&tenant)
+        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let st = lock(&state);
     let now = Utc::now();
     let config = st.dispatcher.config();
@@ -253,7 +275,10 @@ async fn get_groups(
             }
             let (value, silenced, inhibited) = gettable_alert(&st, &inhibitions, alert, now);
             if filter.keeps(&value, silenced, inhibited) {
-                alerts.push((value["fingerprint"].as_str().unwrap_or("").to_owned(), value));
+                alerts.push((
+                    value["fingerprint"].as_str().unwrap_or("").to_owned(),
+                    value,
+                ));
             }
         }
         if alerts.is_empty() {
@@ -270,7 +295,9 @@ async fn get_groups(
         ));
     }
     groups.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Json(Value::Array(groups.into_iter().map(|(_, v)| v).collect())))
+    Ok(Json(Value::Array(
+        groups.into_iter().map(|(_, v)| v).collect(),
+    )))
 }
 
 fn gettable_silence(s: &Silence, now: chrono::DateTime<Utc>) -> Value {
@@ -293,7 +320,9 @@ async fn get_silences(
 ) -> Result<Json<Value>> {
     let tenant = tenant(&headers)?;
     let filter = filters(&query_pairs(raw.as_deref()))?;
-    let state = am.tenant(&tenant).map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = am
+        .tenant(&tenant)
+        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let st = lock(&state);
     let now = Utc::now();
     let list: Vec<Value> = st
@@ -360,7 +389,9 @@ async fn get_silence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let tenant = tenant(&headers)?;
-    let state = am.tenant(&tenant).map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = am
+        .tenant(&tenant)
+        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let st = lock(&state);
     let silence = st
         .silences
@@ -401,7 +432,11 @@ async fn get_status(State(am): State<Arc<AlertManager>>) -> Json<Value> {
 async fn get_receivers(State(am): State<Arc<AlertManager>>) -> Json<Value> {
     let (config, _) = am.config();
     Json(Value::Array(
-        config.receivers.iter().map(|r| json!({"name": r.name})).collect(),
+        config
+            .receivers
+            .iter()
+            .map(|r| json!({"name": r.name}))
+            .collect(),
     ))
 }
 
@@ -411,6 +446,11 @@ async fn reload(State(am): State<Arc<AlertManager>>) -> Result<String> {
     tokio::task::spawn_blocking(move || am.reload())
         .await
         .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-        .map_err(|e| AmResponseError(StatusCode::BAD_REQUEST, format!("failed to reload config: {e:#}")))?;
+        .map_err(|e| {
+            AmResponseError(
+                StatusCode::BAD_REQUEST,
+                format!("failed to reload config: {e:#}"),
+            )
+        })?;
     Ok("configuration reloaded\n".to_owned())
 }

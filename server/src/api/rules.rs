@@ -62,8 +62,14 @@ async fn reload_handler(
     tokio::task::spawn_blocking(move || alertmanager.reload())
         .await
         .map_err(|e| ApiError::internal(format!("reload task failed: {e}")))?
-        .map_err(|e| ApiError::internal(format!("failed to reload the alertmanager configuration: {e:#}")))?;
-    Ok(format!("reloaded {loaded} rules and the alertmanager configuration\n"))
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "failed to reload the alertmanager configuration: {e:#}"
+            ))
+        })?;
+    Ok(format!(
+        "reloaded {loaded} rules and the alertmanager configuration\n"
+    ))
 }
 
 async fn alerts_handler(State(rules): State<Arc<Rules>>) -> Json<Value> {

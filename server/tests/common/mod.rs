@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod webhook;
+
 /// A running server process.
 pub struct Server {
     child: Child,
