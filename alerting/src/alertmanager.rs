@@ -6,6 +6,8 @@
 //! * [`config`]: the configuration file, checked as Alertmanager 0.34 checks it.
 //! * [`data`]: what a notification carries: Alertmanager's template data, which is also
 //!   the webhook payload (version 4).
+//! * [`email`]: the email integration: `<email_config>` and the global `smtp_*` keys, the
+//!   default notification templates, rendering and delivery over SMTP.
 //! * [`dispatch`]: grouping, timers, muting and the notification log's decision to notify.
 //! * [`inhibit`]: inhibition rules.
 //! * [`integrations`]: receiver integrations Sightline does not deliver to (Slack,
@@ -21,6 +23,7 @@ pub mod alerts;
 pub mod config;
 pub mod data;
 pub mod dispatch;
+pub mod email;
 pub mod inhibit;
 pub mod integrations;
 pub mod matchers;

@@ -6,6 +6,7 @@
 //! instead of panicking (see `main`). Times are read in one set of forms ([`TimeArg`]) and
 //! printed in RFC 3339, for logs and metrics alike; an empty result says so on stderr.
 
+pub mod alertmanager;
 pub mod rules;
 pub mod topology;
 pub mod traces;

@@ -68,6 +68,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::traces::TracesCommand,
     },
+    /// Check Alertmanager configuration files and test their routes (amtool's checks).
+    Alertmanager {
+        #[command(subcommand)]
+        command: cli::alertmanager::AlertmanagerCommand,
+    },
     /// Check Prometheus rule files.
     Rules {
         #[command(subcommand)]
@@ -126,6 +131,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Traces { command } => cli::traces::run(command, out)?,
         Command::Topology { command } => cli::topology::run(command, out)?,
         Command::Rules { command } => cli::rules::run(command, out)?,
+        Command::Alertmanager { command } => cli::alertmanager::run(command, out)?,
     }
     out.flush()?;
     Ok(())

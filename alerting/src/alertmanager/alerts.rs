@@ -117,11 +117,8 @@ impl PostableAlert {
                 return Err(format!("{}: invalid annotation name \"\"", name()));
             }
         }
-        let starts = starts_at.unwrap_or_else(|| match ends_at {
-            // An alert posted resolved with no start started when it ended (or now).
-            Some(end) if end < now => end,
-            _ => now,
-        });
+        // As Alertmanager's API: no start means the end, or now when there is no end.
+        let starts = starts_at.or(ends_at).unwrap_or(now);
         let (ends, timeout) = match ends_at {
             Some(end) => (end, false),
             None => (now + resolve_timeout, true),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_yaml_ng::{Mapping, Value};
 
+use super::email::{EmailConfig, SmtpGlobal};
 use super::integrations;
 use super::matchers::{MatchOp, Matcher, Matchers, parse_matchers};
 use super::timeinterval::NamedTimeInterval;
@@ -69,9 +70,8 @@ pub struct InhibitRuleConfig {
 #[derive(Debug, Clone)]
 pub struct ReceiverConfig {
     pub name: String,
-    /// `email_configs` entries, as written (resolved against `global` by the email
-    /// integration).
-    pub email_configs: Vec<Value>,
+    /// `email_configs` entries, resolved against `global`'s `smtp_*` defaults.
+    pub email_configs: Vec<EmailConfig>,
     pub webhook_configs: Vec<WebhookConfig>,
     /// Integrations present but not delivered (`slack_configs`, …).
     pub skipped: Vec<String>,
@@ -191,6 +191,9 @@ impl Config {
         }
         debug_assert!(GLOBAL_OWN.contains(&"http_config"));
         integrations::check_global(&others)?;
+        let smtp: SmtpGlobal = serde_yaml_ng::from_value(Value::Mapping(global.clone()))
+            .map_err(|e| format!("global: {e}"))?;
+        smtp.validate()?;
 
         let mut time_intervals = BTreeMap::new();
         for (section, list) in [
@@ -214,7 +217,7 @@ impl Config {
         let mut receivers = Vec::new();
         let mut names = BTreeSet::new();
         for (i, mapping) in raw.receivers.unwrap_or_default().into_iter().enumerate() {
-            let receiver = parse_receiver(i, &mapping, &global, &mut warnings)?;
+            let receiver = parse_receiver(i, &mapping, &global, &smtp, &mut warnings)?;
             if !names.insert(receiver.name.clone()) {
                 return Err(format!(
                     "receivers: notification config name {:?} is not unique",
@@ -293,6 +296,7 @@ fn parse_receiver(
     index: usize,
     mapping: &Mapping,
     global: &Mapping,
+    smtp: &SmtpGlobal,
     warnings: &mut Vec<String>,
 ) -> Result<ReceiverConfig, String> {
     let name = match mapping.get("name") {
@@ -322,7 +326,14 @@ fn parse_receiver(
             _ => return Err(format!("{at}: must be a list")),
         };
         match key {
-            "email_configs" => receiver.email_configs = entries,
+            "email_configs" => {
+                for (i, entry) in entries.into_iter().enumerate() {
+                    let mut email: EmailConfig =
+                        serde_yaml_ng::from_value(entry).map_err(|e| format!("{at}[{i}]: {e}"))?;
+                    email.resolve(smtp, &name)?;
+                    receiver.email_configs.push(email);
+                }
+            }
             "webhook_configs" => {
                 for (i, entry) in entries.into_iter().enumerate() {
                     receiver
@@ -453,12 +464,12 @@ fn check_route_references(
     receivers: &BTreeSet<String>,
     intervals: &BTreeMap<String, NamedTimeInterval>,
 ) -> Result<(), String> {
-    if let Some(receiver) = &route.receiver {
-        if !receivers.contains(receiver) {
-            return Err(format!(
-                "{at}: undefined receiver {receiver:?} used in route"
-            ));
-        }
+    if let Some(receiver) = &route.receiver
+        && !receivers.contains(receiver)
+    {
+        return Err(format!(
+            "{at}: undefined receiver {receiver:?} used in route"
+        ));
     }
     for name in route
         .mute_time_intervals
@@ -610,6 +621,47 @@ mod tests {
             let err = Config::parse(text).unwrap_err();
             assert!(err.contains(wanted), "wanted {wanted:?} in {err:?}");
         }
+    }
+
+    /// Every Alertmanager configuration of the shared conformance set: accepted or refused
+    /// as upstream's own tests expect (`MANIFEST.md`).
+    #[test]
+    fn upstream_configurations_are_accepted_or_refused_as_upstream_expects() {
+        let root = [
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/alerting"),
+            std::path::PathBuf::from("/work/shared/datasets/alerting"),
+        ]
+        .into_iter()
+        .find(|p| p.join("MANIFEST.md").exists());
+        let Some(root) = root else {
+            eprintln!("no conformance set: skipped");
+            return;
+        };
+        let manifest = std::fs::read_to_string(root.join("MANIFEST.md")).unwrap();
+        let mut checked = 0;
+        for line in manifest.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 4 || !cells[2].starts_with("AM ") || !cells[2].contains("config") {
+                continue;
+            }
+            let path = cells[1].trim_matches('`');
+            let expected_good = match cells[3] {
+                "good" => true,
+                "bad" => false,
+                _ => continue,
+            };
+            let text = std::fs::read_to_string(root.join(path)).unwrap();
+            let outcome = Config::parse(&text);
+            assert_eq!(
+                outcome.is_ok(),
+                expected_good,
+                "{path}: expected {}, got {:?}",
+                cells[3],
+                outcome.err()
+            );
+            checked += 1;
+        }
+        assert!(checked >= 35, "only {checked} configurations checked");
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Data {
             common
         };
         Data {
-            receiver: regex::escape(receiver),
+            receiver: quote_meta(receiver),
             status: status.to_owned(),
             common_labels: common(|a| &a.labels),
             common_annotations: common(|a| &a.annotations),
@@ -135,6 +135,18 @@ impl Data {
     }
 }
 
+/// Go's `regexp.QuoteMeta`: escapes exactly `\.+*?()|[]{}^$`.
+pub fn quote_meta(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Go's zero `time.Time`, which Alertmanager sends as the end of an alert with none.
 pub fn go_zero_time() -> DateTime<Utc> {
     "0001-01-01T00:00:00Z".parse().expect("valid constant")
@@ -177,6 +189,7 @@ mod tests {
         );
         assert_eq!(data.status, "firing");
         assert_eq!(data.receiver, r"team\.a");
+        assert_eq!(quote_meta("team-a (x)"), r"team-a \(x\)");
         assert_eq!(
             data.common_labels,
             BTreeMap::from([("alertname".to_owned(), "X".to_owned())])

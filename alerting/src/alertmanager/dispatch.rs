@@ -139,11 +139,8 @@ impl Dispatcher {
             .iter()
             .map(|r| {
                 let mut list = Vec::new();
-                for (index, entry) in r.email_configs.iter().enumerate() {
-                    let send_resolved = entry
-                        .get("send_resolved")
-                        .and_then(|v| v.as_bool())
-                        .unwrap_or(false);
+                for (index, email) in r.email_configs.iter().enumerate() {
+                    let send_resolved = email.send_resolved;
                     list.push((
                         IntegrationId {
                             receiver: r.name.clone(),

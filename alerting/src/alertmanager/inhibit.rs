@@ -14,8 +14,11 @@ use super::config::InhibitRuleConfig;
 /// one instant so that checking an alert costs a lookup, not a scan.
 #[derive(Debug, Default)]
 pub struct Inhibitions<'a> {
-    rules: Vec<(&'a InhibitRuleConfig, HashMap<Vec<String>, Vec<Source>>)>,
+    rules: Vec<(&'a InhibitRuleConfig, SourcesByEqual)>,
 }
+
+/// A rule's firing source alerts by the values of its `equal` labels.
+type SourcesByEqual = HashMap<Vec<String>, Vec<Source>>;
 
 #[derive(Debug, Clone, Copy)]
 struct Source {
@@ -41,7 +44,7 @@ impl<'a> Inhibitions<'a> {
         let rules = rules
             .iter()
             .map(|rule| {
-                let mut sources: HashMap<Vec<String>, Vec<Source>> = HashMap::new();
+                let mut sources = SourcesByEqual::new();
                 for alert in alerts.clone() {
                     if alert.resolved_at(now) || !rule.source.matches(&alert.labels) {
                         continue;

@@ -237,7 +237,7 @@ fn parse_one(s: &str) -> Result<(Matcher, &str), String> {
         (name, after.trim_start())
     } else {
         let end = s
-            .find(|c: char| matches!(c, '=' | '!' | '~' | ',' | '{' | '}' | '"'))
+            .find(['=', '!', '~', ',', '{', '}', '"'])
             .unwrap_or(s.len());
         let name = s[..end].trim_end();
         if name.is_empty() {

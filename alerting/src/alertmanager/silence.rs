@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(changed.len(), 1);
         let alert = labels(&[("job", "api")]);
         assert!(set.mutes(&alert, at("09:30:00")).is_empty(), "pending");
-        assert_eq!(set.mutes(&alert, at("10:30:00")), [id.clone()]);
+        assert_eq!(set.mutes(&alert, at("10:30:00")), vec![id.clone()]);
         assert!(
             set.mutes(&labels(&[("job", "web")]), at("10:30:00"))
                 .is_empty()

@@ -29,6 +29,7 @@ use sightline_alerting::alertmanager::config::Config;
 use sightline_alerting::alertmanager::dispatch::{
     Dispatcher, Flush, GroupId, IntegrationKind, Notification,
 };
+use sightline_alerting::alertmanager::email::{EmailNotifier, load_templates};
 use sightline_alerting::alertmanager::inhibit::Inhibitions;
 use sightline_alerting::alertmanager::silence::{Silence, SilenceError, Silences, new_silence_id};
 use sightline_model::TenantId;
@@ -141,11 +142,20 @@ impl From<SilenceError> for AmError {
     }
 }
 
+/// A loaded configuration.
+struct Loaded {
+    config: Arc<Config>,
+    text: String,
+    /// By receiver and index of `email_configs`.
+    emails: Arc<HashMap<(String, usize), EmailNotifier>>,
+}
+
 pub struct AlertManager {
     dir: PathBuf,
     config_path: Option<PathBuf>,
-    /// The configuration in force and its text (for `/api/v2/status`).
-    config: Mutex<(Arc<Config>, String)>,
+    /// The configuration in force, its text (for `/api/v2/status`) and its email
+    /// notifiers.
+    config: Mutex<Loaded>,
     external_url: String,
     tenants: Mutex<HashMap<TenantId, Arc<Mutex<TenantState>>>>,
     wake: tokio::sync::Notify,
@@ -167,14 +177,11 @@ impl AlertManager {
         external_url: String,
         metrics: AlertManagerMetrics,
     ) -> anyhow::Result<Arc<AlertManager>> {
-        let (config, text) = load_config(config_path.as_deref())?;
-        for w in &config.warnings {
-            tracing::warn!(warning = %w, "alertmanager configuration");
-        }
+        let loaded = load_config(config_path.as_deref())?;
         let am = Arc::new(AlertManager {
             dir: data_dir.join("alertmanager"),
             config_path,
-            config: Mutex::new((Arc::new(config), text)),
+            config: Mutex::new(loaded),
             external_url,
             tenants: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
@@ -199,20 +206,21 @@ impl AlertManager {
 
     pub fn config(&self) -> (Arc<Config>, String) {
         let c = lock(&self.config);
-        (c.0.clone(), c.1.clone())
+        (c.config.clone(), c.text.clone())
+    }
+
+    fn emails(&self) -> Arc<HashMap<(String, usize), EmailNotifier>> {
+        lock(&self.config).emails.clone()
     }
 
     /// Reads the configuration file again; a bad one is refused and the running one kept.
     pub fn reload(&self) -> anyhow::Result<()> {
-        let (config, text) = load_config(self.config_path.as_deref())?;
-        for w in &config.warnings {
-            tracing::warn!(warning = %w, "alertmanager configuration");
-        }
+        let loaded = load_config(self.config_path.as_deref())?;
         let now = Utc::now();
         for state in lock(&self.tenants).values() {
-            lock(state).dispatcher.reload(config.clone(), now);
+            lock(state).dispatcher.reload((*loaded.config).clone(), now);
         }
-        *lock(&self.config) = (Arc::new(config), text);
+        *lock(&self.config) = loaded;
         self.wake.notify_one();
         Ok(())
     }
@@ -389,9 +397,20 @@ impl AlertManager {
     }
 
     /// Delivers one notification, retrying with backoff until `deadline`.
-    async fn deliver(&self, config: &Config, n: &Notification, deadline: Instant) -> bool {
+    async fn deliver(
+        &self,
+        config: &Config,
+        emails: &HashMap<(String, usize), EmailNotifier>,
+        n: &Notification,
+        deadline: Instant,
+    ) -> bool {
         let kind = n.integration.kind.as_str();
         let labels = IntegrationLabels { integration: kind };
+        // Only resolved alerts, to an integration that does not send them: nothing to
+        // send, and the log records the group as notified (as Alertmanager does).
+        if n.data.alerts.is_empty() {
+            return true;
+        }
         let started = Instant::now();
         let mut backoff = Duration::from_millis(200);
         let outcome = loop {
@@ -417,9 +436,36 @@ impl AlertManager {
                         None => Err(webhook::Failure::permanent("receiver no longer configured")),
                     }
                 }
-                IntegrationKind::Email => Err(webhook::Failure::permanent(
-                    "email delivery is not available in this build",
-                )),
+                IntegrationKind::Email => {
+                    match emails.get(&(n.integration.receiver.clone(), n.integration.index)) {
+                        Some(email) => {
+                            let budget = deadline.saturating_duration_since(Instant::now());
+                            match tokio::time::timeout(
+                                budget,
+                                email.notify_group(&n.data, &n.group_key),
+                            )
+                            .await
+                            {
+                                Ok(Ok(())) => Ok(()),
+                                Ok(Err(e)) => Err(webhook::Failure {
+                                    retryable: e.is_retryable(),
+                                    reason: if e.is_retryable() {
+                                        "retryable"
+                                    } else {
+                                        "permanent"
+                                    },
+                                    message: e.to_string(),
+                                }),
+                                Err(_) => Err(webhook::Failure {
+                                    message: "timed out".to_owned(),
+                                    retryable: true,
+                                    reason: "timeout",
+                                }),
+                            }
+                        }
+                        None => Err(webhook::Failure::permanent("receiver no longer configured")),
+                    }
+                }
             };
             match attempt {
                 Ok(()) => break Ok(()),
@@ -471,6 +517,7 @@ impl AlertManager {
         flush: Flush,
     ) {
         let config = self.config().0;
+        let emails = self.emails();
         // A delivery gives up before the group's next flush (Alertmanager's notify timeout).
         let interval = lock(&state)
             .dispatcher
@@ -481,7 +528,7 @@ impl AlertManager {
         let deadline = Instant::now() + interval.mul_f64(0.9).max(Duration::from_secs(1));
         let mut results = Vec::with_capacity(flush.notifications.len());
         for n in &flush.notifications {
-            results.push(self.deliver(&config, n, deadline).await);
+            results.push(self.deliver(&config, &emails, n, deadline).await);
         }
         let mut st = lock(&state);
         st.busy.remove(&flush.group);
@@ -516,18 +563,44 @@ fn live_records(dispatcher: &Dispatcher, silences: &Silences, now: DateTime<Utc>
         .collect()
 }
 
-fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<(Config, String)> {
+/// Reads and checks the configuration, loads its templates (globs relative to the file's
+/// directory, as Alertmanager reads them) and builds the email notifiers.
+fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
     let text = match path {
         Some(p) => {
             std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?
         }
         None => BUILTIN_CONFIG.to_owned(),
     };
-    let config = Config::parse(&text).map_err(|e| match path {
-        Some(p) => anyhow::anyhow!("{}: {e}", p.display()),
-        None => anyhow::anyhow!("built-in configuration: {e}"),
-    })?;
-    Ok((config, text))
+    let name = path.map_or("built-in configuration".to_owned(), |p| {
+        p.display().to_string()
+    });
+    let config = Config::parse(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    for w in &config.warnings {
+        tracing::warn!(warning = %w, "alertmanager configuration");
+    }
+    let base = path
+        .and_then(|p| p.parent())
+        .unwrap_or(std::path::Path::new("."));
+    let globs: Vec<PathBuf> = config.templates.iter().map(|t| base.join(t)).collect();
+    let templates = load_templates(&globs).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    let mut emails = HashMap::new();
+    for receiver in &config.receivers {
+        for (i, email) in receiver.email_configs.iter().enumerate() {
+            let notifier = EmailNotifier::new(email.clone(), &templates).map_err(|e| {
+                anyhow::anyhow!(
+                    "{name}: receiver {:?} email_configs[{i}]: {e}",
+                    receiver.name
+                )
+            })?;
+            emails.insert((receiver.name.clone(), i), notifier);
+        }
+    }
+    Ok(Loaded {
+        config: Arc::new(config),
+        text,
+        emails: Arc::new(emails),
+    })
 }
 
 /// Flushes due groups and sends their notifications until `stop`.
