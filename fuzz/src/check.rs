@@ -44,9 +44,12 @@ pub fn budget(len: usize) -> Duration {
     }
 }
 
-/// Runs `f` and asserts that it took CPU time linear in `len`. Over budget, `f` runs once
-/// more and only the second time counts: the first call in a process also builds lazy
-/// statics. `SIGHTLINE_FUZZ_NO_TIME_BUDGET=1` turns the check off (profiling, coverage).
+/// Runs `f` and asserts that it took CPU time linear in `len`. Over budget, `f` runs up to
+/// three more times and the least time counts: the first call in a process also builds
+/// lazy statics, and contention for the core (another build, the other fuzzer) only ever
+/// adds time — a 128-byte PromQL query whose regexes compile in 350 ms instrumented took
+/// 432 ms twice in a row on a busy machine. Intrinsically slow work is slow every time.
+/// `SIGHTLINE_FUZZ_NO_TIME_BUDGET=1` turns the check off (profiling, coverage).
 pub fn linear_time(len: usize, f: impl Fn()) {
     let t0 = thread_cpu_time();
     f();
@@ -55,9 +58,15 @@ pub fn linear_time(len: usize, f: impl Fn()) {
     if spent <= budget || std::env::var_os("SIGHTLINE_FUZZ_NO_TIME_BUDGET").is_some() {
         return;
     }
-    let t0 = thread_cpu_time();
-    f();
-    let again = thread_cpu_time() - t0;
+    let mut again = Duration::MAX;
+    for _ in 0..3 {
+        let t0 = thread_cpu_time();
+        f();
+        again = again.min(thread_cpu_time() - t0);
+        if again <= budget {
+            return;
+        }
+    }
     assert!(
         again <= budget,
         "superlinear work: {again:?} of CPU time for a {len}-byte input, over the budget of \
