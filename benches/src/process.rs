@@ -69,6 +69,8 @@ impl ServerProcess {
             .args(["--syslog-addr", "127.0.0.1:0"])
             // The measured load only: the server's scrape of itself stays out of the figures.
             .args(["--self-scrape", "false"])
+            // Nor the built-in rule packs' evaluations.
+            .args(["--rule-packs", "false"])
             .env("SIGHTLINE_LOG", "info")
             .env_remove("SIGHTLINE_CONFIG")
             .stdout(Stdio::null())

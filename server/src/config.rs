@@ -145,6 +145,9 @@ impl Default for TracesConfig {
 pub struct AlertingSection {
     /// Rule files, or directories whose `*.yml` / `*.yaml` files are loaded.
     pub rule_files: Vec<PathBuf>,
+    /// Load the rule packs of the repository's `rules/` (hosts, containers, services' RED,
+    /// Sightline's own health), built into the binary, besides `rule_files`.
+    pub rule_packs: bool,
     /// SLO specs (`sightline rules slo`'s format), compiled into rules at load (files, or
     /// directories of `*.yml` / `*.yaml`).
     pub slo_files: Vec<PathBuf>,
@@ -166,6 +169,7 @@ impl Default for AlertingSection {
     fn default() -> Self {
         Self {
             rule_files: Vec::new(),
+            rule_packs: true,
             slo_files: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             external_labels: Default::default(),
@@ -516,6 +520,9 @@ pub struct Overrides {
     /// Scrape the server's own /metrics as job "sightline" (`self_scrape.enabled`).
     #[arg(long, env = "SIGHTLINE_SELF_SCRAPE", value_name = "BOOL")]
     pub self_scrape: Option<bool>,
+    /// Load the built-in rule packs of `rules/` (`alerting.rule_packs`).
+    #[arg(long, env = "SIGHTLINE_RULE_PACKS", value_name = "BOOL")]
+    pub rule_packs: Option<bool>,
 }
 
 impl Config {
@@ -594,6 +601,9 @@ impl Config {
         }
         if let Some(v) = overrides.syslog_addr {
             config.server.syslog_addr = v;
+        }
+        if let Some(v) = overrides.rule_packs {
+            config.alerting.rule_packs = v;
         }
         if let Some(v) = overrides.self_scrape {
             config.self_scrape.enabled = v;

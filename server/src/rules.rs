@@ -40,9 +40,30 @@ struct Group {
     restored: bool,
 }
 
+/// The rule packs of the repository's `rules/`, built in (`[alerting] rule_packs`).
+pub const RULE_PACKS: [(&str, &str); 4] = [
+    (
+        "builtin:rules/hosts.yml",
+        include_str!("../../rules/hosts.yml"),
+    ),
+    (
+        "builtin:rules/containers.yml",
+        include_str!("../../rules/containers.yml"),
+    ),
+    (
+        "builtin:rules/services-red.yml",
+        include_str!("../../rules/services-red.yml"),
+    ),
+    (
+        "builtin:rules/sightline.yml",
+        include_str!("../../rules/sightline.yml"),
+    ),
+];
+
 /// The loaded rule groups.
 pub struct Rules {
     groups: Mutex<Vec<Group>>,
+    packs: bool,
     paths: Vec<PathBuf>,
     slo_paths: Vec<PathBuf>,
     default_interval: Duration,
@@ -54,6 +75,7 @@ impl Rules {
     /// Loads `paths` (files, or directories whose `*.yml`/`*.yaml` files are read); every
     /// problem of every file is reported, and any problem refuses the set.
     pub fn load(
+        packs: bool,
         paths: &[PathBuf],
         slo_paths: &[PathBuf],
         default_interval: Duration,
@@ -61,7 +83,8 @@ impl Rules {
         external_url: String,
     ) -> anyhow::Result<Self> {
         Ok(Rules {
-            groups: Mutex::new(read_groups(paths, slo_paths, default_interval)?),
+            groups: Mutex::new(read_groups(packs, paths, slo_paths, default_interval)?),
+            packs,
             paths: paths.to_vec(),
             slo_paths: slo_paths.to_vec(),
             default_interval,
@@ -75,7 +98,12 @@ impl Rules {
     /// that is the same as before (same file, group, name and expression) keeps its alerts
     /// and its group its schedule, as in Prometheus. Returns how many rules are loaded.
     pub fn reload(&self) -> anyhow::Result<usize> {
-        let mut fresh = read_groups(&self.paths, &self.slo_paths, self.default_interval)?;
+        let mut fresh = read_groups(
+            self.packs,
+            &self.paths,
+            &self.slo_paths,
+            self.default_interval,
+        )?;
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
         for g in &mut fresh {
             let Some(old) = groups
@@ -168,6 +196,7 @@ impl Rules {
 /// Every group of the rule files `paths` names and of the rules compiled from the SLO specs
 /// `slo_paths` names, or every problem found in them.
 fn read_groups(
+    packs: bool,
     paths: &[PathBuf],
     slo_paths: &[PathBuf],
     default_interval: Duration,
@@ -175,6 +204,13 @@ fn read_groups(
     let mut groups = Vec::new();
     let mut problems = Vec::new();
     let mut sources = Vec::new();
+    if packs {
+        sources.extend(
+            RULE_PACKS
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string())),
+        );
+    }
     for file in rule_files(paths)? {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file)

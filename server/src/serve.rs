@@ -202,6 +202,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     // Rule files that do not load stop the start, as in Prometheus.
     let rules = Arc::new(crate::rules::Rules::load(
+        config.alerting.rule_packs,
         &config.alerting.rule_files,
         &config.alerting.slo_files,
         config.alerting.evaluation_interval,

@@ -319,3 +319,42 @@ fn the_server_loads_and_evaluates_every_pack() {
     }
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// A fresh server loads the packs built into the binary (`[alerting] rule_packs`, on by
+/// default): every group of `rules/*.yml` is there, named `builtin:rules/…`.
+#[test]
+fn a_fresh_server_loads_the_built_in_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start_with(&dir.path().join("data"), &["--rule-packs", "true"]);
+    let v: Value = server
+        .client()
+        .get(server.url("/api/v1/rules"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let files: std::collections::BTreeSet<String> = v["data"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["file"].as_str().unwrap().to_owned())
+        .collect();
+    let expected: std::collections::BTreeSet<String> = files_in_rules_dir()
+        .into_iter()
+        .map(|name| format!("builtin:rules/{name}"))
+        .collect();
+    assert_eq!(files, expected);
+}
+
+/// The `*.yml` files of the repository's `rules/`, by name.
+fn files_in_rules_dir() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".yml"))
+        .collect();
+    names.sort();
+    names
+}

@@ -42,9 +42,17 @@ impl Server {
         } else {
             &["--self-scrape", "false"]
         };
+        // The built-in rule packs would add rules and alerts (a watchdog always fires) to
+        // every test; tests that want them say so.
+        let rule_packs: &[&str] = if extra.contains(&"--rule-packs") {
+            &[]
+        } else {
+            &["--rule-packs", "false"]
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("serve")
             .args(self_scrape)
+            .args(rule_packs)
             .arg("--data-dir")
             .arg(data_dir)
             .args(["--http-addr", "127.0.0.1:0"])
