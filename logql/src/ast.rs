@@ -193,6 +193,205 @@ pub enum MetricExpr {
     Range(RangeAggregation),
     /// An aggregation across the series of an inner metric expression.
     Vector(VectorAggregation),
+    /// `left op right`. The parser folds an operation between two literals into one literal,
+    /// as Loki does, so at least one side of a parsed operation is not a literal.
+    Binary(BinaryExpr),
+    /// A number: a whole query (`1 + 1`), or one side of a binary operation. A literal
+    /// query evaluates to one series without labels, with the value at every step.
+    Literal(f64),
+}
+
+/// A binary operator, in Loki's (and Prometheus') precedence classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    /// `or`: the left side, plus the right side's series that match none on the left.
+    Or,
+    /// `and`: the left side's series that match one on the right.
+    And,
+    /// `unless`: the left side's series that match none on the right.
+    Unless,
+    /// `==`
+    Eq,
+    /// `!=`
+    Neq,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `+`
+    Add,
+    /// `-`
+    Sub,
+    /// `*`
+    Mul,
+    /// `/`: a zero divisor gives NaN, as in Loki (not ±Inf as in Prometheus).
+    Div,
+    /// `%`: a zero divisor gives NaN; the result has the sign of the dividend (Go's `math.Mod`).
+    Mod,
+    /// `^`: right-associative.
+    Pow,
+}
+
+impl BinaryOp {
+    /// The operator as written in a query.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "or",
+            BinaryOp::And => "and",
+            BinaryOp::Unless => "unless",
+            BinaryOp::Eq => "==",
+            BinaryOp::Neq => "!=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+            BinaryOp::Mod => "%",
+            BinaryOp::Pow => "^",
+        }
+    }
+
+    /// Binding strength, 1 (`or`) to 6 (`^`); a higher one binds tighter.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinaryOp::Or => 1,
+            BinaryOp::And | BinaryOp::Unless => 2,
+            BinaryOp::Eq
+            | BinaryOp::Neq
+            | BinaryOp::Gt
+            | BinaryOp::Ge
+            | BinaryOp::Lt
+            | BinaryOp::Le => 3,
+            BinaryOp::Add | BinaryOp::Sub => 4,
+            BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => 5,
+            BinaryOp::Pow => 6,
+        }
+    }
+
+    /// Whether `a op b op c` is `a op (b op c)` (only `^`); the others associate to the left.
+    pub fn is_right_associative(self) -> bool {
+        self == BinaryOp::Pow
+    }
+
+    /// `and`, `or`, `unless`: they match series, never compute values.
+    pub fn is_set_operator(self) -> bool {
+        matches!(self, BinaryOp::Or | BinaryOp::And | BinaryOp::Unless)
+    }
+
+    /// `==`, `!=`, `>`, `>=`, `<`, `<=`: they filter, or with `bool` return 0 or 1.
+    pub fn is_comparison(self) -> bool {
+        matches!(
+            self,
+            BinaryOp::Eq
+                | BinaryOp::Neq
+                | BinaryOp::Gt
+                | BinaryOp::Ge
+                | BinaryOp::Lt
+                | BinaryOp::Le
+        )
+    }
+
+    /// Applies an arithmetic or comparison operator to two values: a comparison gives 1.0 when
+    /// it holds and 0.0 when not (how Loki folds `1 > 2`); a set operator gives `None`.
+    /// Everything follows IEEE 754 (NaN compares unequal to everything, `NaN != x` holds)
+    /// except a zero divisor of `/` and `%`, which gives NaN as in Loki.
+    pub fn apply(self, left: f64, right: f64) -> Option<f64> {
+        let holds = |b: bool| if b { 1.0 } else { 0.0 };
+        Some(match self {
+            BinaryOp::Add => left + right,
+            BinaryOp::Sub => left - right,
+            BinaryOp::Mul => left * right,
+            BinaryOp::Div if right == 0.0 => f64::NAN,
+            BinaryOp::Div => left / right,
+            BinaryOp::Mod if right == 0.0 => f64::NAN,
+            // Rust's `%` on floats is C's fmod, as Go's math.Mod: the sign of the dividend.
+            BinaryOp::Mod => left % right,
+            BinaryOp::Pow => left.powf(right),
+            BinaryOp::Eq => holds(left == right),
+            BinaryOp::Neq => holds(left != right),
+            BinaryOp::Gt => holds(left > right),
+            BinaryOp::Ge => holds(left >= right),
+            BinaryOp::Lt => holds(left < right),
+            BinaryOp::Le => holds(left <= right),
+            BinaryOp::Or | BinaryOp::And | BinaryOp::Unless => return None,
+        })
+    }
+}
+
+/// Which side of a vector-to-vector operation may have several series per match group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cardinality {
+    /// Each series matches at most one on the other side (the default).
+    #[default]
+    OneToOne,
+    /// `group_left`: many on the left to one on the right.
+    ManyToOne,
+    /// `group_right`: one on the left to many on the right.
+    OneToMany,
+}
+
+/// How the series of the two sides of a binary operation are paired: by all their labels
+/// (the default), `on (a, b)` only the listed ones, or `ignoring (a, b)` all but the listed
+/// ones; with `group_left`/`group_right` for many-to-one matching.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VectorMatching {
+    /// True for `on`, false for `ignoring` or no modifier.
+    pub on: bool,
+    /// The labels listed in `on (…)` or `ignoring (…)`.
+    pub labels: Vec<String>,
+    pub card: Cardinality,
+    /// The labels listed in `group_left (…)` / `group_right (…)`: copied onto each result
+    /// from the "one" side's series (removed where that series lacks them).
+    pub include: Vec<String>,
+}
+
+impl VectorMatching {
+    /// The labels a series is matched by: its match group.
+    pub fn signature(&self, labels: &Labels) -> Labels {
+        Labels::from_pairs(
+            labels
+                .iter()
+                .filter(|(name, _)| self.labels.iter().any(|l| l == name) == self.on),
+        )
+    }
+
+    /// The labels of the result of an arithmetic or comparison operation between `many` and
+    /// `one` (for one-to-one matching, the left and the right series): one-to-one keeps the
+    /// `on` labels or drops the `ignoring` ones; group_left/group_right keep all the labels
+    /// of the "many" side. The `group_…(…)` labels are then taken from the "one" side.
+    pub fn result_labels(&self, many: &Labels, one: &Labels) -> Labels {
+        let kept = many.iter().filter(|(name, _)| {
+            self.card != Cardinality::OneToOne || self.labels.iter().any(|l| l == name) == self.on
+        });
+        if self.include.is_empty() {
+            return Labels::from_pairs(kept);
+        }
+        let included = |name: &str| self.include.iter().any(|l| l == name);
+        Labels::from_pairs(
+            kept.filter(|(name, _)| !included(name))
+                .chain(one.iter().filter(|(name, _)| included(name))),
+        )
+    }
+}
+
+/// `left op [bool] [on|ignoring (…) [group_left|group_right [(…)]]] right`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BinaryExpr {
+    pub op: BinaryOp,
+    /// `bool`: a comparison returns 0 or 1 instead of filtering. Accepted (and without
+    /// effect) on other operators, as Loki accepts it.
+    pub return_bool: bool,
+    /// Vector matching; ignored where a side is a literal, as in Loki.
+    pub matching: VectorMatching,
+    pub left: Box<MetricExpr>,
+    pub right: Box<MetricExpr>,
 }
 
 /// A function over a range of log entries.

@@ -9,6 +9,10 @@
 //!   has no point at that step, as in Loki.
 //! - Vector aggregations group per step by `by`/`without` labels; `topk`/`bottomk` keep the k
 //!   extreme series per group and step, with their own labels (Prometheus semantics).
+//! - Binary operations pair the points of their two sides step by step ([`binary`]); a
+//!   number alone is one series without labels with the number at every step.
+
+mod binary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -19,7 +23,7 @@ use sightline_model::{
 };
 
 use crate::ast::{
-    Expr, LogExpr, MetricExpr, RangeAggregation, RangeOp, VectorAggregation, VectorOp,
+    BinaryExpr, Expr, LogExpr, MetricExpr, RangeAggregation, RangeOp, VectorAggregation, VectorOp,
 };
 use crate::pipeline::Pipeline;
 
@@ -107,6 +111,10 @@ pub enum EvalError {
     #[error("log queries are not supported as an instant query; use query_range")]
     /// A log query run as an instant query.
     InstantLogQuery,
+    #[error("{0}")]
+    /// The two sides of a binary operation cannot be paired at some step: several series of
+    /// one match group on the "one" side (many-to-many), or an ambiguous match.
+    VectorMatching(String),
 }
 
 /// The evaluator, with its resource limits.
@@ -391,6 +399,64 @@ impl Engine {
                 let inner = self.eval_metric(source, tenant, &agg.inner, steps)?;
                 Ok(aggregate(agg, inner, steps.count))
             }
+            MetricExpr::Literal(value) => Ok(vec![literal_series(*value, steps.count)]),
+            MetricExpr::Binary(expr) => self.eval_binary(source, tenant, expr, steps),
+        }
+    }
+
+    /// A binary operation. A literal side is a scalar, applied to every point of the other
+    /// side; two vectors are matched step by step.
+    fn eval_binary(
+        &self,
+        source: &dyn LogSource,
+        tenant: &TenantId,
+        expr: &BinaryExpr,
+        steps: Steps,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        let eval = |side: &MetricExpr| self.eval_metric(source, tenant, side, steps);
+        let result = if expr.op.is_set_operator() {
+            // The parser refuses literals here; in a tree built by hand a literal is its one
+            // series without labels.
+            let left = eval(&expr.left)?;
+            let right = eval(&expr.right)?;
+            binary::set_operation(expr.op, &expr.matching, left, right)
+        } else {
+            self.eval_arithmetic(expr, steps.count, eval)?
+        };
+        // Only `or` can return more series than a side has.
+        if result.len() > self.max_series {
+            return Err(EvalError::TooManySeries {
+                limit: self.max_series,
+            });
+        }
+        Ok(result)
+    }
+
+    /// An arithmetic or comparison operation over `step_count` steps, its sides evaluated by
+    /// `eval`.
+    fn eval_arithmetic(
+        &self,
+        expr: &BinaryExpr,
+        step_count: usize,
+        eval: impl Fn(&MetricExpr) -> Result<Vec<StepSeries>, EvalError>,
+    ) -> Result<Vec<StepSeries>, EvalError> {
+        let literal = |side: &MetricExpr| match side {
+            MetricExpr::Literal(value) => Some(*value),
+            _ => None,
+        };
+        match (literal(&expr.left), literal(&expr.right)) {
+            // The parser folds these; as it does, a comparison is 1 or 0.
+            (Some(left), Some(right)) => Ok(vec![literal_series(
+                expr.op.apply(left, right).unwrap_or(f64::NAN),
+                step_count,
+            )]),
+            (Some(scalar), None) => Ok(binary::with_scalar(expr, eval(&expr.right)?, scalar, true)),
+            (None, Some(scalar)) => Ok(binary::with_scalar(expr, eval(&expr.left)?, scalar, false)),
+            (None, None) => {
+                let left = eval(&expr.left)?;
+                let right = eval(&expr.right)?;
+                binary::vector_operation(expr, left, right, step_count, &|| self.check_cancel())
+            }
         }
     }
 
@@ -567,6 +633,15 @@ impl Engine {
     }
 }
 
+/// A number as a series: no labels, the value at every step (Loki's range query of a
+/// literal; an instant query gives its one sample).
+fn literal_series(value: f64, step_count: usize) -> StepSeries {
+    StepSeries {
+        labels: Labels::default(),
+        points: (0..step_count).map(|index| (index, value)).collect(),
+    }
+}
+
 fn gcd(mut a: i64, mut b: i64) -> i64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -676,7 +751,8 @@ fn aggregate(
 }
 
 /// `topk`/`bottomk`: at each step, the `k` largest (or smallest) series of each group keep
-/// their point; ties go to the smaller labels so results are deterministic.
+/// their point; ties go to the smaller labels so results are deterministic. NaN (a division
+/// by zero) comes last either way, as in Loki and Prometheus.
 fn select_k(
     inner: Vec<StepSeries>,
     k: usize,
@@ -709,10 +785,12 @@ fn select_k(
         .collect();
     for (index, mut bucket) in by_step.into_iter().enumerate() {
         bucket.sort_by(|a, b| {
-            let by_value = if largest {
-                b.1.total_cmp(&a.1)
-            } else {
-                a.1.total_cmp(&b.1)
+            let by_value = match (a.1.is_nan(), b.1.is_nan()) {
+                (true, true) => std::cmp::Ordering::Equal,
+                (true, false) => std::cmp::Ordering::Greater,
+                (false, true) => std::cmp::Ordering::Less,
+                _ if largest => b.1.total_cmp(&a.1),
+                _ => a.1.total_cmp(&b.1),
             };
             groups[a.0]
                 .cmp(&groups[b.0])
@@ -1664,6 +1742,544 @@ mod tests {
             let fast = query_instant(&counting, &tenant(), &expr, at, 100, Direction::Forward);
             let slow = query_instant(&inner, &tenant(), &expr, at, 100, Direction::Forward);
             assert_eq!(fast.unwrap(), slow.unwrap(), "{query} at {at}");
+        }
+    }
+
+    /// For the binary operator tests: in (0, 10 s], app=api has job=a with 2 error and 6
+    /// info lines, job=b with 1 of each; app=web has job=c with 4 info lines.
+    fn jobs_source() -> MemorySource {
+        let mut source = MemorySource::default();
+        for (app, job, level, count) in [
+            ("api", "a", "error", 2),
+            ("api", "a", "info", 6),
+            ("api", "b", "error", 1),
+            ("api", "b", "info", 1),
+            ("web", "c", "info", 4),
+        ] {
+            let labels = stream(&[("app", app), ("job", job), ("level", level)]);
+            for s in 1..=count {
+                source.push(&labels, s, &format!("{level} {s}"));
+            }
+        }
+        source
+    }
+
+    /// An instant query at 10 s, as (labels, value); checked against the range query with
+    /// the one step 10 s, which must agree.
+    fn instant(source: &dyn LogSource, query: &str) -> Vec<(String, f64)> {
+        let expr = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        let samples = match query_instant(source, &tenant(), &expr, 10 * S, 100, Direction::Forward)
+        {
+            Ok(QueryResult::Vector(samples)) => samples,
+            other => panic!("{query}: {other:?}"),
+        };
+        let got: Vec<(String, f64)> = samples
+            .into_iter()
+            .map(|s| (s.labels.to_canonical(), s.value))
+            .collect();
+        let ranged: Vec<(String, f64)> = range_query(source, query, 10, 10, 1)
+            .into_iter()
+            .map(|s| (s.labels.to_canonical(), s.points[0].1))
+            .collect();
+        // NaN is not equal to itself: compare the text.
+        assert_eq!(format!("{got:?}"), format!("{ranged:?}"), "{query}");
+        got
+    }
+
+    fn instant_error(source: &dyn LogSource, query: &str) -> EvalError {
+        let expr = parse(query).unwrap_or_else(|e| panic!("{query}: {e}"));
+        match query_instant(source, &tenant(), &expr, 10 * S, 100, Direction::Forward) {
+            Err(e) => e,
+            Ok(result) => panic!("{query}: {result:?}"),
+        }
+    }
+
+    fn samples(expected: &[(&str, f64)]) -> Vec<(String, f64)> {
+        expected.iter().map(|(l, v)| (l.to_string(), *v)).collect()
+    }
+
+    #[test]
+    fn an_error_ratio_by_job_compared_to_a_threshold_keeps_the_ratio_where_it_holds() {
+        let source = jobs_source();
+        let ratio = r#"sum(rate({app="api"} |= "error" [10s])) by (job) / sum(rate({app="api"}[10s])) by (job)"#;
+        assert_eq!(
+            instant(&source, ratio),
+            samples(&[(r#"{job="a"}"#, 0.25), (r#"{job="b"}"#, 0.5)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{ratio} > 0.3")),
+            samples(&[(r#"{job="b"}"#, 0.5)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{ratio} > bool 0.3")),
+            samples(&[(r#"{job="a"}"#, 0.0), (r#"{job="b"}"#, 1.0)])
+        );
+        // The same as a ruler writes it for Loki, with a 5m window.
+        let expr = parse(r#"sum(rate({app="api"} |= "error" [5m])) by (job) / sum(rate({app="api"}[5m])) by (job) > 0.05"#).unwrap();
+        let result =
+            query_instant(&source, &tenant(), &expr, 10 * S, 100, Direction::Forward).unwrap();
+        let QueryResult::Vector(alerts) = result else {
+            panic!("{result:?}")
+        };
+        assert_eq!(alerts.len(), 2);
+    }
+
+    #[test]
+    fn a_scalar_applies_to_every_point_on_either_side_and_comparisons_keep_the_vector_value() {
+        let source = jobs_source();
+        let info = r#"count_over_time({app="api", level="info"}[10s])"#;
+        let a = r#"{app="api", job="a", level="info"}"#;
+        let b = r#"{app="api", job="b", level="info"}"#;
+        for (query, expected) in [
+            (format!("{info} * 2"), [12.0, 2.0]),
+            (format!("10 - {info}"), [4.0, 9.0]),
+            (format!("{info} - 10"), [-4.0, -9.0]),
+            (format!("{info} ^ 2"), [36.0, 1.0]),
+            (format!("2 ^ {info}"), [64.0, 2.0]),
+            (format!("{info} % 4"), [2.0, 1.0]),
+            (format!("-1 * {info}"), [-6.0, -1.0]),
+        ] {
+            assert_eq!(
+                instant(&source, &query),
+                samples(&[(a, expected[0]), (b, expected[1])]),
+                "{query}"
+            );
+        }
+        // A comparison filters, keeping the vector's value on whichever side it is.
+        let all = r#"count_over_time({app="api"}[10s])"#;
+        assert_eq!(
+            instant(&source, &format!("3 < {all}")),
+            samples(&[(a, 6.0)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{all} > 3")),
+            samples(&[(a, 6.0)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{all} == 1")),
+            samples(&[(r#"{app="api", job="b", level="error"}"#, 1.0), (b, 1.0)])
+        );
+        // With bool every series stays, with 1 or 0.
+        let got: Vec<f64> = instant(&source, &format!("2 <= bool {all}"))
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        assert_eq!(got, [1.0, 1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn division_and_modulo_by_zero_give_nan_as_in_loki_and_nan_propagates() {
+        let source = jobs_source();
+        let info = r#"count_over_time({app="api", level="info"}[10s])"#;
+        for query in [
+            format!("{info} / 0"),
+            format!("{info} % 0"),
+            format!("{info} / ({info} - {info})"),
+            format!("0 / 0 * {info}"),
+            format!("({info} - {info}) / ({info} - {info}) + 1"),
+        ] {
+            let got = instant(&source, &query);
+            assert_eq!(got.len(), 2, "{query}");
+            assert!(got.iter().all(|(_, v)| v.is_nan()), "{query}: {got:?}");
+        }
+        // NaN compares false, except with !=.
+        let nan = format!("({info} / 0)");
+        assert!(instant(&source, &format!("{nan} == {nan}")).is_empty());
+        assert!(instant(&source, &format!("{nan} > 0")).is_empty());
+        assert_eq!(instant(&source, &format!("{nan} != 0")).len(), 2);
+        // Other IEEE results stand: a power can overflow to +Inf.
+        let got = instant(&source, &format!("{info} ^ 1000"));
+        assert_eq!(got[0].1, f64::INFINITY);
+    }
+
+    #[test]
+    fn vectors_match_on_all_labels_by_default_or_on_and_ignoring_lists() {
+        let source = jobs_source();
+        let errors = r#"count_over_time({level="error"}[10s])"#;
+        let info = r#"count_over_time({level="info"}[10s])"#;
+        // All labels: error and info series never match.
+        assert!(instant(&source, &format!("{errors} + {info}")).is_empty());
+        // Ignoring level: the result drops it; web has no errors, so no result.
+        assert_eq!(
+            instant(&source, &format!("{errors} / ignoring (level) {info}")),
+            samples(&[
+                (r#"{app="api", job="a"}"#, 2.0 / 6.0),
+                (r#"{app="api", job="b"}"#, 1.0)
+            ])
+        );
+        // On job: the result has only job.
+        assert_eq!(
+            instant(
+                &source,
+                &format!("sum by (job) ({errors}) + on (job) sum by (job, app) ({info})")
+            ),
+            samples(&[(r#"{job="a"}"#, 8.0), (r#"{job="b"}"#, 2.0)])
+        );
+        // Between vectors a comparison keeps the left value, or with bool gives 1 or 0.
+        assert_eq!(
+            instant(&source, &format!("{info} > ignoring (level) {errors}")),
+            samples(&[(r#"{app="api", job="a"}"#, 6.0)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{errors} < bool ignoring (level) {info}")),
+            samples(&[
+                (r#"{app="api", job="a"}"#, 1.0),
+                (r#"{app="api", job="b"}"#, 0.0)
+            ])
+        );
+        // on () puts every series in one group: one on each side match, two on the
+        // right are many-to-many.
+        assert!(matches!(
+            instant_error(
+                &source,
+                &format!("sum ({errors}) / on () sum by (app) ({info})")
+            ),
+            EvalError::VectorMatching(_)
+        ));
+        assert_eq!(
+            instant(&source, &format!("sum ({errors}) / on () sum ({info})")),
+            samples(&[("{}", 3.0 / 11.0)])
+        );
+    }
+
+    #[test]
+    fn group_left_and_group_right_keep_the_many_sides_labels_and_copy_the_listed_ones() {
+        let source = jobs_source();
+        let by_level = r#"sum by (job, level) (count_over_time({app="api"}[10s]))"#;
+        let by_job = r#"sum by (job) (count_over_time({app="api"}[10s]))"#;
+        let shares = samples(&[
+            (r#"{job="a", level="error"}"#, 0.25),
+            (r#"{job="a", level="info"}"#, 0.75),
+            (r#"{job="b", level="error"}"#, 0.5),
+            (r#"{job="b", level="info"}"#, 0.5),
+        ]);
+        assert_eq!(
+            instant(
+                &source,
+                &format!("{by_level} / on (job) group_left {by_job}")
+            ),
+            shares
+        );
+        // group_right: the right side is the many side; the operation stays left op right.
+        assert_eq!(
+            instant(
+                &source,
+                &format!("{by_job} / on (job) group_right {by_level}")
+            ),
+            samples(&[
+                (r#"{job="a", level="error"}"#, 4.0),
+                (r#"{job="a", level="info"}"#, 8.0 / 6.0),
+                (r#"{job="b", level="error"}"#, 2.0),
+                (r#"{job="b", level="info"}"#, 2.0),
+            ])
+        );
+        // group_left (app) copies app from the one side.
+        let max_by_app = r#"max by (job, app) (count_over_time({app="api"}[10s]))"#;
+        assert_eq!(
+            instant(
+                &source,
+                &format!("{by_level} * on (job) group_left (app) {max_by_app}")
+            ),
+            samples(&[
+                (r#"{app="api", job="a", level="error"}"#, 12.0),
+                (r#"{app="api", job="a", level="info"}"#, 36.0),
+                (r#"{app="api", job="b", level="error"}"#, 1.0),
+                (r#"{app="api", job="b", level="info"}"#, 1.0),
+            ])
+        );
+        // Comparisons keep the left side's value, the "one" side's with group_right.
+        let avg = r#"avg by (job) (count_over_time({app="api"}[10s]))"#;
+        assert_eq!(
+            instant(&source, &format!("{by_level} > on (job) group_left {avg}")),
+            samples(&[(r#"{job="a", level="info"}"#, 6.0)])
+        );
+        assert_eq!(
+            instant(&source, &format!("{avg} < on (job) group_right {by_level}")),
+            samples(&[(r#"{job="a", level="info"}"#, 4.0)])
+        );
+        assert_eq!(
+            instant(
+                &source,
+                &format!("{avg} < bool ignoring (level) group_right {by_level}")
+            ),
+            samples(&[
+                (r#"{job="a", level="error"}"#, 0.0),
+                (r#"{job="a", level="info"}"#, 1.0),
+                (r#"{job="b", level="error"}"#, 0.0),
+                (r#"{job="b", level="info"}"#, 0.0),
+            ])
+        );
+    }
+
+    #[test]
+    fn ambiguous_matches_fail_with_lokis_messages_naming_the_match_group() {
+        let source = jobs_source();
+        let by_level =
+            |selector: &str| format!("sum by (job, level) (count_over_time({selector}[10s]))");
+        let many_to_many = |side: &str| {
+            format!(
+                "found duplicate series for the match group {{job=\"a\"}} on the {side} \
+                 hand-side of the operation: [{{job=\"a\", level=\"error\"}}, {{job=\"a\", \
+                 level=\"info\"}}];many-to-many matching not allowed: matching labels must be \
+                 unique on one side"
+            )
+        };
+        let swap_pair = |message: String| {
+            message.replace(
+                r#"[{job="a", level="error"}, {job="a", level="info"}]"#,
+                r#"[{job="a", level="info"}, {job="a", level="error"}]"#,
+            )
+        };
+        for (query, side) in [
+            (
+                format!(
+                    "{} + on (job) {}",
+                    by_level(r#"{app="api"}"#),
+                    by_level(r#"{job="a"}"#)
+                ),
+                "right",
+            ),
+            (
+                format!(
+                    "{} + on (job) group_left {}",
+                    by_level(r#"{app="api"}"#),
+                    by_level(r#"{job="a"}"#)
+                ),
+                "right",
+            ),
+            (
+                format!(
+                    "{} + on (job) group_right {}",
+                    by_level(r#"{job="a"}"#),
+                    by_level(r#"{app="api"}"#)
+                ),
+                "left",
+            ),
+        ] {
+            let e = instant_error(&source, &query);
+            assert!(matches!(e, EvalError::VectorMatching(_)), "{query}: {e:?}");
+            // The two series are named in the order the step met them.
+            let text = e.to_string();
+            assert!(
+                text == many_to_many(side) || text == swap_pair(many_to_many(side)),
+                "{query}: {text}"
+            );
+        }
+        let by_job = r#"sum by (job) (count_over_time({app="api"}[10s]))"#;
+        assert_eq!(
+            instant_error(
+                &source,
+                &format!(r#"count_over_time({{app="api"}}[10s]) / on (job) {by_job}"#)
+            )
+            .to_string(),
+            "multiple matches for labels: many-to-one matching must be explicit (group_left/group_right)"
+        );
+        // group_left (level) takes level from the one side, which has none: both levels of a
+        // job would become the same series.
+        assert_eq!(
+            instant_error(
+                &source,
+                &format!(
+                    "{} * on (job) group_left (level) {by_job}",
+                    by_level(r#"{app="api"}"#)
+                )
+            )
+            .to_string(),
+            "multiple matches for labels: grouping labels must ensure unique matches"
+        );
+    }
+
+    #[test]
+    fn and_or_unless_select_series_by_match_group_and_keep_them_as_they_are() {
+        let source = jobs_source();
+        let api = r#"count_over_time({app="api"}[10s])"#;
+        let b_errors = r#"count_over_time({job="b", level="error"}[10s])"#;
+        assert_eq!(
+            instant(&source, &format!("{api} and on (level) {b_errors}")),
+            samples(&[
+                (r#"{app="api", job="a", level="error"}"#, 2.0),
+                (r#"{app="api", job="b", level="error"}"#, 1.0)
+            ])
+        );
+        assert_eq!(
+            instant(&source, &format!("{api} unless on (level) {b_errors}")),
+            samples(&[
+                (r#"{app="api", job="a", level="info"}"#, 6.0),
+                (r#"{app="api", job="b", level="info"}"#, 1.0)
+            ])
+        );
+        // Without on/ignoring all labels count.
+        assert_eq!(instant(&source, &format!("{api} and {b_errors}")).len(), 1);
+        assert_eq!(
+            instant(&source, &format!("{api} unless {b_errors}")).len(),
+            3
+        );
+        let errors = r#"sum by (job) (count_over_time({level="error"}[10s]))"#;
+        let info = r#"sum by (job) (count_over_time({level="info"}[10s]))"#;
+        assert_eq!(
+            instant(&source, &format!("{errors} or {info}")),
+            samples(&[
+                (r#"{job="a"}"#, 2.0),
+                (r#"{job="b"}"#, 1.0),
+                (r#"{job="c"}"#, 4.0)
+            ])
+        );
+        let nothing = r#"count_over_time({app="none"}[10s])"#;
+        assert_eq!(instant(&source, &format!("{errors} or {nothing}")).len(), 2);
+        assert_eq!(instant(&source, &format!("{nothing} or {errors}")).len(), 2);
+        assert!(instant(&source, &format!("{errors} and {nothing}")).is_empty());
+        assert_eq!(
+            instant(&source, &format!("{errors} unless {nothing}")).len(),
+            2
+        );
+        // `and` binds tighter than `or`.
+        assert_eq!(
+            instant(
+                &source,
+                &format!("{errors} or {info} and on (job) {nothing}")
+            )
+            .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn range_queries_pair_the_two_sides_step_by_step() {
+        // side=l has entries at 1..=10 s, side=r at 6..=15 s; windows of 5 s at 5, 10, 15.
+        let mut source = MemorySource::default();
+        let l = stream(&[("app", "x"), ("side", "l")]);
+        let r = stream(&[("app", "x"), ("side", "r")]);
+        for s in 1..=10 {
+            source.push(&l, s, "l");
+        }
+        for s in 6..=15 {
+            source.push(&r, s, "r");
+        }
+        let left = r#"sum(count_over_time({side="l"}[5s]))"#;
+        let right = r#"sum(count_over_time({side="r"}[5s]))"#;
+        let run = |query: &str| -> Vec<(String, Vec<(i64, f64)>)> {
+            range_query(&source, query, 5, 15, 5)
+                .iter()
+                .map(|s| (s.labels.to_canonical(), points(s)))
+                .collect()
+        };
+        let one = |pts: &[(i64, f64)]| vec![("{}".to_string(), pts.to_vec())];
+        assert_eq!(run(&format!("{left} + {right}")), one(&[(10, 10.0)]));
+        assert_eq!(run(&format!("{left} * 2")), one(&[(5, 10.0), (10, 10.0)]));
+        assert_eq!(
+            run(&format!("{left} > bool 4")),
+            one(&[(5, 1.0), (10, 1.0)])
+        );
+        // The same labels on both sides: `or` fills the steps the left side lacks.
+        assert_eq!(
+            run(&format!("{left} or {right}")),
+            one(&[(5, 5.0), (10, 5.0), (15, 5.0)])
+        );
+        assert_eq!(run(&format!("{left} and {right}")), one(&[(10, 5.0)]));
+        assert_eq!(run(&format!("{left} unless {right}")), one(&[(5, 5.0)]));
+        let per_side = r#"count_over_time({app="x"}[5s])"#;
+        assert_eq!(
+            run(&format!(
+                r#"{per_side} unless on (app) count_over_time({{side="r"}}[5s])"#
+            )),
+            vec![(r#"{app="x", side="l"}"#.to_string(), vec![(5, 5.0)])]
+        );
+    }
+
+    #[test]
+    fn the_series_limit_applies_to_what_or_returns() {
+        let source = jobs_source();
+        let errors = r#"count_over_time({level="error"}[10s])"#;
+        let info = r#"count_over_time({level="info"}[10s])"#;
+        let query = format!("{errors} or {info}");
+        let expr = parse(&query).unwrap();
+        let run = |engine: Engine| {
+            engine.query_instant(&source, &tenant(), &expr, 10 * S, 100, Direction::Forward)
+        };
+        // Three info series, two error series: each side is within 3, the union is not.
+        assert!(matches!(
+            run(Engine::new(3)),
+            Err(EvalError::TooManySeries { limit: 3 })
+        ));
+        assert!(matches!(run(Engine::new(5)), Ok(QueryResult::Vector(v)) if v.len() == 5));
+    }
+
+    #[test]
+    fn a_cancelled_query_stops_in_a_vector_operation() {
+        // Sides without entries: reading them never polls, the operation's steps do.
+        let source = jobs_source();
+        let none = r#"count_over_time({app="none"}[10s])"#;
+        let expr = parse(&format!("{none} / {none}")).unwrap();
+        let engine = Engine::default();
+        assert!(
+            engine
+                .query_instant(&source, &tenant(), &expr, 10 * S, 100, Direction::Forward)
+                .is_ok()
+        );
+        engine.cancel.cancel();
+        assert!(matches!(
+            engine.query_instant(&source, &tenant(), &expr, 10 * S, 100, Direction::Forward),
+            Err(EvalError::Stopped(_))
+        ));
+    }
+
+    #[test]
+    fn a_query_of_numbers_only_is_one_series_without_labels() {
+        let source = sample_source();
+        let m = range_query(&source, "1 + 1", 5, 15, 5);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].labels, Labels::default());
+        assert_eq!(points(&m[0]), vec![(5, 2.0), (10, 2.0), (15, 2.0)]);
+        for (query, value) in [("2 * 3", 6.0), ("-1", -1.0), ("1 > 2", 0.0)] {
+            let expr = parse(query).unwrap();
+            assert_eq!(
+                query_instant(&source, &tenant(), &expr, 7 * S, 100, Direction::Forward).unwrap(),
+                QueryResult::Vector(vec![Sample {
+                    labels: Labels::default(),
+                    timestamp_ns: 7 * S,
+                    value
+                }]),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn binary_operations_nest_inside_aggregations() {
+        let source = jobs_source();
+        let api = r#"count_over_time({app="api"}[10s])"#;
+        assert_eq!(
+            instant(&source, &format!("sum({api} * 2)")),
+            samples(&[("{}", 20.0)])
+        );
+        assert_eq!(
+            instant(&source, &format!("sum by (job) ({api} > 1)")),
+            samples(&[(r#"{job="a"}"#, 8.0)])
+        );
+        assert_eq!(
+            instant(
+                &source,
+                &format!("topk(1, {api} / ignoring (level) group_left sum by (app, job) ({api}))")
+            ),
+            samples(&[(r#"{app="api", job="a", level="info"}"#, 0.75)])
+        );
+    }
+
+    #[test]
+    fn topk_and_bottomk_rank_nan_last() {
+        let source = jobs_source();
+        // (count - 2) / (count - 2): NaN for a/error (count 2), 1 for the others.
+        let api = r#"count_over_time({app="api"}[10s])"#;
+        let ones_and_nan = format!("({api} - 2) / ({api} - 2)");
+        for agg in ["topk", "bottomk"] {
+            let got = instant(&source, &format!("{agg}(3, {ones_and_nan})"));
+            assert_eq!(
+                got.iter().map(|(_, v)| *v).collect::<Vec<_>>(),
+                [1.0, 1.0, 1.0],
+                "{agg}: {got:?}"
+            );
+            let got = instant(&source, &format!("{agg}(4, {ones_and_nan})"));
+            assert_eq!(got.iter().filter(|(_, v)| v.is_nan()).count(), 1, "{agg}");
         }
     }
 }

@@ -41,6 +41,11 @@ const KEYWORDS: &[&str] = &[
     "rate",
     "bytes_over_time",
     "bytes_rate",
+    "bool",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
 ];
 
 /// Whether Loki's lexer treats `word` as a keyword rather than an identifier.
@@ -75,7 +80,8 @@ pub(crate) enum TokenKind {
     PipeMatch,
     /// `|`
     Pipe,
-    /// `+ - * / % ^`: only lexed to report binary operations as unsupported.
+    /// `+ - * / % ^`. A sign is never part of a number: the parser reads `-1` as `-` and
+    /// `1`, as Loki's grammar does, so that `x-1` is a subtraction.
     Arithmetic(char),
     Str(String),
     Number(f64),
@@ -221,7 +227,7 @@ impl Lexer {
             ('<', _) => (TokenKind::Lt, 1),
             ('"' | '`', _) => return self.string(),
             ('[', _) => return self.range(),
-            ('-', Some(d)) if d.is_ascii_digit() => return self.number_or_duration(),
+            ('.', Some(d)) if d.is_ascii_digit() => return self.number_or_duration(),
             (d, _) if d.is_ascii_digit() => return self.number_or_duration(),
             ('+' | '-' | '*' | '/' | '%' | '^', _) => (TokenKind::Arithmetic(c), 1),
             (a, _) if a.is_ascii_alphabetic() || a == '_' => return Ok(self.identifier()),
@@ -245,14 +251,26 @@ impl Lexer {
         TokenKind::Ident(word)
     }
 
+    /// A number (`42`, `1.5`, `.5`, `1e-3`, `2.5E+6`) or a duration (`250ms`, `1h30m`).
     fn number_or_duration(&mut self) -> Result<TokenKind, String> {
         let mut text = String::new();
-        if self.peek() == Some('-') {
-            text.push('-');
-            self.bump();
-        }
         let mut has_unit = false;
+        let mut has_exponent = false;
         while let Some(c) = self.peek() {
+            // An exponent: `e` or `E`, an optional sign, a digit (no duration unit is `e…`).
+            if matches!(c, 'e' | 'E') && !has_unit && !has_exponent {
+                let digit_at = match self.peek_at(1) {
+                    Some('+' | '-') => 2,
+                    _ => 1,
+                };
+                if self.peek_at(digit_at).is_some_and(|d| d.is_ascii_digit()) {
+                    for _ in 0..digit_at {
+                        text.push(self.bump().unwrap_or('e'));
+                    }
+                    has_exponent = true;
+                    continue;
+                }
+            }
             let is_unit = c.is_alphabetic() || c == 'µ' || c == 'μ';
             if !(c.is_ascii_digit() || c == '.' || is_unit) {
                 break;
@@ -348,7 +366,8 @@ mod tests {
                 Pipe,
                 Ident("n".into()),
                 Ge,
-                Number(-1.5),
+                Arithmetic('-'),
+                Number(1.5),
                 Range(300_000_000_000),
                 Eof
             ]
@@ -356,6 +375,32 @@ mod tests {
         let tokens = tokenize("{\n  ab=\"c\"}").unwrap();
         assert_eq!((tokens[1].line, tokens[1].column), (2, 3));
         assert_eq!((tokens[2].line, tokens[2].column), (2, 5));
+    }
+
+    #[test]
+    fn numbers_take_exponents_and_never_a_sign() {
+        use TokenKind::*;
+        assert_eq!(
+            kinds("1e3 2.5E-2 .5 7e+1 x-1"),
+            vec![
+                Number(1000.0),
+                Number(0.025),
+                Number(0.5),
+                Number(70.0),
+                Ident("x".into()),
+                Arithmetic('-'),
+                Number(1.0),
+                Eof
+            ]
+        );
+        // An `e` without digits is a (bad) duration unit, not an exponent.
+        assert!(
+            tokenize("1.5e")
+                .unwrap_err()
+                .message
+                .contains("invalid duration")
+        );
+        assert!(tokenize("1e3s").is_err());
     }
 
     #[test]

@@ -17,8 +17,9 @@ pub mod parser;
 pub mod pipeline;
 
 pub use ast::{
-    Expr, Grouping, LabelFilter, LineTemplate, LogExpr, MetricExpr, NumericOp, RangeAggregation,
-    RangeOp, Stage, VectorAggregation, VectorOp,
+    BinaryExpr, BinaryOp, Cardinality, Expr, Grouping, LabelFilter, LineTemplate, LogExpr,
+    MetricExpr, NumericOp, RangeAggregation, RangeOp, Stage, VectorAggregation, VectorMatching,
+    VectorOp,
 };
 pub use engine::{
     DEFAULT_MAX_SERIES, Engine, EvalError, MAX_STEPS, QueryResult, Sample, Series, Stream,

@@ -3,7 +3,12 @@
 //! Grammar (informally):
 //!
 //! ```text
-//! expr        := log_expr | metric_expr | "(" expr ")"
+//! expr        := operand (binary_op modifiers operand)*        (precedence below)
+//! operand     := log_expr | metric_expr | ("+" | "-")? NUMBER | "(" expr ")"
+//! binary_op   := "or" | "and" | "unless" | "==" | "!=" | ">" | ">=" | "<" | "<="
+//!              | "+" | "-" | "*" | "/" | "%" | "^"
+//! modifiers   := "bool"? (("on" | "ignoring") labels (("group_left" | "group_right") labels?)?)?
+//! labels      := "(" (IDENTIFIER ("," IDENTIFIER)*)? ")"
 //! log_expr    := selector stage* | "(" log_expr ")"
 //! selector    := "{" matcher ("," matcher)* ","? "}"
 //! matcher     := IDENTIFIER ("=" | "!=" | "=~" | "!~") STRING
@@ -12,11 +17,18 @@
 //! label_filter:= and_filter ("or" and_filter)*
 //! and_filter  := primary (("and" | ",")? primary)*
 //! primary     := "(" label_filter ")" | IDENTIFIER op (STRING | NUMBER | DURATION)
-//! metric_expr := range_fn "(" log_range ")" | vector_op grouping? "(" (NUMBER ",")? metric_expr ")" grouping?
+//! metric_expr := range_fn "(" log_range ")" | vector_op grouping? "(" (NUMBER ",")? expr ")" grouping?
 //! log_range   := selector RANGE? stage* RANGE? ("offset" DURATION)?     (exactly one RANGE)
 //!              | "(" log_expr ")" RANGE ("offset" DURATION)?
-//! grouping    := ("by" | "without") "(" (IDENTIFIER ("," IDENTIFIER)*)? ")"
+//! grouping    := ("by" | "without") labels
 //! ```
+//!
+//! Binary operators bind as in Loki and Prometheus, loosest first: `or`; `and` `unless`;
+//! comparisons; `+` `-`; `*` `/` `%`; `^`. All associate to the left except `^`. A sign
+//! belongs to the number it precedes (`-2 ^ 2` is 4, as in Loki). Both sides of an operator
+//! must be metric expressions or numbers; an operation between two numbers is folded into
+//! one (`1 > 2` is 0). The argument of an aggregation is an expression too, but neither a log
+//! query nor a number.
 //!
 //! Errors carry the 1-based line and column (in characters) of the offending token and print
 //! like Loki's: `parse error at line 1, col 15: syntax error: unexpected IDENTIFIER, expecting {`.
@@ -24,13 +36,20 @@
 use sightline_model::{LabelMatcher, LineFilter, LineFilterOp, MatchOp};
 
 use crate::ast::{
-    Expr, Grouping, LabelFilter, LineTemplate, LogExpr, MetricExpr, NumericOp, RangeAggregation,
-    RangeOp, Stage, VectorAggregation, VectorOp,
+    BinaryExpr, BinaryOp, Cardinality, Expr, Grouping, LabelFilter, LineTemplate, LogExpr,
+    MetricExpr, NumericOp, RangeAggregation, RangeOp, Stage, VectorAggregation, VectorMatching,
+    VectorOp,
 };
 use crate::lexer::{Token, TokenKind, tokenize};
 
-/// Deepest nesting of parentheses accepted; bounds the parser's recursion on hostile input.
+/// Deepest nesting accepted, of two kinds: the parser's recursion (parentheses, aggregations,
+/// right operands) and the height of the metric tree it builds (binary operations and
+/// aggregations, so that a long chain `a + b + c + …`, which the parser builds in a loop, is
+/// bounded too). Evaluating, printing and dropping the tree recurse along its height.
 const MAX_DEPTH: usize = 64;
+
+/// What an operand after a binary operator may start with.
+const OPERAND: &str = "a metric expression or NUMBER";
 
 /// Loki's message for a selector that could match every stream.
 const EMPTY_SELECTOR: &str = "queries require at least one regexp or equality matcher that does not have an empty-compatible value. For instance, app=~\".*\" does not meet this requirement, but app=~\".+\" will";
@@ -101,30 +120,127 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
         pos: 0,
         depth: 0,
     };
-    let expr = parser.expr()?;
+    let parsed = parser.expr("{ or (")?;
     let token = parser.peek();
     match &token.kind {
-        TokenKind::Eof => Ok(expr),
-        kind if matches!(expr, Expr::Metric(_)) && is_binary_operator(kind) => Err(ParseError::at(
-            token,
-            "binary operations between expressions are not supported",
-        )),
+        TokenKind::Eof => Ok(parsed.expr),
         _ => Err(parser.unexpected(token, None)),
     }
 }
 
-fn is_binary_operator(kind: &TokenKind) -> bool {
-    match kind {
-        TokenKind::Arithmetic(_)
-        | TokenKind::EqEq
-        | TokenKind::Neq
-        | TokenKind::Gt
-        | TokenKind::Ge
-        | TokenKind::Lt
-        | TokenKind::Le => true,
-        TokenKind::Ident(word) => matches!(word.as_str(), "and" | "or" | "unless"),
-        _ => false,
+/// The binary operator a token is, if it is one.
+fn binary_op(kind: &TokenKind) -> Option<BinaryOp> {
+    Some(match kind {
+        TokenKind::Arithmetic('+') => BinaryOp::Add,
+        TokenKind::Arithmetic('-') => BinaryOp::Sub,
+        TokenKind::Arithmetic('*') => BinaryOp::Mul,
+        TokenKind::Arithmetic('/') => BinaryOp::Div,
+        TokenKind::Arithmetic('%') => BinaryOp::Mod,
+        TokenKind::Arithmetic('^') => BinaryOp::Pow,
+        TokenKind::EqEq => BinaryOp::Eq,
+        TokenKind::Neq => BinaryOp::Neq,
+        TokenKind::Gt => BinaryOp::Gt,
+        TokenKind::Ge => BinaryOp::Ge,
+        TokenKind::Lt => BinaryOp::Lt,
+        TokenKind::Le => BinaryOp::Le,
+        TokenKind::Ident(word) => match word.as_str() {
+            "or" => BinaryOp::Or,
+            "and" => BinaryOp::And,
+            "unless" => BinaryOp::Unless,
+            _ => return None,
+        },
+        _ => return None,
+    })
+}
+
+/// An expression being parsed: what it is, the height of its metric tree (1 for a leaf) and
+/// where it starts.
+struct Parsed {
+    expr: Expr,
+    height: usize,
+    line: usize,
+    column: usize,
+}
+
+impl Parsed {
+    /// An error positioned at the expression's start.
+    fn error(&self, message: impl Into<String>) -> ParseError {
+        ParseError::new(self.line, self.column, message)
     }
+}
+
+/// Builds `left op right`, or refuses it as Loki does: a log query on either side, a number
+/// on either side of `and`/`or`/`unless`. An operation between two numbers is folded.
+fn combine(
+    left: Parsed,
+    op: BinaryOp,
+    op_token: &Token,
+    return_bool: bool,
+    matching: VectorMatching,
+    right: Parsed,
+) -> Result<Parsed, ParseError> {
+    let (line, column) = (left.line, left.column);
+    let height = left.height.max(right.height) + 1;
+    let left = leg("left", op, left)?;
+    let right = leg("right", op, right)?;
+    let (expr, height) = match (&left, &right) {
+        (MetricExpr::Literal(l), MetricExpr::Literal(r)) => {
+            (MetricExpr::Literal(op.apply(*l, *r).unwrap_or(f64::NAN)), 1)
+        }
+        _ => {
+            check_height(height, op_token)?;
+            let binary = BinaryExpr {
+                op,
+                return_bool,
+                matching,
+                left: Box::new(left),
+                right: Box::new(right),
+            };
+            (MetricExpr::Binary(binary), height)
+        }
+    };
+    Ok(Parsed {
+        expr: Expr::Metric(expr),
+        height,
+        line,
+        column,
+    })
+}
+
+/// One side of a binary operation, if Loki accepts it there.
+fn leg(side: &str, op: BinaryOp, parsed: Parsed) -> Result<MetricExpr, ParseError> {
+    let (line, column) = (parsed.line, parsed.column);
+    match parsed.expr {
+        Expr::Log(_) => Err(ParseError::new(
+            line,
+            column,
+            format!(
+                "unexpected type for {side} leg of binary operation ({}): a log query; both \
+                 sides must be metric expressions (such as rate(…)) or numbers",
+                op.as_str()
+            ),
+        )),
+        Expr::Metric(MetricExpr::Literal(value)) if op.is_set_operator() => Err(ParseError::new(
+            line,
+            column,
+            format!(
+                "unexpected literal for {side} leg of logical/set binary operation ({}): {value:.6}",
+                op.as_str()
+            ),
+        )),
+        Expr::Metric(metric) => Ok(metric),
+    }
+}
+
+/// Refuses a metric tree taller than [`MAX_DEPTH`], at the token that would make it so.
+fn check_height(height: usize, token: &Token) -> Result<(), ParseError> {
+    if height > MAX_DEPTH {
+        return Err(ParseError::at(
+            token,
+            format!("query is nested more than {MAX_DEPTH} levels deep"),
+        ));
+    }
+    Ok(())
 }
 
 fn is_word(kind: &TokenKind, word: &str) -> bool {
@@ -219,45 +335,137 @@ impl Parser {
         result
     }
 
-    fn expr(&mut self) -> Result<Expr, ParseError> {
-        self.nested(|p| match &p.peek().kind {
-            TokenKind::LBrace => Ok(Expr::Log(p.log_expr()?)),
+    /// A whole expression, binary operations included; `expecting` names what may start it.
+    fn expr(&mut self, expecting: &str) -> Result<Parsed, ParseError> {
+        self.nested(|p| p.binary(0, expecting))
+    }
+
+    /// Precedence climbing: an operand, then every operator binding at least as tightly as
+    /// `min_precedence` with its right side. Left-associative chains are built in the loop
+    /// (their height is checked as they grow); a right side recurses, through `nested`.
+    fn binary(&mut self, min_precedence: u8, expecting: &str) -> Result<Parsed, ParseError> {
+        let mut left = self.operand(expecting)?;
+        while let Some(op) = binary_op(&self.peek().kind) {
+            if op.precedence() < min_precedence {
+                break;
+            }
+            let op_token = self.next();
+            let (return_bool, matching) = self.binary_modifiers()?;
+            let next_min = if op.is_right_associative() {
+                op.precedence()
+            } else {
+                op.precedence() + 1
+            };
+            let right = self.nested(|p| p.binary(next_min, OPERAND))?;
+            left = combine(left, op, &op_token, return_bool, matching, right)?;
+        }
+        Ok(left)
+    }
+
+    fn operand(&mut self, expecting: &str) -> Result<Parsed, ParseError> {
+        let start = self.peek().clone();
+        let (expr, height) = match &start.kind {
+            TokenKind::LBrace => (Expr::Log(self.log_expr()?), 1),
             TokenKind::LParen => {
-                p.next();
-                let expr = p.expr()?;
-                p.expect(TokenKind::RParen, ")")?;
-                Ok(expr)
+                self.next();
+                let inner = self.expr("{ or (")?;
+                self.expect(TokenKind::RParen, ")")?;
+                (inner.expr, inner.height)
             }
-            TokenKind::Ident(_) => Ok(Expr::Metric(p.metric_call()?)),
-            _ => {
-                let token = p.peek().clone();
-                Err(p.unexpected(&token, Some("{ or (")))
+            TokenKind::Number(value) => {
+                self.next();
+                (Expr::Metric(MetricExpr::Literal(*value)), 1)
             }
+            // Loki's grammar signs numbers only: `-rate(…)` and `-(1)` are errors.
+            TokenKind::Arithmetic(sign @ ('+' | '-')) => {
+                self.next();
+                let token = self.next();
+                let TokenKind::Number(value) = token.kind else {
+                    return Err(self.unexpected(&token, Some("NUMBER")));
+                };
+                let value = if *sign == '-' { -value } else { value };
+                (Expr::Metric(MetricExpr::Literal(value)), 1)
+            }
+            TokenKind::Ident(_) => {
+                let (metric, height) = self.metric_call()?;
+                (Expr::Metric(metric), height)
+            }
+            _ => return Err(self.unexpected(&start, Some(expecting))),
+        };
+        Ok(Parsed {
+            expr,
+            height,
+            line: start.line,
+            column: start.column,
         })
     }
 
-    fn metric_expr(&mut self) -> Result<MetricExpr, ParseError> {
-        self.nested(|p| match &p.peek().kind {
-            TokenKind::LParen => {
-                p.next();
-                let expr = p.metric_expr()?;
-                p.expect(TokenKind::RParen, ")")?;
-                Ok(expr)
-            }
-            TokenKind::Ident(_) => p.metric_call(),
-            TokenKind::LBrace => Err(ParseError::at(
-                p.peek(),
-                "syntax error: unexpected {, expecting a metric expression such as rate(…) \
-                 (log queries cannot be aggregated directly)",
-            )),
-            _ => {
-                let token = p.peek().clone();
-                Err(p.unexpected(&token, Some("a metric expression")))
-            }
-        })
+    /// What may follow a binary operator before its right side: `bool`, then `on (…)` or
+    /// `ignoring (…)`, then `group_left` or `group_right` with an optional label list (a `(`
+    /// right after them always opens that list, as in Loki's and Prometheus' grammars).
+    fn binary_modifiers(&mut self) -> Result<(bool, VectorMatching), ParseError> {
+        let return_bool = is_word(&self.peek().kind, "bool");
+        if return_bool {
+            self.next();
+        }
+        let mut matching = VectorMatching::default();
+        let on = match &self.peek().kind {
+            TokenKind::Ident(w) if w == "on" => true,
+            TokenKind::Ident(w) if w == "ignoring" => false,
+            _ => return Ok((return_bool, matching)),
+        };
+        self.next();
+        matching.on = on;
+        matching.labels = self.label_list()?;
+        matching.card = match &self.peek().kind {
+            TokenKind::Ident(w) if w == "group_left" => Cardinality::ManyToOne,
+            TokenKind::Ident(w) if w == "group_right" => Cardinality::OneToMany,
+            _ => return Ok((return_bool, matching)),
+        };
+        self.next();
+        if self.peek().kind == TokenKind::LParen {
+            matching.include = self.label_list()?;
+        }
+        Ok((return_bool, matching))
     }
 
-    fn metric_call(&mut self) -> Result<MetricExpr, ParseError> {
+    /// The argument of an aggregation: an expression that is neither a log query nor a
+    /// number (Loki parses `sum(1)` but cannot evaluate it).
+    fn aggregated_expr(&mut self, name: &str) -> Result<(MetricExpr, usize), ParseError> {
+        const LOG: &str = "syntax error: unexpected {, expecting a metric expression such as \
+                           rate(…) (log queries cannot be aggregated directly)";
+        if self.peek().kind == TokenKind::LBrace {
+            return Err(ParseError::at(self.peek(), LOG));
+        }
+        let parsed = self.expr("a metric expression")?;
+        match parsed.expr {
+            Expr::Log(_) => Err(parsed.error(LOG)),
+            Expr::Metric(MetricExpr::Literal(_)) => Err(parsed.error(format!(
+                "{name} cannot aggregate a number; it needs a metric expression such as rate(…)"
+            ))),
+            Expr::Metric(metric) => Ok((metric, parsed.height)),
+        }
+    }
+
+    /// The next token, with a `+` or `-` right before a number or a duration folded into it
+    /// (the sign's position is the token's).
+    fn signed_token(&mut self) -> Token {
+        let token = self.next();
+        let negative = match token.kind {
+            TokenKind::Arithmetic('-') => true,
+            TokenKind::Arithmetic('+') => false,
+            _ => return token,
+        };
+        let kind = match self.peek().kind {
+            TokenKind::Number(n) => TokenKind::Number(if negative { -n } else { n }),
+            TokenKind::Duration(ns) => TokenKind::Duration(if negative { -ns } else { ns }),
+            _ => return token,
+        };
+        self.next();
+        Token { kind, ..token }
+    }
+
+    fn metric_call(&mut self) -> Result<(MetricExpr, usize), ParseError> {
         let token = self.next();
         let TokenKind::Ident(name) = &token.kind else {
             return Err(self.unexpected(&token, Some("IDENTIFIER")));
@@ -273,7 +481,7 @@ impl Parser {
             self.expect(TokenKind::LParen, "(")?;
             let agg = self.log_range(op)?;
             self.expect(TokenKind::RParen, ")")?;
-            return Ok(MetricExpr::Range(agg));
+            return Ok((MetricExpr::Range(agg), 1));
         }
         let vector_op = match name.as_str() {
             "sum" => Some(VectorOp::Sum),
@@ -286,7 +494,9 @@ impl Parser {
             _ => None,
         };
         if let Some(op) = vector_op {
-            return self.vector_aggregation(name, op);
+            let (agg, height) = self.vector_aggregation(name, op)?;
+            check_height(height, &token)?;
+            return Ok((agg, height));
         }
         if UNSUPPORTED_FUNCTIONS.contains(&name.as_str()) {
             return Err(ParseError::at(&token, format!("{name} is not supported")));
@@ -297,7 +507,11 @@ impl Parser {
         Err(self.unexpected(&token, None))
     }
 
-    fn vector_aggregation(&mut self, name: &str, op: VectorOp) -> Result<MetricExpr, ParseError> {
+    fn vector_aggregation(
+        &mut self,
+        name: &str,
+        op: VectorOp,
+    ) -> Result<(MetricExpr, usize), ParseError> {
         let mut grouping = self.grouping()?;
         self.expect(TokenKind::LParen, "(")?;
         let op = match op {
@@ -312,7 +526,7 @@ impl Parser {
             }
             other => other,
         };
-        let inner = self.metric_expr()?;
+        let (inner, height) = self.aggregated_expr(name)?;
         self.expect(TokenKind::RParen, ")")?;
         let after = self.peek().clone();
         if let Some(trailing) = self.grouping()? {
@@ -324,15 +538,16 @@ impl Parser {
             }
             grouping = Some(trailing);
         }
-        Ok(MetricExpr::Vector(VectorAggregation {
+        let agg = MetricExpr::Vector(VectorAggregation {
             op,
             grouping,
             inner: Box::new(inner),
-        }))
+        });
+        Ok((agg, height + 1))
     }
 
     fn k_parameter(&mut self, name: &str) -> Result<usize, ParseError> {
-        let token = self.next();
+        let token = self.signed_token();
         match token.kind {
             TokenKind::Number(k) if k >= 1.0 && k.fract() == 0.0 && k <= u32::MAX as f64 => {
                 Ok(k as usize)
@@ -359,22 +574,27 @@ impl Parser {
             _ => return Ok(None),
         };
         self.next();
+        let labels = self.label_list()?;
+        Ok(Some(Grouping { without, labels }))
+    }
+
+    /// `(a, b)` or `()`, as after `by`, `without`, `on`, `ignoring` and `group_left`.
+    fn label_list(&mut self) -> Result<Vec<String>, ParseError> {
         self.expect(TokenKind::LParen, "(")?;
         let mut labels = Vec::new();
         if self.peek().kind == TokenKind::RParen {
             self.next();
-        } else {
-            loop {
-                labels.push(self.expect_ident()?);
-                let token = self.next();
-                match token.kind {
-                    TokenKind::Comma => continue,
-                    TokenKind::RParen => break,
-                    _ => return Err(self.unexpected(&token, Some(", or )"))),
-                }
+            return Ok(labels);
+        }
+        loop {
+            labels.push(self.expect_ident()?);
+            let token = self.next();
+            match token.kind {
+                TokenKind::Comma => continue,
+                TokenKind::RParen => return Ok(labels),
+                _ => return Err(self.unexpected(&token, Some(", or )"))),
             }
         }
-        Ok(Some(Grouping { without, labels }))
     }
 
     /// The argument of a range function: a log expression with exactly one `[range]`, either
@@ -409,7 +629,7 @@ impl Parser {
         };
         let offset_ns = if is_word(&self.peek().kind, "offset") {
             self.next();
-            let token = self.next();
+            let token = self.signed_token();
             match token.kind {
                 TokenKind::Duration(ns) => ns,
                 _ => return Err(self.unexpected(&token, Some("DURATION"))),
@@ -623,7 +843,7 @@ impl Parser {
         }
         let name = self.expect_ident()?;
         let op_token = self.next();
-        let value_token = self.next();
+        let value_token = self.signed_token();
         let numeric_op = match op_token.kind {
             TokenKind::Eq | TokenKind::EqEq => Some(NumericOp::Eq),
             TokenKind::Neq => Some(NumericOp::Neq),
@@ -697,14 +917,14 @@ mod tests {
     fn range(agg: &MetricExpr) -> &RangeAggregation {
         match agg {
             MetricExpr::Range(r) => r,
-            MetricExpr::Vector(v) => panic!("not a range aggregation: {v:?}"),
+            other => panic!("not a range aggregation: {other:?}"),
         }
     }
 
     fn vector(agg: &MetricExpr) -> &VectorAggregation {
         match agg {
             MetricExpr::Vector(v) => v,
-            MetricExpr::Range(r) => panic!("not a vector aggregation: {r:?}"),
+            other => panic!("not a vector aggregation: {other:?}"),
         }
     }
 
@@ -944,16 +1164,6 @@ mod tests {
                 "line filters combined with or are not supported; use a regex such as |~ \"a|b\"",
             ),
             (
-                r#"sum(rate({a="b"}[1m])) / 2"#,
-                24,
-                "binary operations between expressions are not supported",
-            ),
-            (
-                r#"rate({a="b"}[1m]) > 0"#,
-                19,
-                "binary operations between expressions are not supported",
-            ),
-            (
                 r#"sum({a="b"})"#,
                 5,
                 "syntax error: unexpected {, expecting a metric expression such as rate(…) (log queries cannot be aggregated directly)",
@@ -1023,6 +1233,379 @@ mod tests {
         assert!(error(&deep).message.contains("nested more than"));
         let ok = format!("{}{{a=\"b\"}}{}", "(".repeat(10), ")".repeat(10));
         assert!(parse(&ok).is_ok());
+    }
+
+    /// `a + b + …` is built in a loop, not by recursion, so the tree's height is bounded on
+    /// its own; `a ^ b ^ …` recurses, and hits the parser's bound.
+    #[test]
+    fn bounds_the_height_of_binary_chains() {
+        let chain = |op: &str, n: usize| vec![R; n + 1].join(op);
+        // n operators make a tree n + 1 high.
+        assert!(matches!(
+            parse(&chain(" + ", MAX_DEPTH - 1)),
+            Ok(Expr::Metric(MetricExpr::Binary(_)))
+        ));
+        let e = error(&chain(" + ", MAX_DEPTH));
+        assert_eq!(
+            e.message,
+            format!("query is nested more than {MAX_DEPTH} levels deep")
+        );
+        // At the operator that made it too high.
+        assert_eq!(e.column, (R.len() + 3) * MAX_DEPTH - 1);
+        for op in [" + ", " / ", " and ", " > bool ", " ^ "] {
+            let e = error(&chain(op, 5000));
+            assert!(e.message.contains("nested more than"), "{op}: {e}");
+        }
+        // Aggregations count too: a chain inside 10 sums may be 10 lower.
+        let wrapped =
+            |n: usize| format!("{}{}{}", "sum(".repeat(10), chain("-", n), ")".repeat(10));
+        assert!(parse(&wrapped(MAX_DEPTH - 11)).is_ok());
+        assert!(
+            error(&wrapped(MAX_DEPTH - 10))
+                .message
+                .contains("nested more than")
+        );
+        // Numbers fold as they are read, whatever the length.
+        let sum = vec!["1"; 5000].join(" + ");
+        assert_eq!(parse(&sum), Ok(Expr::Metric(MetricExpr::Literal(5000.0))));
+    }
+
+    /// A range aggregation used as an operand in the binary operator tests: `$x` in a query
+    /// stands for `rate({x="x"}[1m])`.
+    const R: &str = r#"rate({x="r"}[1m])"#;
+
+    fn expand(query: &str) -> String {
+        let mut out = String::new();
+        let mut chars = query.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '$' => {
+                    let name = chars.next().expect("a name after $");
+                    out.push_str(&format!(r#"rate({{x="{name}"}}[1m])"#));
+                }
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    /// The tree as text, fully parenthesized, with `$x` for `rate({x="x"}[1m])`.
+    fn shape(expr: &MetricExpr) -> String {
+        match expr {
+            MetricExpr::Range(r) => format!("${}", r.log.matchers[0].value),
+            MetricExpr::Vector(v) => format!("{:?}({})", v.op, shape(&v.inner)).to_lowercase(),
+            MetricExpr::Literal(value) => value.to_string(),
+            MetricExpr::Binary(b) => format!(
+                "({} {}{} {})",
+                shape(&b.left),
+                b.op.as_str(),
+                if b.return_bool { " bool" } else { "" },
+                shape(&b.right)
+            ),
+        }
+    }
+
+    fn parsed_shape(query: &str) -> String {
+        shape(&metric(&expand(query)))
+    }
+
+    fn binary(query: &str) -> BinaryExpr {
+        match metric(&expand(query)) {
+            MetricExpr::Binary(b) => b,
+            other => panic!("{query}: not a binary operation: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn binary_operators_bind_as_in_loki_from_or_loosest_to_power_tightest() {
+        for (query, expected) in [
+            (
+                "$a + $b * $c ^ $d > $e and $f or $g unless $h",
+                "(((($a + ($b * ($c ^ $d))) > $e) and $f) or ($g unless $h))",
+            ),
+            ("$a or $b and $c", "($a or ($b and $c))"),
+            ("$a == $b + $c % $d", "($a == ($b + ($c % $d)))"),
+            ("$a * $b - $c / $d", "(($a * $b) - ($c / $d))"),
+            ("$a unless $b >= bool $c", "($a unless ($b >= bool $c))"),
+        ] {
+            assert_eq!(parsed_shape(query), expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn operators_of_one_class_associate_to_the_left_except_power() {
+        for (query, expected) in [
+            ("$a - $b - $c", "(($a - $b) - $c)"),
+            ("$a / $b * $c % $d", "((($a / $b) * $c) % $d)"),
+            ("$a == $b != $c < $d", "((($a == $b) != $c) < $d)"),
+            ("$a and $b unless $c", "(($a and $b) unless $c)"),
+            ("$a or $b or $c", "(($a or $b) or $c)"),
+            ("$a ^ $b ^ $c", "($a ^ ($b ^ $c))"),
+            ("$a ^ $b * $c ^ $d ^ $e", "(($a ^ $b) * ($c ^ ($d ^ $e)))"),
+        ] {
+            assert_eq!(parsed_shape(query), expected, "{query}");
+        }
+    }
+
+    #[test]
+    fn parentheses_group_operands_and_aggregations_take_expressions() {
+        for (query, expected) in [
+            ("($a + $b) * $c", "(($a + $b) * $c)"),
+            ("$a ^ ($b ^ $c) ^ $d", "($a ^ (($b ^ $c) ^ $d))"),
+            ("(($a))", "$a"),
+            ("sum($a / 2) by (job) > 1", "(sum(($a / 2)) > 1)"),
+            ("topk(3, $a - $b) / 2", "(topk(3)(($a - $b)) / 2)"),
+            ("sum by (x) ($a) / ignoring (x) ($b)", "(sum($a) / $b)"),
+        ] {
+            assert_eq!(parsed_shape(query), expected, "{query}");
+        }
+        // A grouping after the aggregation's argument stays with the aggregation.
+        assert_eq!(
+            vector(&binary("sum($a / 2) by (job) > 1").left).grouping,
+            Some(Grouping {
+                without: false,
+                labels: vec!["job".into()]
+            })
+        );
+    }
+
+    #[test]
+    fn numbers_are_signed_and_scientific_and_two_numbers_fold_into_one() {
+        for (query, expected) in [
+            ("1 + 1", 2.0),
+            ("2 * -3e2", -600.0),
+            ("- 1.5E1 + +.5", -14.5),
+            // The sign belongs to the number, as in Loki's grammar: (-2)^2.
+            ("-2 ^ 2", 4.0),
+            ("2 ^ 3 ^ 2", 512.0),
+            ("(1 + 2) * 3", 9.0),
+            ("7 % 4 - 7 % -4", 0.0),
+            ("-7 % 4", -3.0),
+            // Loki folds comparisons to 1 or 0, with or without bool.
+            ("1 > 2", 0.0),
+            ("1 < bool 2", 1.0),
+            ("2 >= 2 == 1", 1.0),
+            ("1 - 1 != 0", 0.0),
+            ("5", 5.0),
+            ("-5", -5.0),
+        ] {
+            match metric(query) {
+                MetricExpr::Literal(value) => assert_eq!(value, expected, "{query}"),
+                other => panic!("{query}: {other:?}"),
+            }
+        }
+        // A zero divisor gives NaN, as in Loki.
+        for query in ["1 / 0", "0 / 0", "-1 / 0", "1 % 0"] {
+            assert!(
+                matches!(metric(query), MetricExpr::Literal(v) if v.is_nan()),
+                "{query}"
+            );
+        }
+        // `x-1` subtracts: no sign is read into a number after an operand.
+        assert_eq!(parsed_shape("$a-1"), "($a - 1)");
+        assert_eq!(parsed_shape("$a - -1"), "($a - -1)");
+        assert_eq!(parsed_shape("2-$a"), "(2 - $a)");
+        assert_eq!(parsed_shape("$a*1e-3"), "($a * 0.001)");
+        // A number on one side stays a number; the other side is evaluated per step.
+        assert_eq!(parsed_shape("(1 + 1) * $a"), "(2 * $a)");
+    }
+
+    #[test]
+    fn signs_still_apply_to_label_filter_values_k_and_offsets() {
+        let l = log(r#"{a="b"} | x > -1.5 | y >= - 2 | z < -250ms"#);
+        let values: Vec<_> = l
+            .stages
+            .iter()
+            .map(|s| match s {
+                Stage::LabelFilter(LabelFilter::Number { value, .. }) => *value,
+                Stage::LabelFilter(LabelFilter::Duration { seconds, .. }) => *seconds,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(values, [-1.5, -2.0, -0.25]);
+        let e = error(r#"topk(-1, rate({a="b"}[1m]))"#);
+        assert_eq!(
+            (e.column, e.message.as_str()),
+            (
+                6,
+                "invalid parameter -1 for topk: k must be a positive integer"
+            )
+        );
+        let r = metric(r#"rate({a="b"}[1m] offset -1m)"#);
+        assert_eq!(range(&r).offset_ns, -60_000_000_000);
+    }
+
+    #[test]
+    fn modifiers_set_bool_and_vector_matching() {
+        let b = binary("$a > bool $b");
+        assert_eq!((b.op, b.return_bool), (BinaryOp::Gt, true));
+        assert_eq!(b.matching, VectorMatching::default());
+
+        let b = binary("$a / on (job, instance) group_left (pod) $b");
+        assert_eq!((b.op, b.return_bool), (BinaryOp::Div, false));
+        assert_eq!(
+            b.matching,
+            VectorMatching {
+                on: true,
+                labels: vec!["job".into(), "instance".into()],
+                card: Cardinality::ManyToOne,
+                include: vec!["pod".into()],
+            }
+        );
+
+        let b = binary("$a <= bool ignoring (pod) group_right $b");
+        assert!(b.return_bool);
+        assert_eq!(
+            b.matching,
+            VectorMatching {
+                on: false,
+                labels: vec!["pod".into()],
+                card: Cardinality::OneToMany,
+                include: vec![],
+            }
+        );
+
+        // `on ()` matches everything with everything; `ignoring ()` is the default.
+        let b = binary("$a - on () group_left () $b");
+        assert!(b.matching.on && b.matching.labels.is_empty() && b.matching.include.is_empty());
+        assert_eq!(b.matching.card, Cardinality::ManyToOne);
+        assert_eq!(
+            binary("$a - ignoring () $b").matching,
+            VectorMatching::default()
+        );
+
+        // Set operators take on/ignoring; Loki also accepts (and ignores) bool and group_*.
+        let b = binary("$a unless on (job) $b");
+        assert_eq!((b.op, b.matching.on), (BinaryOp::Unless, true));
+        assert!(binary("$a and bool ignoring (x) group_left $b").return_bool);
+
+        // Against a number, matching is accepted and ignored, as in Loki.
+        assert_eq!(binary("$a * on (x) 2").matching.labels, ["x"]);
+        // A parenthesized right side after group_left needs its label list first.
+        assert_eq!(parsed_shape("$a * on (x) group_left () ($b)"), "($a * $b)");
+    }
+
+    #[test]
+    fn binary_operation_errors_follow_loki_and_carry_positions() {
+        let cases: &[(&str, (usize, usize), &str)] = &[
+            (
+                r#"{a="b"} > 1"#,
+                (1, 1),
+                "unexpected type for left leg of binary operation (>): a log query; both sides must be metric expressions (such as rate(…)) or numbers",
+            ),
+            (
+                "$a / \n  ({a=\"b\"} |= \"x\")",
+                (2, 3),
+                "unexpected type for right leg of binary operation (/): a log query; both sides must be metric expressions (such as rate(…)) or numbers",
+            ),
+            (
+                "$a and 1",
+                (1, 23),
+                "unexpected literal for right leg of logical/set binary operation (and): 1.000000",
+            ),
+            (
+                "-2.5 or $a",
+                (1, 1),
+                "unexpected literal for left leg of logical/set binary operation (or): -2.500000",
+            ),
+            (
+                "$a unless (1 + 1)",
+                (1, 26),
+                "unexpected literal for right leg of logical/set binary operation (unless): 2.000000",
+            ),
+            (
+                "$a + -$b",
+                (1, 22),
+                "syntax error: unexpected rate, expecting NUMBER",
+            ),
+            (
+                "-($a)",
+                (1, 2),
+                "syntax error: unexpected (, expecting NUMBER",
+            ),
+            (
+                "$a > -5m",
+                (1, 22),
+                "syntax error: unexpected DURATION, expecting NUMBER",
+            ),
+            (
+                "$a +",
+                (1, 20),
+                "syntax error: unexpected $end, expecting a metric expression or NUMBER",
+            ),
+            (
+                "$a * * $b",
+                (1, 21),
+                "syntax error: unexpected *, expecting a metric expression or NUMBER",
+            ),
+            (
+                "$a + on $b",
+                (1, 24),
+                "syntax error: unexpected rate, expecting (",
+            ),
+            (
+                "$a + on (x y) $b",
+                (1, 27),
+                "syntax error: unexpected IDENTIFIER, expecting , or )",
+            ),
+            (
+                "$a / group_left $b",
+                (1, 21),
+                "syntax error: unexpected group_left",
+            ),
+            (
+                "$a + bool on (x) group_left (sum($b))",
+                (1, 48),
+                "syntax error: unexpected (, expecting , or )",
+            ),
+            (
+                "$a > 5m",
+                (1, 21),
+                "syntax error: unexpected DURATION, expecting a metric expression or NUMBER",
+            ),
+            ("$a $b", (1, 19), "syntax error: unexpected rate"),
+            (
+                "sum(2 * 3)",
+                (1, 5),
+                "sum cannot aggregate a number; it needs a metric expression such as rate(…)",
+            ),
+            (
+                r#"sum(({a="b"}))"#,
+                (1, 5),
+                "syntax error: unexpected {, expecting a metric expression such as rate(…) (log queries cannot be aggregated directly)",
+            ),
+        ];
+        for (query, position, message) in cases {
+            let e = error(&expand(query));
+            assert_eq!(
+                ((e.line, e.column), e.message.as_str()),
+                (*position, *message),
+                "{query}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_alerting_rule_of_the_brief_parses_as_loki_reads_it() {
+        let query = r#"sum(rate({app="api"} |= "error" [5m])) by (job) / sum(rate({app="api"}[5m])) by (job) > 0.05"#;
+        let MetricExpr::Binary(cmp) = metric(query) else {
+            panic!("not a comparison")
+        };
+        assert_eq!((cmp.op, cmp.return_bool), (BinaryOp::Gt, false));
+        assert_eq!(*cmp.right, MetricExpr::Literal(0.05));
+        let MetricExpr::Binary(ratio) = *cmp.left else {
+            panic!("not a ratio")
+        };
+        assert_eq!(ratio.op, BinaryOp::Div);
+        for side in [&ratio.left, &ratio.right] {
+            let sum = vector(side);
+            assert_eq!(sum.op, VectorOp::Sum);
+            assert_eq!(
+                sum.grouping.as_ref().map(|g| g.labels.clone()),
+                Some(vec!["job".into()])
+            );
+        }
+        assert_eq!(range(&vector(&ratio.left).inner).log.stages.len(), 1);
     }
 
     #[test]
@@ -1095,6 +1678,26 @@ mod tests {
             "0",
             "1e9",
             "10KB",
+            "+",
+            "-",
+            "*",
+            "/",
+            "%",
+            "^",
+            "!=",
+            "<=",
+            "unless",
+            "bool",
+            "on",
+            "ignoring",
+            "group_left",
+            "group_right",
+            "(job)",
+            "()",
+            "2.5e-3",
+            ".5",
+            "rate({a=\"b\"}[1m])",
+            "sum by (a) (count_over_time({a=\"b\"}[5m]))",
         ];
 
         proptest! {
