@@ -86,10 +86,16 @@ pub struct Alert {
 /// How often a firing alert is sent again (Prometheus's `--rules.alert.resend-delay`).
 pub const RESEND_DELAY: Duration = Duration::from_secs(60);
 
+/// A rule expression's evaluation in another language: `(expr, t_ms)` → series and values.
+pub type RuleQuery<'a> = dyn Fn(&str, i64) -> Result<Vec<(Labels, f64)>, String> + Sync + 'a;
+
 /// Where rules read their data and how templates are expanded.
 pub struct EvalContext<'a> {
     pub engine: &'a Engine,
     pub source: &'a dyn SeriesSource,
+    /// Evaluates the rule's expression instead of the PromQL engine (LogQL rules): the
+    /// expression and the time in ms give the output series and values.
+    pub query: Option<&'a RuleQuery<'a>>,
     pub funcs: &'a Funcs,
     pub external_labels: &'a BTreeMap<String, String>,
     pub external_url: &'a str,
@@ -212,6 +218,9 @@ impl RuleState {
     }
 
     fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<(Labels, f64)>, String> {
+        if let Some(query) = ctx.query {
+            return query(&self.rule.expr, t);
+        }
         let QueryResult { value, .. } = ctx
             .engine
             .instant_query(ctx.source, &self.rule.expr, t)
@@ -453,6 +462,7 @@ mod tests {
             let ctx = EvalContext {
                 engine: &self.engine,
                 source: &self.source,
+                query: None,
                 funcs: &self.funcs,
                 external_labels: &self.external,
                 external_url: "http://sightline:7070",
@@ -603,6 +613,7 @@ mod tests {
         let ctx = EvalContext {
             engine: &w.engine,
             source: &w.source,
+            query: None,
             funcs: &w.funcs,
             external_labels: &w.external,
             external_url: "",

@@ -174,6 +174,8 @@ impl ExprText {
 pub struct ParseOptions {
     /// Accept fields the format does not know (promtool's `--ignore-unknown-fields`).
     pub ignore_unknown_fields: bool,
+    /// The expressions are LogQL metric queries (Loki's ruler format), not PromQL.
+    pub logql: bool,
 }
 
 /// Parses and checks a rule file. `file` names it in errors. All problems are reported.
@@ -259,6 +261,15 @@ pub fn parse(file: &str, text: &str, options: ParseOptions) -> Result<RuleFile, 
             let expr = r.expr.as_ref().map(ExprText::text).unwrap_or_default();
             if expr.trim().is_empty() {
                 problems.push("field 'expr' must be set in rule".into());
+            } else if options.logql {
+                match sightline_logql::parse(&expr) {
+                    Err(e) => problems.push(format!("could not parse expression: {e}")),
+                    Ok(sightline_logql::Expr::Log(_)) => problems.push(
+                        "could not parse expression: a rule needs a metric query, not a log query"
+                            .into(),
+                    ),
+                    Ok(_) => {}
+                }
             } else if let Err(e) = sightline_promql::parse_expr(&expr) {
                 problems.push(format!("could not parse expression: {e}"));
             }
@@ -671,6 +682,7 @@ mod tests {
             text,
             ParseOptions {
                 ignore_unknown_fields: true,
+                ..ParseOptions::default()
             },
         )
         .unwrap();
@@ -684,6 +696,28 @@ mod tests {
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("5"), None);
         assert_eq!(parse_duration("m"), None);
+    }
+
+    #[test]
+    fn logql_rule_files_need_metric_queries() {
+        let logql = ParseOptions {
+            logql: true,
+            ..ParseOptions::default()
+        };
+        let good = "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: 'sum(rate({app=\"x\"} |= \"error\" [5m])) > 1'\n";
+        assert!(parse("l.yml", good, logql).is_ok());
+        assert!(
+            parse("l.yml", good, ParseOptions::default()).is_err(),
+            "not PromQL"
+        );
+        let log_query =
+            "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: '{app=\"x\"}'\n";
+        let errors = parse("l.yml", log_query, logql).unwrap_err();
+        assert!(
+            errors[0].to_string().contains("metric query"),
+            "{}",
+            errors[0]
+        );
     }
 
     /// Every rule file of the shared conformance set: accepted or refused as upstream's own
@@ -753,6 +787,7 @@ mod tests {
             &text,
             ParseOptions {
                 ignore_unknown_fields: true,
+                ..ParseOptions::default()
             },
         )
         .unwrap();

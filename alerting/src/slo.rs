@@ -343,6 +343,7 @@ slos:
             let ctx = EvalContext {
                 engine: &engine,
                 source,
+                query: None,
                 funcs: &funcs,
                 external_labels: &external,
                 external_url: "",

@@ -151,6 +151,9 @@ pub struct AlertingSection {
     /// SLO specs (`sightline rules slo`'s format), compiled into rules at load (files, or
     /// directories of `*.yml` / `*.yaml`).
     pub slo_files: Vec<PathBuf>,
+    /// Rule files in Loki's ruler format: the same groups, with LogQL metric queries
+    /// evaluated over the `default` tenant's logs (files, or directories).
+    pub logql_rule_files: Vec<PathBuf>,
     /// How often a group without its own `interval` is evaluated (Prometheus's
     /// `evaluation_interval`).
     #[serde(with = "humantime_serde_compat")]
@@ -171,6 +174,7 @@ impl Default for AlertingSection {
             rule_files: Vec::new(),
             rule_packs: true,
             slo_files: Vec::new(),
+            logql_rule_files: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             external_labels: Default::default(),
             external_url: String::new(),

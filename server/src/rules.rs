@@ -20,8 +20,9 @@ use sightline_alerting::eval::{AlertState, EvalContext, RuleState};
 use sightline_alerting::rulefmt::{self, ParseOptions, RuleKind};
 use sightline_alerting::template::{PrometheusFuncsConfig, QueryEngine, QuerySample};
 use sightline_alerting::{Funcs, prometheus_funcs};
+use sightline_indexer::LogStore;
 use sightline_ingest::MetricIngestHandle;
-use sightline_model::{MetricBatch, MetricSeries, Sample, TenantId};
+use sightline_model::{Direction, Labels, MetricBatch, MetricSeries, Sample, TenantId};
 use sightline_promql::{Engine, TsdbSource, Value as PromValue};
 use sightline_tsdb::Tsdb;
 
@@ -30,6 +31,8 @@ use crate::alertmanager::AlertManager;
 /// One loaded group and its rules' states.
 struct Group {
     file: String,
+    /// The expressions are LogQL, evaluated over logs (Loki's ruler format).
+    logql: bool,
     name: String,
     interval: Duration,
     limit: usize,
@@ -65,6 +68,7 @@ pub struct Rules {
     groups: Mutex<Vec<Group>>,
     packs: bool,
     paths: Vec<PathBuf>,
+    logql_paths: Vec<PathBuf>,
     slo_paths: Vec<PathBuf>,
     default_interval: Duration,
     external_labels: BTreeMap<String, String>,
@@ -78,14 +82,22 @@ impl Rules {
         packs: bool,
         paths: &[PathBuf],
         slo_paths: &[PathBuf],
+        logql_paths: &[PathBuf],
         default_interval: Duration,
         external_labels: BTreeMap<String, String>,
         external_url: String,
     ) -> anyhow::Result<Self> {
         Ok(Rules {
-            groups: Mutex::new(read_groups(packs, paths, slo_paths, default_interval)?),
+            groups: Mutex::new(read_groups(
+                packs,
+                paths,
+                slo_paths,
+                logql_paths,
+                default_interval,
+            )?),
             packs,
             paths: paths.to_vec(),
+            logql_paths: logql_paths.to_vec(),
             slo_paths: slo_paths.to_vec(),
             default_interval,
             external_labels,
@@ -102,6 +114,7 @@ impl Rules {
             self.packs,
             &self.paths,
             &self.slo_paths,
+            &self.logql_paths,
             self.default_interval,
         )?;
         let mut groups = self.groups.lock().unwrap_or_else(|p| p.into_inner());
@@ -128,13 +141,6 @@ impl Rules {
         let count = fresh.iter().map(|g| g.rules.len()).sum();
         *groups = fresh;
         Ok(count)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.groups
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
     }
 
     /// The shortest group interval (how often [`run`] looks for due groups).
@@ -199,6 +205,7 @@ fn read_groups(
     packs: bool,
     paths: &[PathBuf],
     slo_paths: &[PathBuf],
+    logql_paths: &[PathBuf],
     default_interval: Duration,
 ) -> anyhow::Result<Vec<Group>> {
     let mut groups = Vec::new();
@@ -226,10 +233,26 @@ fn read_groups(
             Err(e) => problems.push(e),
         }
     }
-    for (name, text) in sources {
-        match rulefmt::parse(&name, &text, ParseOptions::default()) {
+    let mut logql_sources = Vec::new();
+    for file in rule_files(logql_paths)? {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("cannot read LogQL rule file {name}"))?;
+        logql_sources.push((name, text));
+    }
+    let all = sources
+        .into_iter()
+        .map(|s| (s, false))
+        .chain(logql_sources.into_iter().map(|s| (s, true)));
+    for ((name, text), logql) in all {
+        let options = ParseOptions {
+            logql,
+            ..ParseOptions::default()
+        };
+        match rulefmt::parse(&name, &text, options) {
             Ok(parsed) => groups.extend(parsed.groups.into_iter().map(|g| Group {
                 file: name.clone(),
+                logql,
                 interval: g.interval.unwrap_or(default_interval),
                 name: g.name,
                 limit: g.limit,
@@ -427,15 +450,14 @@ fn last_for_state(
 
 /// Evaluates the groups that are due at `now_ms`, writing each rule's output before the
 /// next rule runs.
-async fn evaluate_due(
-    rules: &Arc<Rules>,
-    tsdb: &Arc<Tsdb>,
-    engine: &Arc<Engine>,
-    funcs: &Arc<Funcs>,
-    ingest: &MetricIngestHandle,
-    alertmanager: &Arc<AlertManager>,
-    now_ms: i64,
-) {
+async fn evaluate_due(rules: &Arc<Rules>, deps: &RuleDeps, funcs: &Arc<Funcs>, now_ms: i64) {
+    let RuleDeps {
+        tsdb,
+        engine,
+        ingest,
+        logs,
+        alertmanager,
+    } = deps;
     let tenant = TenantId::default_tenant();
     let due: Vec<(usize, i64)> = {
         let groups = rules.groups.lock().unwrap_or_else(|p| p.into_inner());
@@ -457,20 +479,41 @@ async fn evaluate_due(
             .len();
         let started = std::time::Instant::now();
         for ri in 0..count {
-            let (r, tsdb, engine, funcs, t_) = (
+            let (r, tsdb, engine, funcs, t_, logs) = (
                 rules.clone(),
                 tsdb.clone(),
                 engine.clone(),
                 funcs.clone(),
                 tenant.clone(),
+                logs.clone(),
             );
             let output = tokio::task::spawn_blocking(move || {
                 let mut groups = r.groups.lock().unwrap_or_else(|p| p.into_inner());
                 let limit = groups[gi].limit;
                 let source = TsdbSource::new(&tsdb, &t_);
+                // A LogQL group's expressions run over the tenant's logs.
+                let logql = |expr: &str, t_ms: i64| -> Result<Vec<(Labels, f64)>, String> {
+                    let parsed = sightline_logql::parse(expr).map_err(|e| e.to_string())?;
+                    let result = sightline_logql::query_instant(
+                        logs.as_ref(),
+                        &t_,
+                        &parsed,
+                        t_ms.saturating_mul(1_000_000),
+                        0,
+                        Direction::Backward,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    match result {
+                        sightline_logql::QueryResult::Vector(v) => {
+                            Ok(v.into_iter().map(|s| (s.labels, s.value)).collect())
+                        }
+                        _ => Err("a LogQL rule needs a metric query".to_owned()),
+                    }
+                };
                 let ctx = EvalContext {
                     engine: &engine,
                     source: &source,
+                    query: if groups[gi].logql { Some(&logql) } else { None },
                     funcs: &funcs,
                     external_labels: &r.external_labels,
                     external_url: &r.external_url,
@@ -576,22 +619,23 @@ fn to_manager_alert(rules: &Rules, expr: &str, a: sightline_alerting::eval::Aler
     }
 }
 
-/// Evaluates the rules until `stop`.
-pub async fn run(
-    rules: Arc<Rules>,
-    tsdb: Arc<Tsdb>,
-    engine: Arc<Engine>,
-    ingest: MetricIngestHandle,
-    alertmanager: Arc<AlertManager>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    if rules.is_empty() {
-        return;
-    }
+/// What rule evaluation reads (metrics, logs) and writes to (the metric ingest path, the
+/// alert manager).
+pub struct RuleDeps {
+    pub tsdb: Arc<Tsdb>,
+    pub engine: Arc<Engine>,
+    pub ingest: MetricIngestHandle,
+    pub logs: Arc<LogStore>,
+    pub alertmanager: Arc<AlertManager>,
+}
+
+/// Evaluates the rules until `stop`. It keeps ticking with no rules loaded, since a reload
+/// may bring some.
+pub async fn run(rules: Arc<Rules>, deps: RuleDeps, mut stop: tokio::sync::watch::Receiver<bool>) {
     let funcs = Arc::new(prometheus_funcs(PrometheusFuncsConfig {
         query: Some(Arc::new(TsdbQuery {
-            tsdb: tsdb.clone(),
-            engine: engine.clone(),
+            tsdb: deps.tsdb.clone(),
+            engine: deps.engine.clone(),
             tenant: TenantId::default_tenant(),
         })),
         external_url: rules.external_url.clone(),
@@ -605,16 +649,7 @@ pub async fn run(
             _ = stop.wait_for(|s| *s) => break,
         }
         let now_ms = crate::now_ns() / 1_000_000;
-        evaluate_due(
-            &rules,
-            &tsdb,
-            &engine,
-            &funcs,
-            &ingest,
-            &alertmanager,
-            now_ms,
-        )
-        .await;
+        evaluate_due(&rules, &deps, &funcs, now_ms).await;
     }
 }
 

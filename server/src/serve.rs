@@ -205,6 +205,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         config.alerting.rule_packs,
         &config.alerting.rule_files,
         &config.alerting.slo_files,
+        &config.alerting.logql_rule_files,
         config.alerting.evaluation_interval,
         config.alerting.external_labels.clone(),
         config.alerting.external_url.clone(),
@@ -498,10 +499,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
     ));
     let rule_runner = tokio::spawn(crate::rules::run(
         rules.clone(),
-        tsdb.clone(),
-        engine.clone(),
-        metric_ingest.clone(),
-        alertmanager.clone(),
+        crate::rules::RuleDeps {
+            tsdb: tsdb.clone(),
+            engine: engine.clone(),
+            ingest: metric_ingest.clone(),
+            logs: store.clone(),
+            alertmanager: alertmanager.clone(),
+        },
         shutdown_rx.clone(),
     ));
     let alert_dispatcher = tokio::spawn(crate::alertmanager::run(

@@ -341,3 +341,102 @@ fn slo_specs_are_loaded_as_rule_groups() {
     }
     assert_eq!(server.terminate(), Some(0));
 }
+
+/// A rule file in Loki's ruler format: LogQL metric queries over the `default` tenant's
+/// logs, alerting like PromQL rules (`ALERTS` in the TSDB, `/api/v1/alerts`); a log query
+/// where a metric query belongs is refused at start, naming the rule.
+#[test]
+fn logql_rules_alert_on_log_error_rates() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("loki-rules.yml");
+    std::fs::write(
+        &rules,
+        r#"groups:
+  - name: logs
+    interval: 1s
+    rules:
+      - record: app:errors:count1m
+        expr: sum by (app) (count_over_time({app="api"} |= "error" [1m]))
+      - alert: ApiErrors
+        expr: sum by (app) (count_over_time({app="api"} |= "error" [1m])) / sum by (app) (count_over_time({app="api"} [1m])) > 0.2
+        labels:
+          severity: warning
+        annotations:
+          summary: "{{ $labels.app }}: {{ humanizePercentage $value }} of lines are errors"
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nlogql_rule_files = [{:?}]\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(
+        &dir.path().join("data"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let now = now_ns();
+    let lines: Vec<Value> = (0..10)
+        .map(|i| {
+            let line = if i < 4 {
+                "GET /pay error: timeout"
+            } else {
+                "GET /pay ok"
+            };
+            serde_json::json!([(now - 1_000_000_000 + i * 1_000_000).to_string(), line])
+        })
+        .collect();
+    let body = serde_json::json!({"streams": [{"stream": {"app": "api"}, "values": lines}]});
+    let (code, text) = common::loki_push_json(&server, "default", &body);
+    assert_eq!(code, 204, "{text}");
+
+    let deadline = Instant::now() + PATIENCE;
+    let alert = loop {
+        let v = get(&server, "/api/v1/alerts");
+        if let Some(a) = v["data"]["alerts"].as_array().unwrap().first() {
+            break a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no alert from the LogQL rule: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(alert["labels"]["alertname"], "ApiErrors");
+    assert_eq!(alert["labels"]["app"], "api");
+    assert_eq!(
+        alert["annotations"]["summary"],
+        "api: 40% of lines are errors"
+    );
+    // The recorded series is in the TSDB.
+    let v = get(&server, "/api/v1/query?query=app:errors:count1m");
+    assert_eq!(v["data"]["result"][0]["value"][1], "4", "{v}");
+    drop(server);
+
+    std::fs::write(
+        &rules,
+        "groups:\n  - name: bad\n    rules:\n      - alert: NotAMetric\n        expr: '{app=\"api\"} |= \"error\"'\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sightline"))
+        .args(["serve", "--rule-packs", "false", "--data-dir"])
+        .arg(dir.path().join("data2"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "--http-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("NotAMetric") && stderr.contains("metric query"),
+        "{stderr}"
+    );
+}

@@ -12,8 +12,10 @@
 //!    (0.25) in turn: the rate achieved, request latency, CPU per 10,000 alerts, and memory
 //!    over the run (bounded once the pool has been seen).
 //!
-//!     cargo build --release -p sightline-server -p sightline-benches
-//!     target/release/alerting_load --work /tmp/alerting-bench
+//! ```sh
+//! cargo build --release -p sightline-server -p sightline-benches
+//! target/release/alerting_load --work /tmp/alerting-bench
+//! ```
 
 use std::fs;
 use std::path::{Path, PathBuf};

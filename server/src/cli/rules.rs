@@ -56,6 +56,7 @@ pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
                     &text,
                     ParseOptions {
                         ignore_unknown_fields,
+                        ..ParseOptions::default()
                     },
                 ) {
                     Ok(parsed) => {
