@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use sightline_model::Labels;
-use sightline_promql::{Engine, QueryResult, SeriesSource, Value as PromValue};
+use sightline_promql::{Engine, FloatHistogram, InstantValue, SeriesSource};
 
 use crate::rulefmt::{Rule, RuleKind};
 use crate::template::{AlertTemplateData, Funcs, expand_alert_template};
@@ -34,6 +34,8 @@ use crate::template::{AlertTemplateData, Funcs, expand_alert_template};
 type AlertKey = Vec<(String, String)>;
 /// One alert as this evaluation saw it: labels, expanded annotations, value.
 type Observed = (BTreeMap<String, String>, BTreeMap<String, String>, f64);
+/// One sample of a rule's query: labels, float value, native histogram.
+type QueriedSample = (Labels, f64, Option<FloatHistogram>);
 
 /// How far back `ALERTS_FOR_STATE` is read when restoring (Prometheus's
 /// `--rules.alert.for-outage-tolerance`).
@@ -100,6 +102,9 @@ pub struct EvalContext<'a> {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Output {
     pub samples: Vec<(Labels, f64)>,
+    /// The native histograms a recording rule produced (stores without native histograms
+    /// drop them).
+    pub histograms: Vec<(Labels, FloatHistogram)>,
 }
 
 /// A rule with its alerts (for alerting rules) between evaluations.
@@ -211,15 +216,17 @@ impl RuleState {
         }
     }
 
-    fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<(Labels, f64)>, String> {
-        let QueryResult { value, .. } = ctx
+    /// The rule's query at `t`: each sample's labels, float value (0 for a histogram, as
+    /// Prometheus's `F`) and native histogram.
+    fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<QueriedSample>, String> {
+        let value = ctx
             .engine
-            .instant_query(ctx.source, &self.rule.expr, t)
+            .instant_query_value(ctx.source, &self.rule.expr, t)
             .map_err(|e| e.to_string())?;
         Ok(match value {
-            PromValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
-            PromValue::Scalar { v, .. } => vec![(Labels::default(), v)],
-            PromValue::String { .. } | PromValue::Matrix(_) => {
+            InstantValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v, s.h)).collect(),
+            InstantValue::Scalar(v) => vec![(Labels::default(), v, None)],
+            InstantValue::String(_) | InstantValue::Matrix => {
                 return Err("rule result is not a vector or scalar".into());
             }
         })
@@ -234,7 +241,8 @@ impl RuleState {
     ) -> Result<Output, String> {
         let mut seen = std::collections::HashSet::new();
         let mut samples = Vec::new();
-        for (labels, v) in self.query(t, ctx)? {
+        let mut histograms = Vec::new();
+        for (labels, v, h) in self.query(t, ctx)? {
             let mut map: BTreeMap<String, String> = labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -254,15 +262,19 @@ impl RuleState {
                         .into(),
                 );
             }
-            samples.push((labels, v));
+            match h {
+                Some(h) => histograms.push((labels, h)),
+                None => samples.push((labels, v)),
+            }
         }
-        if limit > 0 && samples.len() > limit {
-            return Err(format!(
-                "exceeded limit of {limit} with {} series",
-                samples.len()
-            ));
+        let series = samples.len() + histograms.len();
+        if limit > 0 && series > limit {
+            return Err(format!("exceeded limit of {limit} with {series} series"));
         }
-        Ok(Output { samples })
+        Ok(Output {
+            samples,
+            histograms,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -289,7 +301,7 @@ impl RuleState {
                 .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
         };
         let mut current: HashMap<AlertKey, Observed> = HashMap::new();
-        for (labels, v) in result {
+        for (labels, v, _) in result {
             let mut map: BTreeMap<String, String> = labels
                 .iter()
                 .filter(|(k, _)| *k != "__name__")
@@ -397,7 +409,10 @@ impl RuleState {
             samples.push((Labels::from_pairs(labels), a.active_at as f64 / 1000.0));
         }
         samples.sort_by_key(|(labels, _)| labels.to_canonical());
-        Ok(Output { samples })
+        Ok(Output {
+            samples,
+            histograms: Vec::new(),
+        })
     }
 }
 
