@@ -17,10 +17,10 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr};
 use regex::Regex;
-use sightline_model::{Cancellation, LabelMatcher, Labels, METRIC_NAME_LABEL, Sample, stale_nan};
+use sightline_model::{Cancellation, LabelMatcher, Labels, METRIC_NAME_LABEL, Sample};
 
 use crate::eval::{OutSample, OutValue, Output, Point};
-use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram};
+use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, FloatHistogram};
 use crate::quantile::almost_equal;
 use crate::series_notation::{SeqValue, parse_series_desc, set_counter_reset_hints, unquote};
 use crate::source::HistogramSample;

@@ -504,9 +504,18 @@ fn dataset() -> Option<PathBuf> {
         .find(|p| p.join("MANIFEST.md").is_file())
 }
 
-/// Every unit-test file `MANIFEST.md` lists, with the outcome upstream's own tests expect:
-/// (file, `--run` patterns, `--ignore-unknown-fields`, passes, what a failure must name).
-const EXPECTED: &[(&str, &[&str], bool, bool, &[&str])] = &[
+/// A run of one test file: (file, `--run` patterns, `--ignore-unknown-fields`, passes, what
+/// a failure must name).
+type Expectation = (
+    &'static str,
+    &'static [&'static str],
+    bool,
+    bool,
+    &'static [&'static str],
+);
+
+/// Every unit-test file `MANIFEST.md` lists, with the outcome upstream's own tests expect.
+const EXPECTED: &[Expectation] = &[
     (
         "prometheus/cmd/promtool/testdata/unittest.yml",
         &[],
