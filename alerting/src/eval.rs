@@ -406,7 +406,9 @@ impl RuleState {
             samples.push((Labels::from_pairs(labels), 1.0));
             let mut labels = a.labels.clone();
             labels.insert("__name__".into(), "ALERTS_FOR_STATE".into());
-            samples.push((Labels::from_pairs(labels), a.active_at as f64 / 1000.0));
+            // Whole seconds, as Prometheus stores `ActiveAt.Unix()`.
+            let active_at = a.active_at.div_euclid(1000) as f64;
+            samples.push((Labels::from_pairs(labels), active_at));
         }
         samples.sort_by_key(|(labels, _)| labels.to_canonical());
         Ok(Output {

@@ -411,7 +411,7 @@ fn parse_model_duration(s: &str) -> Result<i64, String> {
     Ok(total)
 }
 
-/// A test group's `start_timestamp`: Unix seconds, or an RFC 3339 time.
+/// A test group's `start_timestamp`: Unix seconds (fractions allowed), or an RFC 3339 time.
 #[derive(Debug, Clone, Copy)]
 struct StartTimestamp(i64);
 
@@ -420,6 +420,9 @@ impl<'de> Deserialize<'de> for StartTimestamp {
         let text = Text::deserialize(d)?.0;
         let ms = if let Ok(secs) = text.parse::<i64>() {
             secs.checked_mul(1000)
+        } else if let Ok(secs) = text.parse::<f64>() {
+            let ms = (secs * 1000.0).round();
+            (ms.is_finite() && ms.abs() < 9.2e15).then_some(ms as i64)
         } else if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&text) {
             Some(t.timestamp_millis())
         } else {
@@ -649,7 +652,12 @@ impl Setup {
                         Ok(out) => {
                             let mut current = HashSet::new();
                             let mut source = storage.write();
-                            for (labels, v) in out.samples {
+                            for (labels, mut v) in out.samples {
+                                // Prometheus queries `query_offset` earlier but dates the
+                                // alert from the evaluation itself.
+                                if labels.get("__name__") == Some("ALERTS_FOR_STATE") {
+                                    v += (g.offset / 1000) as f64;
+                                }
                                 last_histogram.remove(&labels);
                                 source.add(labels.clone(), vec![Sample { t, v }]);
                                 current.insert(labels);

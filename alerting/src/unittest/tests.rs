@@ -336,6 +336,12 @@ tests:
       - expr: time()
         eval_time: 1m
         exp_samples: [{value: 1609459260}]
+  - start_timestamp: 60.5
+    input_series: [{series: x, values: "5"}]
+    promql_expr_test:
+      - expr: timestamp(x)
+        eval_time: 0
+        exp_samples: [{value: 60.5}]
   - start_timestamp: 60
     input_series: [{series: x, values: "5"}]
     promql_expr_test:
@@ -670,4 +676,43 @@ fn upstream_unit_test_files_pass_or_fail_as_upstream_expects() {
             );
         }
     }
+}
+
+#[test]
+fn query_offset_and_group_labels_apply_as_in_prometheus_3() {
+    let rules = r#"
+groups:
+  - name: g
+    query_offset: 1m
+    labels: {team: t1, env: group}
+    rules:
+      - record: copy
+        expr: x
+        labels: {env: rule}
+      - alert: Seen
+        expr: x > 0
+"#;
+    let test = r#"
+rule_files: [rules.yml]
+tests:
+  - interval: 1m
+    input_series: [{series: x, values: "1+1x10"}]
+    promql_expr_test:
+      # Written at 4m from the data of 4m: the evaluation at 5m, one minute back.
+      - expr: copy
+        eval_time: 5m
+        exp_samples: [{labels: 'copy{env="rule", team="t1"}', value: 5}]
+      - expr: timestamp(copy)
+        eval_time: 5m
+        exp_samples: [{labels: '{env="rule", team="t1"}', value: 240}]
+      # The alert dates from its first evaluation (0s), not from the data it read.
+      - expr: ALERTS_FOR_STATE
+        eval_time: 5m
+        exp_samples: [{labels: 'ALERTS_FOR_STATE{alertname="Seen", env="group", team="t1"}', value: 60}]
+    alert_rule_test:
+      - eval_time: 5m
+        alertname: Seen
+        exp_alerts: [{exp_labels: {env: group, team: t1}}]
+"#;
+    assert_eq!(failures(rules, test), Vec::<String>::new());
 }
