@@ -25,7 +25,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use sightline_model::Labels;
-use sightline_promql::{Engine, QueryResult, SeriesSource, Value as PromValue};
+use sightline_promql::{Engine, FloatHistogram, InstantValue, SeriesSource};
 
 use crate::rulefmt::{Rule, RuleKind};
 use crate::template::{AlertTemplateData, Funcs, expand_alert_template};
@@ -34,6 +34,8 @@ use crate::template::{AlertTemplateData, Funcs, expand_alert_template};
 type AlertKey = Vec<(String, String)>;
 /// One alert as this evaluation saw it: labels, expanded annotations, value.
 type Observed = (BTreeMap<String, String>, BTreeMap<String, String>, f64);
+/// One sample of a rule's query: labels, float value, native histogram.
+type QueriedSample = (Labels, f64, Option<FloatHistogram>);
 
 /// How far back `ALERTS_FOR_STATE` is read when restoring (Prometheus's
 /// `--rules.alert.for-outage-tolerance`).
@@ -106,6 +108,9 @@ pub struct EvalContext<'a> {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Output {
     pub samples: Vec<(Labels, f64)>,
+    /// The native histograms a recording rule produced (stores without native histograms
+    /// drop them).
+    pub histograms: Vec<(Labels, FloatHistogram)>,
 }
 
 /// A rule with its alerts (for alerting rules) between evaluations.
@@ -217,18 +222,23 @@ impl RuleState {
         }
     }
 
-    fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<(Labels, f64)>, String> {
+    /// The rule's query at `t`: each sample's labels, float value (0 for a histogram, as
+    /// Prometheus's `F`) and native histogram. LogQL rules give floats only.
+    fn query(&self, t: i64, ctx: &EvalContext<'_>) -> Result<Vec<QueriedSample>, String> {
         if let Some(query) = ctx.query {
-            return query(&self.rule.expr, t);
+            return Ok(query(&self.rule.expr, t)?
+                .into_iter()
+                .map(|(labels, v)| (labels, v, None))
+                .collect());
         }
-        let QueryResult { value, .. } = ctx
+        let value = ctx
             .engine
-            .instant_query(ctx.source, &self.rule.expr, t)
+            .instant_query_value(ctx.source, &self.rule.expr, t)
             .map_err(|e| e.to_string())?;
         Ok(match value {
-            PromValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v)).collect(),
-            PromValue::Scalar { v, .. } => vec![(Labels::default(), v)],
-            PromValue::String { .. } | PromValue::Matrix(_) => {
+            InstantValue::Vector(v) => v.into_iter().map(|s| (s.labels, s.v, s.h)).collect(),
+            InstantValue::Scalar(v) => vec![(Labels::default(), v, None)],
+            InstantValue::String(_) | InstantValue::Matrix => {
                 return Err("rule result is not a vector or scalar".into());
             }
         })
@@ -243,7 +253,8 @@ impl RuleState {
     ) -> Result<Output, String> {
         let mut seen = std::collections::HashSet::new();
         let mut samples = Vec::new();
-        for (labels, v) in self.query(t, ctx)? {
+        let mut histograms = Vec::new();
+        for (labels, v, h) in self.query(t, ctx)? {
             let mut map: BTreeMap<String, String> = labels
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -263,15 +274,19 @@ impl RuleState {
                         .into(),
                 );
             }
-            samples.push((labels, v));
+            match h {
+                Some(h) => histograms.push((labels, h)),
+                None => samples.push((labels, v)),
+            }
         }
-        if limit > 0 && samples.len() > limit {
-            return Err(format!(
-                "exceeded limit of {limit} with {} series",
-                samples.len()
-            ));
+        let series = samples.len() + histograms.len();
+        if limit > 0 && series > limit {
+            return Err(format!("exceeded limit of {limit} with {series} series"));
         }
-        Ok(Output { samples })
+        Ok(Output {
+            samples,
+            histograms,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -298,7 +313,7 @@ impl RuleState {
                 .unwrap_or_else(|e| format!("<error expanding template: {e}>"))
         };
         let mut current: HashMap<AlertKey, Observed> = HashMap::new();
-        for (labels, v) in result {
+        for (labels, v, _) in result {
             let mut map: BTreeMap<String, String> = labels
                 .iter()
                 .filter(|(k, _)| *k != "__name__")
@@ -403,10 +418,15 @@ impl RuleState {
             samples.push((Labels::from_pairs(labels), 1.0));
             let mut labels = a.labels.clone();
             labels.insert("__name__".into(), "ALERTS_FOR_STATE".into());
-            samples.push((Labels::from_pairs(labels), a.active_at as f64 / 1000.0));
+            // Whole seconds, as Prometheus stores `ActiveAt.Unix()`.
+            let active_at = a.active_at.div_euclid(1000) as f64;
+            samples.push((Labels::from_pairs(labels), active_at));
         }
         samples.sort_by_key(|(labels, _)| labels.to_canonical());
-        Ok(Output { samples })
+        Ok(Output {
+            samples,
+            histograms: Vec::new(),
+        })
     }
 }
 

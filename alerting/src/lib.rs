@@ -14,12 +14,16 @@
 //!   and `.tmpl` files written for Prometheus render the same text here. It owns no I/O and
 //!   no clock beyond what template functions (`since`, `tz "Local"`) read, and never lets
 //!   one template hang or exhaust the process: execution is bounded by [`Limits`].
+//! * [`unittest`]: rule unit tests in `promtool test rules`'s format, run with its semantics
+//!   (step-by-step evaluation, firing alerts and query results compared at `eval_time`) and
+//!   reported in its words.
 
 pub mod alertmanager;
 pub mod eval;
 pub mod rulefmt;
 pub mod slo;
 pub mod template;
+pub mod unittest;
 
 pub use template::{
     AlertTemplateData, Funcs, Limits, MissingKey, PrometheusFuncsConfig, QueryEngine, QuerySample,

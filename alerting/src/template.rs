@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use functions::{Arity, Funcs, Function, Method};
-pub use gofmt::{format_duration, format_float_v, format_go_layout, format_time_default, sprintf};
+pub use gofmt::{
+    format_duration, format_float_v, format_go_layout, format_time_default, quote, sprintf,
+};
 pub use prometheus::{
     ALERT_TEMPLATE_PREFIX, AlertTemplateData, PrometheusFuncsConfig, QueryEngine, QuerySample,
     alertmanager_funcs, expand_alert_template, humanize, humanize_duration, humanize_percentage,

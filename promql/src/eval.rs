@@ -721,6 +721,7 @@ pub(crate) fn execute(
             end,
             lookback: opts.lookback_delta_ms,
             closed_ranges: opts.prometheus2_ranges,
+            default_subquery_step: opts.default_subquery_step_ms,
         },
     )?;
     if is_range && !matches!(plan.root_type, VType::Scalar | VType::Vector) {

@@ -22,6 +22,7 @@ mod plan;
 pub mod promqltest;
 mod quantile;
 mod regex_limits;
+pub mod series_notation;
 mod source;
 mod tsdb_source;
 
@@ -54,6 +55,9 @@ pub struct EngineOptions {
     /// of a scrape interval's increase more). For comparisons with a Prometheus 2.42 server;
     /// 2.51–2.55 (closed windows, new extrapolation) match neither exactly.
     pub prometheus2_ranges: bool,
+    /// The step of a subquery that gives none (`x[5m:]`): Prometheus uses the global
+    /// evaluation interval, one minute by default.
+    pub default_subquery_step_ms: i64,
 }
 
 impl Default for EngineOptions {
@@ -62,6 +66,7 @@ impl Default for EngineOptions {
             lookback_delta_ms: 300_000,
             max_samples: 50_000_000,
             prometheus2_ranges: false,
+            default_subquery_step_ms: 60_000,
         }
     }
 }
@@ -107,6 +112,32 @@ pub struct InstantSample {
     pub labels: Labels,
     pub t: i64,
     pub v: f64,
+}
+
+/// An instant query's value with native histogram samples kept, as rule evaluation and rule
+/// unit tests need it ([`Engine::instant_query_value`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstantValue {
+    Scalar(f64),
+    String(String),
+    Vector(Vec<VectorSample>),
+    /// A range vector (`x[5m]` at an instant); its samples are not kept here.
+    Matrix,
+}
+
+/// One element of an instant vector: a float (`v`) or a native histogram (`h`, with `v` 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    pub labels: Labels,
+    pub t: i64,
+    pub v: f64,
+    pub h: Option<FloatHistogram>,
+}
+
+/// A label set as Prometheus's `Labels.String()` prints it: `{a="1", b="2"}`, names that
+/// are not legacy label names quoted.
+pub fn labels_string(labels: &Labels) -> String {
+    labels::to_prom_string(labels)
 }
 
 /// Why a query failed. The `Display` text follows Prometheus's messages.
@@ -184,6 +215,32 @@ impl Engine {
         time_ms: i64,
     ) -> Result<QueryResult, QueryError> {
         self.instant_query_until(src, query, time_ms, &Cancellation::new())
+    }
+
+    /// [`Engine::instant_query`] with native histogram samples kept in vectors.
+    pub fn instant_query_value(
+        &self,
+        src: &dyn SeriesSource,
+        query: &str,
+        time_ms: i64,
+    ) -> Result<InstantValue, QueryError> {
+        let expr = parse(query)?;
+        let out = self.instant_query_expr(src, &expr, query, time_ms, &Cancellation::new())?;
+        Ok(match out.value {
+            eval::OutValue::Scalar { v, .. } => InstantValue::Scalar(v),
+            eval::OutValue::String { v, .. } => InstantValue::String(v),
+            eval::OutValue::Vector(v) => InstantValue::Vector(
+                v.into_iter()
+                    .map(|s| VectorSample {
+                        labels: s.labels,
+                        t: s.t,
+                        v: if s.h.is_some() { 0.0 } else { s.v },
+                        h: s.h.map(|h| (*h).clone()),
+                    })
+                    .collect(),
+            ),
+            eval::OutValue::Matrix(_) => InstantValue::Matrix,
+        })
     }
 
     /// [`Engine::instant_query`] that stops with [`QueryError::Stopped`] once `cancel` fires.

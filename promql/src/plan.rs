@@ -14,10 +14,6 @@ use sightline_model::{LabelMatcher, METRIC_NAME_LABEL, MatchOp};
 
 use crate::QueryError;
 
-/// The default subquery resolution when `[range:]` gives none (Prometheus uses the global
-/// evaluation interval, one minute by default).
-pub(crate) const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
-
 /// The largest time, offset, range or step (in ms, about 31,700 years) a query may use, so
 /// that time arithmetic cannot overflow.
 pub(crate) const TIME_LIMIT_MS: i64 = 1_000_000_000_000_000;
@@ -344,6 +340,8 @@ pub(crate) struct PlanOptions {
     pub end: i64,
     pub lookback: i64,
     pub closed_ranges: bool,
+    /// The step of a subquery that gives none ([`crate::EngineOptions::default_subquery_step_ms`]).
+    pub default_subquery_step: i64,
 }
 
 struct SubqueryFrame {
@@ -451,7 +449,7 @@ fn convert(expr: &Expr, cx: &mut PlanCx) -> Result<Node, QueryError> {
                     .as_ref()
                     .map(duration_ms)
                     .filter(|s| *s > 0)
-                    .unwrap_or(DEFAULT_SUBQUERY_STEP_MS),
+                    .unwrap_or(cx.opts.default_subquery_step.max(1)),
             )?;
             cx.subqueries.push(SubqueryFrame { offset, range, at });
             let inner = convert(&sq.expr, cx);

@@ -17,11 +17,12 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use promql_parser::parser::{AtModifier, Expr};
 use regex::Regex;
-use sightline_model::{Cancellation, LabelMatcher, Labels, METRIC_NAME_LABEL, Sample, stale_nan};
+use sightline_model::{Cancellation, LabelMatcher, Labels, METRIC_NAME_LABEL, Sample};
 
 use crate::eval::{OutSample, OutValue, Output, Point};
-use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, CounterResetHint, FloatHistogram};
+use crate::histogram::{CUSTOM_BUCKETS_SCHEMA, FloatHistogram};
 use crate::quantile::almost_equal;
+use crate::series_notation::{SeqValue, parse_series_desc, set_counter_reset_hints, unquote};
 use crate::source::HistogramSample;
 use crate::{Engine, EngineOptions, MemorySource, QueryError};
 
@@ -215,20 +216,6 @@ pub fn run_script(name: &str, text: &str, engine: &Engine) -> FileReport {
 
 // ---------------------------------------------------------------------------------------
 // Script parsing.
-
-#[derive(Debug, Clone, PartialEq)]
-enum SeqValue {
-    Omitted,
-    Float(f64),
-    /// A native histogram, and whether its counter reset hint was written explicitly.
-    Histogram(Box<FloatHistogram>, bool),
-}
-
-impl SeqValue {
-    fn is_histogram(&self) -> bool {
-        matches!(self, SeqValue::Histogram(..))
-    }
-}
 
 #[derive(Debug)]
 struct Load {
@@ -684,329 +671,6 @@ fn parse_number(s: &str) -> Option<f64> {
     crate::functions::go_parse_float(s)
 }
 
-/// Go's `strconv.Unquote` for `"…"`, `'…'` and `` `…` `` strings.
-fn unquote(s: &str) -> Option<String> {
-    let q = s.chars().next()?;
-    if !matches!(q, '"' | '\'' | '`') || s.len() < 2 || !s.ends_with(q) {
-        return None;
-    }
-    let body = &s[1..s.len() - 1];
-    if q == '`' {
-        return Some(body.to_string());
-    }
-    let mut out = String::new();
-    let mut chars = body.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            'n' => out.push('\n'),
-            't' => out.push('\t'),
-            'r' => out.push('\r'),
-            'a' => out.push('\u{7}'),
-            'b' => out.push('\u{8}'),
-            'f' => out.push('\u{c}'),
-            'v' => out.push('\u{b}'),
-            '\\' => out.push('\\'),
-            '"' => out.push('"'),
-            '\'' => out.push('\''),
-            'x' => {
-                let h: String = (0..2).filter_map(|_| chars.next()).collect();
-                out.push(char::from_u32(u32::from_str_radix(&h, 16).ok()?)?);
-            }
-            'u' => {
-                let h: String = (0..4).filter_map(|_| chars.next()).collect();
-                out.push(char::from_u32(u32::from_str_radix(&h, 16).ok()?)?);
-            }
-            'U' => {
-                let h: String = (0..8).filter_map(|_| chars.next()).collect();
-                out.push(char::from_u32(u32::from_str_radix(&h, 16).ok()?)?);
-            }
-            d @ '0'..='7' => {
-                let mut o = String::from(d);
-                for _ in 0..2 {
-                    o.push(chars.next()?);
-                }
-                out.push(char::from_u32(u32::from_str_radix(&o, 8).ok()?)?);
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-/// Parses `metric{label="value", …} <values>` (Prometheus's `ParseSeriesDesc`).
-fn parse_series_desc(line: &str) -> Result<(Labels, Vec<SeqValue>), String> {
-    let b = line.as_bytes();
-    let mut i = 0;
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    let is_ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
-    while i < b.len() && is_ident(b[i]) {
-        i += 1;
-    }
-    if i > 0 {
-        pairs.push((METRIC_NAME_LABEL.to_string(), line[..i].to_string()));
-    }
-    if i < b.len() && b[i] == b'{' {
-        i += 1;
-        loop {
-            while i < b.len() && (b[i].is_ascii_whitespace() || b[i] == b',') {
-                i += 1;
-            }
-            if i >= b.len() {
-                return Err("unterminated label set".into());
-            }
-            if b[i] == b'}' {
-                i += 1;
-                break;
-            }
-            let name = if matches!(b[i], b'"' | b'\'' | b'`') {
-                let (s, next) = read_quoted(line, i)?;
-                i = next;
-                s
-            } else {
-                let start = i;
-                while i < b.len() && is_ident(b[i]) {
-                    i += 1;
-                }
-                if start == i {
-                    return Err(format!("unexpected character in labels at {}", i + 1));
-                }
-                line[start..i].to_string()
-            };
-            while i < b.len() && b[i].is_ascii_whitespace() {
-                i += 1;
-            }
-            if i < b.len() && b[i] == b'=' {
-                i += 1;
-                while i < b.len() && b[i].is_ascii_whitespace() {
-                    i += 1;
-                }
-                let (value, next) = read_quoted(line, i)?;
-                i = next;
-                pairs.push((name, value));
-            } else {
-                // A bare quoted name is the metric name.
-                pairs.push((METRIC_NAME_LABEL.to_string(), name));
-            }
-        }
-    }
-    if i == 0 {
-        return Err(format!("expected a series description, got {line:?}"));
-    }
-    let values = parse_values(&line[i..])?;
-    Ok((Labels::from_pairs(pairs), values))
-}
-
-fn read_quoted(line: &str, i: usize) -> Result<(String, usize), String> {
-    let b = line.as_bytes();
-    let q = *b.get(i).ok_or("expected a quoted string")?;
-    if !matches!(q, b'"' | b'\'' | b'`') {
-        return Err(format!("expected a quoted string at {}", i + 1));
-    }
-    let mut j = i + 1;
-    while j < b.len() {
-        if b[j] == b'\\' && q != b'`' {
-            j += 2;
-            continue;
-        }
-        if b[j] == q {
-            let s = unquote(&line[i..=j]).ok_or("invalid quoted string")?;
-            return Ok((s, j + 1));
-        }
-        j += 1;
-    }
-    Err("unterminated string".into())
-}
-
-/// Expands a value sequence: `1 2+3x4 _ _x2 stale Inf {{…}}x3`.
-fn parse_values(s: &str) -> Result<Vec<SeqValue>, String> {
-    let b = s.as_bytes();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let times = |i: &mut usize| -> Result<Option<u64>, String> {
-        if *i < b.len() && b[*i] == b'x' {
-            *i += 1;
-            let start = *i;
-            while *i < b.len() && b[*i].is_ascii_digit() {
-                *i += 1;
-            }
-            return s[start..*i]
-                .parse::<u64>()
-                .map(Some)
-                .map_err(|_| format!("invalid repetition in {s:?}"));
-        }
-        Ok(None)
-    };
-    while i < b.len() {
-        if b[i].is_ascii_whitespace() {
-            i += 1;
-            continue;
-        }
-        if s[i..].starts_with("{{") {
-            let (first, next) = read_histogram(s, i)?;
-            i = next;
-            let mut inc: Option<(FloatHistogram, f64)> = None;
-            if i < b.len() && (b[i] == b'+' || b[i] == b'-') && s[i + 1..].starts_with("{{") {
-                let sign = if b[i] == b'+' { 1.0 } else { -1.0 };
-                let (d, next) = read_histogram(s, i + 1)?;
-                inc = Some((d.0, sign));
-                i = next;
-            }
-            let n = times(&mut i)?.unwrap_or(0);
-            let (mut cur, hint_set) = first;
-            out.push(SeqValue::Histogram(Box::new(cur.clone()), hint_set));
-            for _ in 0..n {
-                if let Some((d, sign)) = &inc {
-                    let r = if *sign > 0.0 { cur.add(d) } else { cur.sub(d) };
-                    r.map_err(|_| format!("cannot combine histograms in {s:?}"))?;
-                }
-                out.push(SeqValue::Histogram(Box::new(cur.clone()), hint_set));
-            }
-            continue;
-        }
-        if b[i] == b'_' {
-            i += 1;
-            let n = times(&mut i)?.unwrap_or(1);
-            out.extend((0..n).map(|_| SeqValue::Omitted));
-            continue;
-        }
-        let (first, next) = read_number(s, i)?;
-        i = next;
-        let mut delta = 0.0;
-        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-            let (d, next) = read_number(s, i)?;
-            delta = match d {
-                SeqValue::Float(f) => f,
-                _ => return Err(format!("invalid increment in {s:?}")),
-            };
-            i = next;
-        }
-        match times(&mut i)? {
-            None => out.push(first),
-            Some(n) => {
-                let SeqValue::Float(mut v) = first else {
-                    return Err(format!("cannot repeat {s:?}"));
-                };
-                for _ in 0..=n {
-                    out.push(SeqValue::Float(v));
-                    v += delta;
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Reads a `{{schema:0 sum:5 count:4 buckets:[1 2 1] …}}` histogram starting at `i`.
-fn read_histogram(s: &str, i: usize) -> Result<((FloatHistogram, bool), usize), String> {
-    let end = s[i..].find("}}").ok_or("unterminated histogram")? + i;
-    let body = &s[i + 2..end];
-    let mut h = FloatHistogram::default();
-    let mut hint_set = false;
-    let mut positive: Vec<f64> = Vec::new();
-    let mut negative: Vec<f64> = Vec::new();
-    let (mut offset, mut n_offset) = (0i32, 0i32);
-    let mut rest = body.trim();
-    while !rest.is_empty() {
-        let colon = rest
-            .find(':')
-            .ok_or_else(|| format!("invalid histogram {body:?}"))?;
-        let key = rest[..colon].trim();
-        rest = rest[colon + 1..].trim_start();
-        let value = if rest.starts_with('[') {
-            let close = rest
-                .find(']')
-                .ok_or_else(|| format!("invalid histogram {body:?}"))?;
-            let v = &rest[1..close];
-            rest = rest[close + 1..].trim_start();
-            v
-        } else {
-            let stop = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            let v = &rest[..stop];
-            rest = rest[stop..].trim_start();
-            v
-        };
-        let num = |v: &str| {
-            crate::functions::go_parse_float(v).ok_or_else(|| format!("invalid number {v:?}"))
-        };
-        let list =
-            |v: &str| -> Result<Vec<f64>, String> { v.split_whitespace().map(num).collect() };
-        match key {
-            "schema" => h.schema = num(value)? as i32,
-            "sum" => h.sum = num(value)?,
-            "count" => h.count = num(value)?,
-            "z_bucket" => h.zero_count = num(value)?,
-            "z_bucket_w" => h.zero_threshold = num(value)?,
-            "offset" => offset = num(value)? as i32,
-            "n_offset" => n_offset = num(value)? as i32,
-            "buckets" => positive = list(value)?,
-            "n_buckets" => negative = list(value)?,
-            "custom_values" => h.custom_values = list(value)?.into(),
-            "counter_reset_hint" => {
-                hint_set = true;
-                h.counter_reset_hint = match value {
-                    "reset" => CounterResetHint::CounterReset,
-                    "not_reset" => CounterResetHint::NotCounterReset,
-                    "gauge" => CounterResetHint::Gauge,
-                    _ => CounterResetHint::Unknown,
-                };
-            }
-            other => return Err(format!("unknown histogram field {other:?}")),
-        }
-    }
-    let index = |start: i32, v: Vec<f64>| -> Vec<(i32, f64)> {
-        v.into_iter()
-            .enumerate()
-            .map(|(k, c)| (start + k as i32, c))
-            .filter(|(_, c)| *c != 0.0)
-            .collect()
-    };
-    h.positive = index(offset, positive);
-    h.negative = index(n_offset, negative);
-    Ok(((h, hint_set), end + 2))
-}
-
-fn read_number(s: &str, mut i: usize) -> Result<(SeqValue, usize), String> {
-    let b = s.as_bytes();
-    let start = i;
-    if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-    }
-    let body = i;
-    if i < b.len() && b[i].is_ascii_alphabetic() {
-        while i < b.len() && b[i].is_ascii_alphabetic() && b[i] != b'x' {
-            i += 1;
-        }
-        let word = &s[body..i];
-        if word.eq_ignore_ascii_case("stale") && start == body {
-            return Ok((SeqValue::Float(stale_nan()), i));
-        }
-    } else {
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b'.') {
-            i += 1;
-        }
-        if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
-            let mut k = i + 1;
-            if k < b.len() && (b[k] == b'+' || b[k] == b'-') {
-                k += 1;
-            }
-            if k < b.len() && b[k].is_ascii_digit() {
-                i = k;
-                while i < b.len() && b[i].is_ascii_digit() {
-                    i += 1;
-                }
-            }
-        }
-    }
-    let text = &s[start..i];
-    crate::functions::go_parse_float(text)
-        .map(|f| (SeqValue::Float(f), i))
-        .ok_or_else(|| format!("invalid value {text:?} in {s:?}"))
-}
-
 // ---------------------------------------------------------------------------------------
 // Running.
 
@@ -1061,9 +725,7 @@ impl Runner<'_> {
             return;
         }
         self.store.add_histograms(labels.clone(), hists);
-        // Recompute hints over the whole series: a float sample (or staleness marker) ends
-        // a chunk; the first histogram of a chunk has an unknown hint, later ones say
-        // whether a reset was detected.
+        // Recompute hints over the whole series, as the TSDB would have set them.
         let sel = [
             LabelMatcher::new(METRIC_NAME_LABEL, sightline_model::MatchOp::Regex, ".*")
                 .expect("static matcher"),
@@ -1085,37 +747,7 @@ impl Runner<'_> {
             .filter(|s| s.labels == *labels)
             .flat_map(|s| s.samples)
             .collect();
-        let mut prev: Option<FloatHistogram> = None;
-        let mut fi = 0;
-        for hs in &mut stored {
-            while fi < floats.len() && floats[fi] < hs.t {
-                prev = None;
-                fi += 1;
-            }
-            let explicit = hs.h.counter_reset_hint;
-            // A detected reset, or a switch between gauge and counter histograms, cuts a new
-            // chunk, whose first sample reads back with an unknown hint (Prometheus issue
-            // 15346: the reset hint is not kept).
-            let hint = match (explicit, &prev) {
-                (CounterResetHint::Gauge, _) => CounterResetHint::Gauge,
-                (CounterResetHint::CounterReset, _) => CounterResetHint::CounterReset,
-                (_, None) => CounterResetHint::Unknown,
-                (_, Some(p)) if p.counter_reset_hint == CounterResetHint::Gauge => {
-                    CounterResetHint::Unknown
-                }
-                (_, Some(p)) => {
-                    let mut probe = hs.h.clone();
-                    probe.counter_reset_hint = CounterResetHint::Unknown;
-                    if probe.detect_reset(p) {
-                        CounterResetHint::Unknown
-                    } else {
-                        CounterResetHint::NotCounterReset
-                    }
-                }
-            };
-            hs.h.counter_reset_hint = hint;
-            prev = Some(hs.h.clone());
-        }
+        set_counter_reset_hints(&floats, &mut stored);
         self.store.add_histograms(labels.clone(), stored);
     }
 
@@ -1803,34 +1435,6 @@ fn nhcb_from_classic(series: &[(Labels, Vec<(i64, f64)>)]) -> Vec<(Labels, Vec<H
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn expands_value_sequences() {
-        let (l, v) = parse_series_desc(
-            r#"foo{a="b", c="d\"e"} 1+2x2 _ stale -1-1x1 _x2 {{schema:0 count:1}}x1"#,
-        )
-        .unwrap();
-        assert_eq!(
-            l,
-            Labels::from_pairs([("__name__", "foo"), ("a", "b"), ("c", "d\"e")])
-        );
-        assert_eq!(
-            v[..3],
-            [
-                SeqValue::Float(1.0),
-                SeqValue::Float(3.0),
-                SeqValue::Float(5.0)
-            ]
-        );
-        assert_eq!(v[3], SeqValue::Omitted);
-        assert!(matches!(v[4], SeqValue::Float(f) if sightline_model::is_stale_nan(f)));
-        assert_eq!(v[5..7], [SeqValue::Float(-1.0), SeqValue::Float(-2.0)]);
-        assert_eq!(v[7..9], [SeqValue::Omitted, SeqValue::Omitted]);
-        assert!(v[9..].iter().all(SeqValue::is_histogram) && v.len() == 11);
-        let (l, v) = parse_series_desc(r#"{"some.metric", job="x"} 1e-3 Inf -Inf NaN"#).unwrap();
-        assert_eq!(l.get("__name__"), Some("some.metric"));
-        assert_eq!(v.len(), 4);
-    }
 
     #[test]
     fn parses_durations() {

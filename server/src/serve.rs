@@ -198,6 +198,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             lookback_delta_ms: config.promql.lookback_delta.as_millis() as i64,
             max_samples: config.promql.max_samples,
             prometheus2_ranges: config.promql.range_semantics == RangeSemantics::Prometheus2,
+            ..Default::default()
         },
     ));
     // Rule files that do not load stop the start, as in Prometheus.

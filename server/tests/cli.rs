@@ -210,3 +210,98 @@ fn slo_specs_compile_into_rules_that_check() {
     assert!(check.status.success(), "{}", text(&check.stdout));
     assert!(text(&check.stdout).contains("SUCCESS: 11 rules found"));
 }
+
+/// The shared alerting conformance data, if this machine has it.
+fn alerting_dataset() -> Option<std::path::PathBuf> {
+    let relative =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets/alerting");
+    [
+        relative,
+        std::path::PathBuf::from("/work/shared/datasets/alerting"),
+    ]
+    .into_iter()
+    .find(|p| p.join("MANIFEST.md").is_file())
+}
+
+/// `rules test` gives every unit-test file of `MANIFEST.md` the exit status upstream's own
+/// tests expect, with `--run` and `--ignore-unknown-fields` where they change it, and
+/// prints promtool's report.
+#[test]
+fn rule_unit_tests_exit_as_upstream_expects() {
+    let Some(root) = alerting_dataset() else {
+        eprintln!("no shared/datasets/alerting: skipped");
+        return;
+    };
+    let testdata = "prometheus/cmd/promtool/testdata";
+    let cases: &[(&str, &[&str], i32)] = &[
+        ("unittest.yml", &[], 0),
+        ("long-period.yml", &[], 0),
+        ("rules_run.yml", &[], 1),
+        ("rules_run.yml", &["--run", "correct"], 0),
+        ("rules_run.yml", &["--run", "wrong"], 1),
+        ("at-modifier-test.yml", &[], 0),
+        ("bad-rules-syntax-test.yml", &[], 1),
+        ("rules_run_extrafields.yml", &[], 1),
+        ("rules_run_extrafields.yml", &["--ignore-unknown-fields"], 0),
+        ("bad-input-series.yml", &[], 1),
+        ("bad-promql.yml", &[], 1),
+        ("no-test-group-interval.yml", &[], 0),
+        ("rules_run_fuzzy.yml", &[], 1),
+        ("rules_run_fuzzy.yml", &["--run", "correct"], 0),
+        ("rules_run_fuzzy.yml", &["--run", "wrong"], 1),
+        (
+            "../../../../derived/prometheus-docs/unit_testing_rules.test.yml",
+            &[],
+            0,
+        ),
+    ];
+    let manifest = std::fs::read_to_string(root.join("MANIFEST.md")).unwrap();
+    for line in manifest.lines().filter(|l| l.contains("| unit test")) {
+        let file = line.split('`').nth(1).unwrap_or_default();
+        let name = file.rsplit('/').next().unwrap_or_default();
+        assert!(
+            cases.iter().any(|(f, ..)| f.ends_with(name)),
+            "{file} is listed in MANIFEST.md but not run here"
+        );
+    }
+    for (file, flags, code) in cases {
+        let path = root.join(testdata).join(file);
+        let mut args = vec!["rules", "test"];
+        args.extend_from_slice(flags);
+        args.push(path.to_str().unwrap());
+        let out = sightline(&args);
+        let stdout = text(&out.stdout);
+        assert_eq!(
+            out.status.code(),
+            Some(*code),
+            "{file} {flags:?}:\n{stdout}"
+        );
+        assert!(
+            stdout.starts_with(&format!("Unit Testing:  {}\n", path.display())),
+            "{stdout}"
+        );
+        let outcome = if *code == 0 {
+            "  SUCCESS\n"
+        } else {
+            "  FAILED:\n"
+        };
+        assert!(stdout.contains(outcome), "{file} {flags:?}:\n{stdout}");
+    }
+    // A failing file names the expression promtool names, and several files are reported
+    // in order.
+    let run = root.join(testdata).join("rules_run.yml");
+    let ok = root.join(testdata).join("unittest.yml");
+    let out = sightline(&["rules", "test", ok.to_str().unwrap(), run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.ends_with(&format!(
+            "Unit Testing:  {}\n  FAILED:\n    expr: \"test\", time: 0s,\n        exp: {{__name__=\"test\"}} 1E+00\n        got: {{__name__=\"test\"}} 0E+00\n\n\n",
+            run.display()
+        )),
+        "{stdout}"
+    );
+    let out = sightline(&["rules", "test", "--run", "(", run.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("invalid --run pattern"));
+}

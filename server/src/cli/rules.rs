@@ -1,10 +1,12 @@
-//! `sightline rules …`: rule files checked as `promtool check rules` checks them.
+//! `sightline rules …`: rule files checked as `promtool check rules` checks them, and rule
+//! unit tests run as `promtool test rules` runs them.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use sightline_alerting::rulefmt::{self, ParseOptions};
+use sightline_alerting::unittest;
 
 #[derive(Subcommand, Debug)]
 pub enum RulesCommand {
@@ -13,6 +15,20 @@ pub enum RulesCommand {
     Check {
         files: Vec<PathBuf>,
         /// Accept fields the format does not know (promtool's flag of the same name).
+        #[arg(long)]
+        ignore_unknown_fields: bool,
+    },
+    /// Run rule unit tests written for `promtool test rules`: input series, alerts expected
+    /// at given times, PromQL results. Prints each file's outcome as promtool does; exits 1
+    /// if any test fails.
+    Test {
+        files: Vec<PathBuf>,
+        /// Run only the test groups whose name matches this regular expression (repeatable;
+        /// promtool's flag of the same name).
+        #[arg(long = "run", value_name = "REGEX")]
+        run: Vec<String>,
+        /// Accept fields the rule-file format does not know (promtool's flag of the same
+        /// name).
         #[arg(long)]
         ignore_unknown_fields: bool,
     },
@@ -30,6 +46,29 @@ pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
             let rules =
                 sightline_alerting::slo::compile(&name, &text).map_err(anyhow::Error::msg)?;
             write!(out, "{rules}")?;
+            Ok(())
+        }
+        RulesCommand::Test {
+            files,
+            run,
+            ignore_unknown_fields,
+        } => {
+            if files.is_empty() {
+                anyhow::bail!("no test files given");
+            }
+            let options = unittest::Options::new(&run, ignore_unknown_fields)
+                .map_err(|e| anyhow::anyhow!("invalid --run pattern: {e}"))?;
+            let mut failed = 0;
+            for file in &files {
+                let report = unittest::run_file(file, &options);
+                write!(out, "{report}")?;
+                if !report.passed() {
+                    failed += 1;
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} of {} unit test files failed", files.len());
+            }
             Ok(())
         }
         RulesCommand::Check {
