@@ -44,7 +44,11 @@ struct Group {
 }
 
 /// The rule packs of the repository's `rules/`, built in (`[alerting] rule_packs`).
-pub const RULE_PACKS: [(&str, &str); 4] = [
+pub const RULE_PACKS: [(&str, &str); 5] = [
+    (
+        "builtin:rules/anomaly.yml",
+        include_str!("../../rules/anomaly.yml"),
+    ),
     (
         "builtin:rules/hosts.yml",
         include_str!("../../rules/hosts.yml"),
@@ -62,6 +66,12 @@ pub const RULE_PACKS: [(&str, &str); 4] = [
         include_str!("../../rules/sightline.yml"),
     ),
 ];
+
+/// The LogQL packs of `rules/logql/` (Loki's ruler format), built in likewise.
+pub const LOGQL_RULE_PACKS: [(&str, &str); 1] = [(
+    "builtin:rules/logql/logs.yml",
+    include_str!("../../rules/logql/logs.yml"),
+)];
 
 /// The loaded rule groups.
 pub struct Rules {
@@ -234,6 +244,13 @@ fn read_groups(
         }
     }
     let mut logql_sources = Vec::new();
+    if packs {
+        logql_sources.extend(
+            LOGQL_RULE_PACKS
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string())),
+        );
+    }
     for file in rule_files(logql_paths)? {
         let name = file.display().to_string();
         let text = std::fs::read_to_string(&file)

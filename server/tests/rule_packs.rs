@@ -82,6 +82,10 @@ fn every_pack_passes_sightline_rules_check() {
             "{stdout}"
         );
     }
+    let logql = files(&rules_dir().join("logql"), ".yml");
+    assert!(!logql.is_empty());
+    let out = sightline(&["rules", "check", "--logql"], &logql);
+    assert_success("sightline rules check --logql rules/logql/*.yml", &out);
 }
 
 #[test]
@@ -105,6 +109,7 @@ fn every_alert_has_a_severity_annotations_and_a_runbook_section() {
     let repo = rules_dir().join("..");
     let mut rule_files: Vec<(String, String)> = files(&rules_dir(), ".yml")
         .iter()
+        .chain(&files(&rules_dir().join("logql"), ".yml"))
         .map(|f| (f.display().to_string(), std::fs::read_to_string(f).unwrap()))
         .collect();
     for spec in files(&rules_dir().join("slo"), ".yml") {
@@ -115,8 +120,11 @@ fn every_alert_has_a_severity_annotations_and_a_runbook_section() {
     }
     let mut alerts = 0;
     for (name, text) in &rule_files {
-        let file = rulefmt::parse(name, text, ParseOptions::default())
-            .unwrap_or_else(|e| panic!("{name}: {e:?}"));
+        let options = ParseOptions {
+            logql: name.contains("/logql/"),
+            ..ParseOptions::default()
+        };
+        let file = rulefmt::parse(name, text, options).unwrap_or_else(|e| panic!("{name}: {e:?}"));
         for rule in file.groups.iter().flat_map(|g| &g.rules) {
             let RuleKind::Alert {
                 name: alert,
@@ -339,10 +347,11 @@ fn a_fresh_server_loads_the_built_in_packs() {
         .iter()
         .map(|g| g["file"].as_str().unwrap().to_owned())
         .collect();
-    let expected: std::collections::BTreeSet<String> = files_in_rules_dir()
+    let mut expected: std::collections::BTreeSet<String> = files_in_rules_dir()
         .into_iter()
         .map(|name| format!("builtin:rules/{name}"))
         .collect();
+    expected.insert("builtin:rules/logql/logs.yml".to_owned());
     assert_eq!(files, expected);
 }
 

@@ -17,6 +17,9 @@ pub enum RulesCommand {
         /// Accept fields the format does not know (promtool's flag of the same name).
         #[arg(long)]
         ignore_unknown_fields: bool,
+        /// The files are in Loki's ruler format: LogQL metric queries.
+        #[arg(long)]
+        logql: bool,
     },
     /// Run rule unit tests written for `promtool test rules`: input series, alerts expected
     /// at given times, PromQL results. Prints each file's outcome as promtool does; exits 1
@@ -74,6 +77,7 @@ pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
         RulesCommand::Check {
             files,
             ignore_unknown_fields,
+            logql,
         } => {
             if files.is_empty() {
                 anyhow::bail!("no rule files given");
@@ -95,7 +99,7 @@ pub fn run(command: RulesCommand, out: &mut dyn Write) -> anyhow::Result<()> {
                     &text,
                     ParseOptions {
                         ignore_unknown_fields,
-                        ..ParseOptions::default()
+                        logql,
                     },
                 ) {
                     Ok(parsed) => {
