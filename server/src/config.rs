@@ -154,6 +154,9 @@ pub struct AlertingSection {
     /// Rule files in Loki's ruler format: the same groups, with LogQL metric queries
     /// evaluated over the `default` tenant's logs (files, or directories).
     pub logql_rule_files: Vec<PathBuf>,
+    /// Alerts on log patterns (`[[alerting.pattern_rules]]`): a pattern seen for the first
+    /// time, or one whose rate is far above its usual.
+    pub pattern_rules: Vec<PatternRuleConfig>,
     /// How often a group without its own `interval` is evaluated (Prometheus's
     /// `evaluation_interval`).
     #[serde(with = "humantime_serde_compat")]
@@ -175,12 +178,73 @@ impl Default for AlertingSection {
             rule_packs: true,
             slo_files: Vec::new(),
             logql_rule_files: Vec::new(),
+            pattern_rules: Vec::new(),
             evaluation_interval: Duration::from_secs(60),
             external_labels: Default::default(),
             external_url: String::new(),
             alertmanager_config: None,
         }
     }
+}
+
+/// What a pattern rule watches for.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternRuleKind {
+    /// A pattern the miner first saw within `window`.
+    New,
+    /// A pattern whose rate over `window` is at least `factor` times its rate over the
+    /// `baseline` before it.
+    Surge,
+}
+
+/// `[[alerting.pattern_rules]]`: an alert on the log patterns of the streams a selector
+/// picks (`default` tenant), per service and pattern.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatternRuleConfig {
+    /// The alert's name (`alertname`).
+    pub name: String,
+    /// A LogQL stream selector: `{service_name=~".+"}`.
+    pub selector: String,
+    pub kind: PatternRuleKind,
+    /// Only patterns whose template matches this regex (e.g. `(?i)error|exception`).
+    #[serde(default)]
+    pub template_match: Option<String>,
+    /// The recent window.
+    #[serde(with = "humantime_serde_compat", default = "default_pattern_window")]
+    pub window: Duration,
+    /// The usual, before the window (`surge`).
+    #[serde(with = "humantime_serde_compat", default = "default_pattern_baseline")]
+    pub baseline: Duration,
+    /// How many times its usual rate a surging pattern must reach (`surge`).
+    #[serde(default = "default_pattern_factor")]
+    pub factor: f64,
+    /// Lines of the pattern in the window, at least.
+    #[serde(default = "default_pattern_min_count")]
+    pub min_count: u64,
+    /// How often the rule is evaluated.
+    #[serde(with = "humantime_serde_compat", default = "default_pattern_interval")]
+    pub interval: Duration,
+    /// Labels added to the alerts (e.g. `severity`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn default_pattern_window() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_pattern_baseline() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_pattern_factor() -> f64 {
+    5.0
+}
+fn default_pattern_min_count() -> u64 {
+    3
+}
+fn default_pattern_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 /// `[topology]`: the graph of the estate (`docs/api.md`, topology).

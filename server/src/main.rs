@@ -11,6 +11,7 @@ mod cli;
 mod config;
 mod data_dir;
 mod metrics;
+mod pattern_rules;
 mod query_pool;
 mod rules;
 mod serve;

@@ -219,6 +219,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         alertmanager_metrics,
     )
     .context("cannot start the alert manager")?;
+    let pattern_rules = config
+        .alerting
+        .pattern_rules
+        .iter()
+        .cloned()
+        .map(crate::pattern_rules::PatternRule::new)
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let anomalies = Arc::new(
         Anomalies::open(config.anomaly.clone(), &config.data_dir)
             .context("cannot open the anomaly detectors")?,
@@ -513,6 +520,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         alertmanager.clone(),
         shutdown_rx.clone(),
     ));
+    let pattern_rule_runner = tokio::spawn(crate::pattern_rules::run(
+        pattern_rules,
+        store.clone(),
+        alertmanager.clone(),
+        shutdown_rx.clone(),
+    ));
     drop(ingest);
     drop(span_ingest);
     drop(span_sink);
@@ -610,6 +623,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     alert_dispatcher
         .await
         .context("the alert dispatcher failed")?;
+    pattern_rule_runner
+        .await
+        .context("pattern rule evaluation failed")?;
     reloader.await.context("the SIGHUP handler failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {
