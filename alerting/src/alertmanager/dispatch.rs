@@ -721,6 +721,60 @@ inhibit_rules:
     }
 
     #[test]
+    fn mute_and_active_time_intervals_hold_notifications_back() {
+        let config = Config::parse(
+            r#"
+route:
+  receiver: team
+  group_wait: 0s
+  group_interval: 1m
+  routes:
+    - matchers: [team="night-muted"]
+      receiver: team
+      mute_time_intervals: [night]
+    - matchers: [team="office-only"]
+      receiver: team
+      active_time_intervals: [office]
+receivers:
+  - name: team
+    webhook_configs:
+      - url: http://127.0.0.1:9/hook
+time_intervals:
+  - name: night
+    time_intervals:
+      - times: [{start_time: "22:00", end_time: "24:00"}, {start_time: "00:00", end_time: "06:00"}]
+  - name: office
+    time_intervals:
+      - weekdays: ["monday:friday"]
+        times: [{start_time: "09:00", end_time: "17:00"}]
+"#,
+        )
+        .unwrap();
+        let none = Silences::default();
+        let labelled = |team: &str, start: DateTime<Utc>| Alert {
+            labels: [("alertname", "X"), ("team", team), ("instance", team)]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: BTreeMap::new(),
+            starts_at: start,
+            ends_at: start + chrono::Duration::hours(24),
+            generator_url: String::new(),
+            updated_at: start,
+            timeout: false,
+        };
+        // 2026-12-07 is a Monday. At 23:00 the night mute holds and the office is closed.
+        let night: DateTime<Utc> = "2026-12-07T23:00:00Z".parse().unwrap();
+        let mut d = Dispatcher::new(config.clone(), "");
+        d.insert(labelled("night-muted", night), night);
+        d.insert(labelled("office-only", night), night);
+        assert!(flush(&mut d, &none, night).is_empty());
+        // At 10:00 the next day both are notified.
+        let day: DateTime<Utc> = "2026-12-08T10:00:00Z".parse().unwrap();
+        assert_eq!(flush(&mut d, &none, day).len(), 2);
+    }
+
+    #[test]
     fn alerts_are_ordered_by_job_then_instance_then_labels() {
         let l = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
             pairs
