@@ -69,6 +69,15 @@ fn tenant(headers: &HeaderMap) -> Result<TenantId> {
     crate::api::params::tenant(headers).map_err(|e| bad(e.to_string()))
 }
 
+/// The tenant's alert-manager state (restored from its log on first use).
+fn tenant_state(
+    am: &AlertManager,
+    tenant: &TenantId,
+) -> Result<Arc<std::sync::Mutex<TenantState>>> {
+    am.tenant(tenant)
+        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))
+}
+
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -219,9 +228,7 @@ async fn get_alerts(
     let tenant = tenant(&headers)?;
     let pairs = query_pairs(raw.as_deref());
     let filter = AlertFilter::parse(&pairs)?;
-    let state = am
-        .tenant(&tenant)
-        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = tenant_state(&am, &tenant)?;
     let st = lock(&state);
     let now = Utc::now();
     let config = st.dispatcher.config();
@@ -254,9 +261,7 @@ async fn get_groups(
     let tenant = tenant(&headers)?;
     let pairs = query_pairs(raw.as_deref());
     let filter = AlertFilter::parse(&pairs)?;
-    let state = am
-        .tenant(&tenant)
-        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = tenant_state(&am, &tenant)?;
     let st = lock(&state);
     let now = Utc::now();
     let config = st.dispatcher.config();
@@ -320,9 +325,7 @@ async fn get_silences(
 ) -> Result<Json<Value>> {
     let tenant = tenant(&headers)?;
     let filter = filters(&query_pairs(raw.as_deref()))?;
-    let state = am
-        .tenant(&tenant)
-        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = tenant_state(&am, &tenant)?;
     let st = lock(&state);
     let now = Utc::now();
     let list: Vec<Value> = st
@@ -389,9 +392,7 @@ async fn get_silence(
     Path(id): Path<String>,
 ) -> Result<Json<Value>> {
     let tenant = tenant(&headers)?;
-    let state = am
-        .tenant(&tenant)
-        .map_err(|e| AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
+    let state = tenant_state(&am, &tenant)?;
     let st = lock(&state);
     let silence = st
         .silences
