@@ -566,6 +566,9 @@ receivers:
             dir.path().join("prom").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+        // Prometheus sends firing alerts again only every resend delay (1m by default),
+        // and its first send can precede the discovery of its static Alertmanager.
+        .arg("--rules.alert.resend-delay=1s")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
