@@ -305,6 +305,10 @@ fn bad_requests_are_refused_with_reasons_and_good_alerts_in_the_batch_kept() {
             json!({"matchers": [{"name": "a", "value": "1", "isRegex": false}], "startsAt": rfc3339(0), "endsAt": rfc3339(60), "createdBy": "a", "comment": "c", "id": "nope"}),
             "not found",
         ),
+        (
+            json!({"matchers": [{"name": "a", "value": "1", "isRegex": false}], "startsAt": rfc3339(0), "endsAt": rfc3339(60), "createdBy": "a", "comment": "x".repeat(20_000)}),
+            "exceeds the limit",
+        ),
     ] {
         let (code, body) = post(&server, "/api/v2/silences", &silence);
         assert!(code == 400 || code == 404, "{code} {body}");

@@ -39,6 +39,15 @@ use state_log::{Record, StateLog};
 /// The configuration used when none is given.
 pub const BUILTIN_CONFIG: &str = "route:\n  receiver: default\nreceivers:\n  - name: default\n";
 
+/// Alerts a tenant may hold (Alertmanager has per-alertname limits for the same reason): a
+/// sender of endless distinct alerts must not take the process's memory.
+pub const MAX_ALERTS_PER_TENANT: usize = 500_000;
+/// Silences (any state) a tenant may keep (Alertmanager's `--silences.max-silences`).
+pub const MAX_SILENCES_PER_TENANT: usize = 10_000;
+/// Size of one silence, matchers, comment and author together
+/// (Alertmanager's `--silences.max-silence-size-bytes`).
+pub const MAX_SILENCE_BYTES: usize = 16 * 1024;
+
 /// How often resolved alerts and expired silences and log entries are forgotten.
 const GC_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -129,6 +138,8 @@ pub enum AmError {
     /// Bad input (400), with the reason.
     Invalid(String),
     NotFound(String),
+    /// A per-tenant limit (429, retryable once alerts resolve or silences expire).
+    Limited(String),
     /// The state could not be made durable (500; nothing was acknowledged).
     Storage(String),
 }
@@ -314,6 +325,18 @@ impl AlertManager {
             .tenant(tenant)
             .map_err(|e| AmError::Storage(format!("{e:#}")))?;
         let mut st = lock(&state);
+        let unknown: HashSet<u64> = alerts
+            .iter()
+            .map(|a| fingerprint(&a.labels))
+            .filter(|fp| st.dispatcher.alerts.get(*fp).is_none())
+            .collect();
+        if st.dispatcher.alerts.len() + unknown.len() > MAX_ALERTS_PER_TENANT {
+            return Err(AmError::Limited(format!(
+                "tenant {tenant} holds {} alerts; {} new ones would pass the limit of {MAX_ALERTS_PER_TENANT}",
+                st.dispatcher.alerts.len(),
+                unknown.len()
+            )));
+        }
         self.metrics.alerts_received.inc_by(alerts.len() as u64);
         let records: Vec<Record> = alerts.iter().cloned().map(Record::Alert).collect();
         st.log
@@ -330,11 +353,29 @@ impl AlertManager {
 
     /// Creates or updates a silence; returns its id once it is durable.
     pub fn set_silence(&self, tenant: &TenantId, silence: Silence) -> Result<String, AmError> {
+        let size = silence.comment.len()
+            + silence.created_by.len()
+            + silence
+                .matchers
+                .iter()
+                .map(|m| m.name.len() + m.value.len())
+                .sum::<usize>();
+        if size > MAX_SILENCE_BYTES {
+            return Err(AmError::Invalid(format!(
+                "silence of {size} bytes exceeds the limit of {MAX_SILENCE_BYTES} bytes"
+            )));
+        }
         let state = self
             .tenant(tenant)
             .map_err(|e| AmError::Storage(format!("{e:#}")))?;
         let mut st = lock(&state);
         let now = Utc::now();
+        if silence.id.is_empty() && st.silences.len() >= MAX_SILENCES_PER_TENANT {
+            return Err(AmError::Limited(format!(
+                "tenant {tenant} keeps {} silences, the limit; expired ones are forgotten after 120 h",
+                st.silences.len()
+            )));
+        }
         // Applied to a copy first: nothing changes unless the log took it.
         let mut next = st.silences.clone();
         let (id, changed) = next.set(silence, now, new_silence_id)?;

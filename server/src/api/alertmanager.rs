@@ -54,6 +54,7 @@ impl From<AmError> for AmResponseError {
         match e {
             AmError::Invalid(m) => AmResponseError(StatusCode::BAD_REQUEST, m),
             AmError::NotFound(m) => AmResponseError(StatusCode::NOT_FOUND, m),
+            AmError::Limited(m) => AmResponseError(StatusCode::TOO_MANY_REQUESTS, m),
             AmError::Storage(m) => AmResponseError(StatusCode::INTERNAL_SERVER_ERROR, m),
         }
     }
