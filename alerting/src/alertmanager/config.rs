@@ -227,6 +227,25 @@ impl Config {
             receivers.push(receiver);
         }
 
+        // A webhook without its own http_config uses the global one, as in Alertmanager.
+        if let Some(Value::Mapping(http)) = global.get("http_config") {
+            for key in http.keys().filter_map(Value::as_str) {
+                if !APPLIED_HTTP_CONFIG.contains(&key) {
+                    warnings.push(format!(
+                        "global.http_config.{key}: accepted but not applied (webhooks apply basic_auth, authorization and bearer_token)"
+                    ));
+                }
+            }
+            for hook in receivers
+                .iter_mut()
+                .flat_map(|r| r.webhook_configs.iter_mut())
+            {
+                if hook.http_config.is_none() {
+                    hook.http_config = Some(Value::Mapping(http.clone()));
+                }
+            }
+        }
+
         let raw_route = raw.route.ok_or("route: no route provided in config")?;
         let route = parse_route(raw_route, "route", &mut warnings)?;
         if route.receiver.as_deref().unwrap_or("").is_empty() {
@@ -336,9 +355,11 @@ fn parse_receiver(
             }
             "webhook_configs" => {
                 for (i, entry) in entries.into_iter().enumerate() {
-                    receiver
-                        .webhook_configs
-                        .push(parse_webhook(&format!("{at}[{i}]"), entry)?);
+                    receiver.webhook_configs.push(parse_webhook(
+                        &format!("{at}[{i}]"),
+                        entry,
+                        warnings,
+                    )?);
                 }
             }
             other => {
@@ -357,7 +378,22 @@ fn parse_receiver(
     Ok(receiver)
 }
 
-fn parse_webhook(at: &str, entry: Value) -> Result<WebhookConfig, String> {
+/// The `http_config` keys webhook delivery applies; the others are accepted (their
+/// structure is Prometheus's common HTTP client configuration) with a warning.
+const APPLIED_HTTP_CONFIG: [&str; 6] = [
+    "basic_auth",
+    "authorization",
+    "bearer_token",
+    "bearer_token_file",
+    "follow_redirects",
+    "enable_http2",
+];
+
+fn parse_webhook(
+    at: &str,
+    entry: Value,
+    warnings: &mut Vec<String>,
+) -> Result<WebhookConfig, String> {
     let raw: RawWebhook = serde_yaml_ng::from_value(entry).map_err(|e| format!("{at}: {e}"))?;
     let url = match (raw.url, raw.url_file) {
         (Some(_), Some(_)) => {
@@ -382,6 +418,15 @@ fn parse_webhook(at: &str, entry: Value) -> Result<WebhookConfig, String> {
         Some(t) => Some(parse_duration(&t).ok_or(format!("{at}.timeout: bad duration {t:?}"))?),
         None => None,
     };
+    if let Some(Value::Mapping(http)) = &raw.http_config {
+        for key in http.keys().filter_map(Value::as_str) {
+            if !APPLIED_HTTP_CONFIG.contains(&key) {
+                warnings.push(format!(
+                    "{at}.http_config.{key}: accepted but not applied (webhooks apply basic_auth, authorization and bearer_token)"
+                ));
+            }
+        }
+    }
     Ok(WebhookConfig {
         send_resolved: raw.send_resolved.unwrap_or(true),
         url,
@@ -662,6 +707,26 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 35, "only {checked} configurations checked");
+    }
+
+    #[test]
+    fn webhook_http_settings_that_are_not_applied_are_named_in_a_warning() {
+        let config = Config::parse(
+            "route:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://127.0.0.1:9/\n        http_config:\n          proxy_url: http://proxy:3128\n          basic_auth: {username: u, password: p}\n",
+        )
+        .unwrap();
+        assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+        assert!(config.warnings[0].contains("http_config.proxy_url"));
+        let inherited = Config::parse(
+            "global:\n  http_config:\n    authorization: {credentials: t}\nroute:\n  receiver: a\nreceivers:\n  - name: a\n    webhook_configs:\n      - url: http://127.0.0.1:9/\n",
+        )
+        .unwrap();
+        assert!(inherited.warnings.is_empty());
+        assert!(
+            inherited.receivers[0].webhook_configs[0]
+                .http_config
+                .is_some()
+        );
     }
 
     #[test]
