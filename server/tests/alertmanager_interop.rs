@@ -7,13 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::webhook::WebhookSink;
-use common::{PATIENCE, Server};
+use common::{PATIENCE, Server, free_port};
 use serde_json::{Value, json};
 
 fn have(program: &str) -> bool {
@@ -29,14 +28,6 @@ fn dataset(path: &str) -> Option<std::path::PathBuf> {
         .join(path);
     let absolute = Path::new("/work/shared/datasets/alerting").join(path);
     [relative, absolute].into_iter().find(|p| p.exists())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn start_sightline(dir: &Path, alertmanager_yml: &str) -> Server {

@@ -29,12 +29,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Server};
+use common::{PATIENCE, Server, free_port};
 use serde_json::Value;
 
 /// Expressions compared instant by instant and over ranges: rates, histogram quantiles,
@@ -132,14 +131,6 @@ const INVALID: &[(&str, bool)] = &[
     ("x @ foo", false),
     ("sum(\n  rate(x[5m])\n) foo", true),
 ];
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Prometheus {
     child: Child,

@@ -17,11 +17,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, Server, now_ns};
+use common::{PATIENCE, Server, free_port, now_ns};
 use prost::Message;
 use serde_json::Value;
 use sightline_collector::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
@@ -77,14 +76,6 @@ fn script(instance: &str, s: f64) -> Option<f64> {
         "e" => 0.0,
         _ => return None,
     })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Prometheus {

@@ -5,6 +5,11 @@
 //! names, `{…}` sets, trailing commas) and the classic one it falls back to (unquoted
 //! values) — so a file accepted by either is accepted here. Regular expressions are
 //! anchored at both ends (`^(?:…)$`), as Alertmanager anchors them.
+//!
+//! `sightline_model::LabelMatcher` is Prometheus's and Loki's matcher; it stays apart from
+//! this one because the semantics differ where it shows: Prometheus compiles `(?s:…)` (`.`
+//! matches a newline) where Alertmanager's RE2 does not, and Alertmanager sorts and prints
+//! matchers (route keys, `amtool`) in its own way.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;

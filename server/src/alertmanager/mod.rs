@@ -215,9 +215,14 @@ impl AlertManager {
         Ok(am)
     }
 
-    pub fn config(&self) -> (Arc<Config>, String) {
-        let c = lock(&self.config);
-        (c.config.clone(), c.text.clone())
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        lock(&self.config).config.clone()
+    }
+
+    /// The configuration's text, as loaded (for `/api/v2/status`).
+    pub fn config_text(&self) -> String {
+        lock(&self.config).text.clone()
     }
 
     fn emails(&self) -> Arc<HashMap<(String, usize), EmailNotifier>> {
@@ -261,7 +266,7 @@ impl AlertManager {
                 Record::Nflog(e) => nflog.push(e),
             }
         }
-        let config = self.config().0;
+        let config = self.config();
         let mut dispatcher = Dispatcher::new((*config).clone(), &self.external_url);
         dispatcher.restore_nflog(nflog, now);
         for alert in alerts.into_values() {
@@ -296,7 +301,7 @@ impl AlertManager {
         posted: Vec<PostableAlert>,
     ) -> Result<Vec<String>, AmError> {
         let now = Utc::now();
-        let resolve_timeout = chrono::Duration::from_std(self.config().0.resolve_timeout)
+        let resolve_timeout = chrono::Duration::from_std(self.config().resolve_timeout)
             .unwrap_or(chrono::Duration::minutes(5));
         let mut errors = Vec::new();
         let mut alerts = Vec::new();
@@ -557,7 +562,7 @@ impl AlertManager {
         state: Arc<Mutex<TenantState>>,
         flush: Flush,
     ) {
-        let config = self.config().0;
+        let config = self.config();
         let emails = self.emails();
         // A delivery gives up before the group's next flush (Alertmanager's notify timeout).
         let interval = lock(&state)

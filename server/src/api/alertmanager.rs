@@ -234,13 +234,31 @@ async fn get_alerts(
     let now = Utc::now();
     let config = st.dispatcher.config();
     let inhibitions = Inhibitions::new(&config.inhibit_rules, st.dispatcher.alerts.values(), now);
+    let listed = listed_alerts(
+        &st,
+        &inhibitions,
+        &filter,
+        st.dispatcher.alerts.values(),
+        now,
+    );
+    Ok(Json(Value::Array(listed)))
+}
+
+/// The alerts the filter keeps, as `gettableAlert`s in fingerprint order. Resolved alerts
+/// are not listed (Alertmanager lists only unresolved ones).
+fn listed_alerts<'a>(
+    st: &TenantState,
+    inhibitions: &Inhibitions<'_>,
+    filter: &AlertFilter,
+    alerts: impl Iterator<Item = &'a Alert>,
+    now: chrono::DateTime<Utc>,
+) -> Vec<Value> {
     let mut out: Vec<(String, Value)> = Vec::new();
-    for alert in st.dispatcher.alerts.values() {
-        // Resolved alerts are not listed (Alertmanager lists only unresolved ones).
+    for alert in alerts {
         if alert.resolved_at(now) || !filter.matchers.matches(&alert.labels) {
             continue;
         }
-        let (value, silenced, inhibited) = gettable_alert(&st, &inhibitions, alert, now);
+        let (value, silenced, inhibited) = gettable_alert(st, inhibitions, alert, now);
         if filter.keeps(&value, silenced, inhibited) {
             out.push((
                 value["fingerprint"].as_str().unwrap_or("").to_owned(),
@@ -249,9 +267,7 @@ async fn get_alerts(
         }
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Json(Value::Array(
-        out.into_iter().map(|(_, v)| v).collect(),
-    )))
+    out.into_iter().map(|(_, v)| v).collect()
 }
 
 async fn get_groups(
@@ -274,29 +290,16 @@ async fn get_groups(
         {
             continue;
         }
-        let mut alerts: Vec<(String, Value)> = Vec::new();
-        for alert in group.alerts.values() {
-            if alert.resolved_at(now) || !filter.matchers.matches(&alert.labels) {
-                continue;
-            }
-            let (value, silenced, inhibited) = gettable_alert(&st, &inhibitions, alert, now);
-            if filter.keeps(&value, silenced, inhibited) {
-                alerts.push((
-                    value["fingerprint"].as_str().unwrap_or("").to_owned(),
-                    value,
-                ));
-            }
-        }
+        let alerts = listed_alerts(&st, &inhibitions, &filter, group.alerts.values(), now);
         if alerts.is_empty() {
             continue;
         }
-        alerts.sort_by(|a, b| a.0.cmp(&b.0));
         groups.push((
             group.key(),
             json!({
                 "labels": group.labels,
                 "receiver": {"name": group.opts.receiver},
-                "alerts": alerts.into_iter().map(|(_, v)| v).collect::<Vec<_>>(),
+                "alerts": alerts,
             }),
         ));
     }
@@ -415,7 +418,7 @@ async fn delete_silence(
 }
 
 async fn get_status(State(am): State<Arc<AlertManager>>) -> Json<Value> {
-    let (_, text) = am.config();
+    let text = am.config_text();
     Json(json!({
         "cluster": {"name": "", "status": "disabled", "peers": []},
         "config": {"original": text},
@@ -432,7 +435,7 @@ async fn get_status(State(am): State<Arc<AlertManager>>) -> Json<Value> {
 }
 
 async fn get_receivers(State(am): State<Arc<AlertManager>>) -> Json<Value> {
-    let (config, _) = am.config();
+    let config = am.config();
     Json(Value::Array(
         config
             .receivers

@@ -250,6 +250,15 @@ pub fn python() -> String {
         .unwrap_or_else(|| "python3".to_string())
 }
 
+/// A loopback port free at the time of asking, for a peer the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn now_ns() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
