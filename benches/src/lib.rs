@@ -7,4 +7,5 @@ pub mod loghub;
 pub mod metricgen;
 pub mod nab;
 pub mod process;
+pub mod remote_write;
 pub mod rng;

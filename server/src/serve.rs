@@ -346,11 +346,18 @@ async fn run(config: Config) -> anyhow::Result<()> {
             tsdb: tsdb.clone(),
             engine: engine.clone(),
             metrics: server_metrics.clone(),
-            queries,
+            queries: queries.clone(),
         }))
         .merge(trace_api)
         .merge(api::rules::router(rules.clone(), alertmanager.clone()))
         .merge(api::alertmanager::router(alertmanager.clone()))
+        .merge(api::rca::router(api::rca::RcaState {
+            topology: topology.clone(),
+            tsdb: tsdb.clone(),
+            engine: engine.clone(),
+            metrics: server_metrics.clone(),
+            queries: queries.clone(),
+        }))
         .merge(api::topology::router(api::topology::TopologyState {
             topology: topology.clone(),
             facts: fact_ingest.clone(),

@@ -284,7 +284,22 @@ fn any_of<'a>(names: impl Iterator<Item = &'a str>) -> String {
 /// (`job` = `service.namespace/service.name`, `instance` = `service.instance.id`, the rest on
 /// `target_info`); logs use the stream labels every log receiver indexes
 /// (`service_name`, `k8s_pod_name`, …); spans use TraceQL's resource and span scopes.
+///
+/// An entity may declare its own PromQL selector in the attribute [`PROMQL_SELECTOR`], for
+/// metrics that follow no convention naming it (a cloud provider's export, a database's
+/// exporter): it replaces the derived one.
 pub fn selectors(g: &Graph, e: &Entity) -> Selectors {
+    let mut s = derived_selectors(g, e);
+    if let Some(declared) = e.attribute(PROMQL_SELECTOR) {
+        s.promql = Some(declared.to_string());
+    }
+    s
+}
+
+/// The attribute in which an entity declares the PromQL selector of its metrics.
+pub const PROMQL_SELECTOR: &str = "sightline.promql_selector";
+
+fn derived_selectors(g: &Graph, e: &Entity) -> Selectors {
     let attr = |k: &str| e.attribute(k);
     let name = e.name.as_str();
     let job = |service: &str, namespace: Option<&str>| match namespace {
@@ -480,6 +495,11 @@ mod tests {
             time: 1,
         });
         g.apply(&seen("host:vm.1", &[]));
+        // A declared selector replaces the derived one.
+        g.apply(&seen(
+            "database:orders",
+            &[(PROMQL_SELECTOR, r#"{entity="orders"}"#)],
+        ));
         let sel = |id: &str| selectors(&g, g.entity(&EntityId::parse(id).unwrap()).unwrap());
         assert_eq!(
             sel("service:budget").promql.as_deref(),
@@ -496,6 +516,10 @@ mod tests {
         assert_eq!(
             sel("host:vm.1").promql.as_deref(),
             Some(r#"{instance=~"vm\\.1(:[0-9]+)?"}"#)
+        );
+        assert_eq!(
+            sel("database:orders").promql.as_deref(),
+            Some(r#"{entity="orders"}"#)
         );
     }
 }

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use prost::Message;
 use serde_json::{Value, json};
 use sightline_benches::process::{
     ServerProcess, clock_ticks, cpu_seconds, memory_bytes, percentile,
 };
+use sightline_benches::remote_write::{self, Label, Sample, TimeSeries, WriteRequest};
 use sightline_benches::rng::Rng;
 
 #[derive(Parser, Debug)]
@@ -62,36 +62,6 @@ struct Args {
     /// Skip the alert-intake part.
     #[arg(long)]
     skip_intake: bool,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    timeseries: Vec<TimeSeries>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    samples: Vec<Sample>,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Label {
-    #[prost(string, tag = "1")]
-    name: String,
-    #[prost(string, tag = "2")]
-    value: String,
-}
-
-#[derive(Clone, PartialEq, Message)]
-struct Sample {
-    #[prost(double, tag = "1")]
-    value: f64,
-    #[prost(int64, tag = "2")]
-    timestamp: i64,
 }
 
 const JOBS: usize = 100;
@@ -197,31 +167,9 @@ fn write_bodies(series: usize, t: i64, rng: &mut Rng) -> Vec<Vec<u8>> {
                 })
                 .collect(),
         };
-        bodies.push(
-            snap::raw::Encoder::new()
-                .compress_vec(&req.encode_to_vec())
-                .expect("snappy"),
-        );
+        bodies.push(remote_write::body(&req));
     }
     bodies
-}
-
-fn remote_write(
-    client: &reqwest::blocking::Client,
-    url: &str,
-    body: Vec<u8>,
-) -> anyhow::Result<()> {
-    let r = client
-        .post(url)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()?;
-    if !r.status().is_success() {
-        bail!("{url}: {} {}", r.status(), r.text().unwrap_or_default());
-    }
-    Ok(())
 }
 
 fn count_alerts(client: &reqwest::blocking::Client, base: &str) -> anyhow::Result<(usize, usize)> {
@@ -303,7 +251,7 @@ fn rules_part(args: &Args) -> anyhow::Result<()> {
                 let bodies = write_bodies(series, now_ms(), &mut rng);
                 for url in &targets {
                     for body in &bodies {
-                        remote_write(&client, url, body.clone())?;
+                        remote_write::post(&client, url, body.clone())?;
                     }
                 }
                 let next = started + Duration::from_secs(interval);

@@ -9,6 +9,7 @@ pub mod loki;
 pub mod params;
 pub mod patterns;
 pub mod prom;
+pub mod rca;
 pub mod rules;
 pub mod tempo;
 pub mod topology;
