@@ -161,6 +161,9 @@ fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// The share of a caller's change a callee's must reach to explain it.
+const EXPLAINS: f64 = 0.5;
+
 /// The largest finite z reported (a change on a perfectly flat series at level 0).
 const Z_CAP: f64 = 1e12;
 
@@ -241,12 +244,13 @@ pub fn change(series: &Series, onset_ms: i64, p: &Params, ctx: Context) -> Optio
     } else {
         0.0
     };
-    let anomalous = z > p.z
-        && if long {
-            rarity <= p.alpha
-        } else {
-            ctx.short_ok
-        };
+    // With a history long enough, rarity decides (a change beyond the resolution that
+    // the history has hardly ever shown); without one, z does.
+    let anomalous = if long {
+        rarity <= p.alpha && dev > p.resolution * level.abs()
+    } else {
+        ctx.short_ok && z > p.z
+    };
     Some(Change {
         metric: series.metric.clone(),
         labels: series.labels.clone(),
@@ -389,6 +393,22 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     let below = paths(&|_| true);
     let degraded = paths(&|id| anomalous(id));
     let in_degraded = |id: &str| degraded.contains_key(id);
+    // The judged change, signed.
+    let delta = |id: &str| {
+        judged
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .map_or(0.0, |c| c.observed - c.level)
+    };
+    // A degraded callee explains its caller's change when it changed the same way by at
+    // least `EXPLAINS` of it: the symptom's signal (latency, errors) adds up along calls,
+    // so a callee 3 ms slower does not explain a caller 400 ms slower.
+    let explained_by = |caller: &str, callee: &str| {
+        callee != problem.symptom && in_degraded(callee) && {
+            let (a, c) = (delta(caller), delta(callee));
+            a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
+        }
+    };
     let is_candidate = |id: &str| {
         in_degraded(id)
             && (id != problem.symptom || anomalous(id) || degraded.len() == 1)
@@ -396,7 +416,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .get(id)
                 .into_iter()
                 .flatten()
-                .any(|&c| in_degraded(c) && c != problem.symptom)
+                .any(|&c| explained_by(id, c))
     };
     let explains = |id: &str| -> Vec<String> {
         let mut out = Vec::new();
@@ -404,7 +424,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         let mut queue = VecDeque::from([id]);
         while let Some(x) = queue.pop_front() {
             for &y in callers.get(x).into_iter().flatten() {
-                if in_degraded(y) && seen.insert(y) {
+                if in_degraded(y) && explained_by(y, x) && seen.insert(y) {
                     out.push(y.to_string());
                     queue.push_back(y);
                 }
