@@ -32,11 +32,16 @@
 //!    tail probability that small to exist, rarity at most [`Params::alpha`]. With a history
 //!    too short (two samples), `z` alone decides.
 //! 4. **Propagation**: the anomalous subgraph is what the symptom reaches along calls
-//!    through anomalous entities only. Candidates are its entities none of whose callees is
-//!    anomalous (nothing below explains them). A candidate that explains more of the
-//!    anomalous entities above it (callers, transitively) ranks higher: a fault in a shared
-//!    dependency degrades every path through it, a client-side view of one call degrades
-//!    one. Ties go to the rarer, then larger, change.
+//!    through anomalous entities only. A callee there *explains* its caller when its change
+//!    goes the same way and is at least half the caller's: the symptom's signal (latency,
+//!    errors) adds up along calls, so a database 3 ms slower does not explain a service
+//!    400 ms slower above it. Candidates are the entities nothing below explains. A
+//!    candidate that explains more of the anomalous entities above it (callers whose change
+//!    it explains, transitively) ranks higher: a fault in a shared dependency degrades every
+//!    path through it, a client-side view of one call degrades one. Among candidates that
+//!    explain as much, one observed from inside ranks before an endpoint known only from
+//!    its callers (a load balancer's address mirrors the service behind it); then the
+//!    rarer, then larger, change.
 //! 5. The rest follows: other entities the symptom calls, by the same order, then entities
 //!    not below the symptom, by their change alone; the symptom itself last of its group
 //!    (it is the cause only when nothing below it changed).
@@ -65,6 +70,11 @@ pub struct Series {
 pub struct Entity {
     pub id: String,
     pub series: Vec<Series>,
+    /// Known only from its callers' side: an endpoint seen in client spans or a caller's
+    /// view of a call (a load balancer's address, a third-party API). Its metrics mirror
+    /// whatever serves behind it, so among candidates that explain as much, one observed
+    /// from inside ranks first.
+    pub external: bool,
 }
 
 /// What to explain.
@@ -462,6 +472,12 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
             }
         })
         .collect();
+    let external: HashSet<&str> = problem
+        .entities
+        .iter()
+        .filter(|e| e.external)
+        .map(|e| e.id.as_str())
+        .collect();
     ranked.sort_by(|a, b| {
         let key = |r: &Ranked| {
             (
@@ -469,6 +485,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 !r.candidate,
                 std::cmp::Reverse(r.explains.len()),
                 r.entity == problem.symptom,
+                external.contains(r.entity.as_str()),
             )
         };
         key(a)
@@ -506,6 +523,7 @@ mod tests {
         Entity {
             id: id.into(),
             series: s,
+            external: false,
         }
     }
 
@@ -636,6 +654,38 @@ mod tests {
         let r = rank(&problem, &Params::default());
         assert_eq!(r[0].entity, "search", "{r:#?}");
         assert_eq!(r[1].entity, "lb");
+    }
+
+    /// A callee slower by a little does not explain a caller slower by a lot; of two
+    /// candidates that explain as much, the one observed from inside ranks first.
+    #[test]
+    fn small_changes_below_do_not_explain_large_ones_above() {
+        let mut entities = vec![
+            entity("site", vec![series("lat", 0.2, 0.01, 100, &[0.7])]),
+            entity("pay", vec![series("lat", 0.2, 0.01, 100, &[0.6])]),
+            entity("db", vec![series("lat", 0.005, 0.0001, 100, &[0.009])]),
+            entity("lb", vec![series("lat", 0.2, 0.01, 100, &[0.65])]),
+        ];
+        entities[3].external = true;
+        let calls: Vec<(String, String)> = [("site", "pay"), ("pay", "db"), ("site", "lb")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let problem = Problem {
+            symptom: "site",
+            symptom_metric: Some("lat"),
+            onset_ms: ONSET,
+            entities: &entities,
+            calls: &calls,
+        };
+        let r = rank(&problem, &Params::default());
+        let order: Vec<&str> = r.iter().map(|r| r.entity.as_str()).collect();
+        assert!(
+            r.iter().all(|r| r.entity == "site" || r.anomalous),
+            "{r:#?}"
+        );
+        assert_eq!(order[..3], ["pay", "lb", "db"], "{r:#?}");
+        assert!(r[0].candidate && r[2].candidate);
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.

@@ -156,24 +156,48 @@ struct Loaded {
     /// Data set id → our entity id, and back.
     ours: HashMap<String, String>,
     theirs: HashMap<String, String>,
+    /// Our ids of the entities nothing calls (where to ask from without a symptom).
+    entry_points: Vec<String>,
     last_ms: i64,
     samples: usize,
 }
 
 fn load(client: &reqwest::blocking::Client, base: &str, case: &Case) -> anyhow::Result<Loaded> {
-    let topo: Value = serde_json::from_str(
-        &fs::read_to_string(case.dir.join("topology.json"))
-            .with_context(|| format!("{}: no topology.json", case.dir.display()))?,
-    )?;
+    // metrics.csv's header names the entities too (all of them when there is no graph).
+    let mut reader = csv::Reader::from_path(case.dir.join("metrics.csv"))?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
+    let mut listed: Vec<(String, String)> = Vec::new();
+    let mut relations_in: Vec<(String, String, String)> = Vec::new();
+    let topo_path = case.dir.join("topology.json");
+    if topo_path.is_file() {
+        let topo: Value = serde_json::from_str(&fs::read_to_string(&topo_path)?)
+            .with_context(|| format!("{}: not JSON", topo_path.display()))?;
+        for e in topo["entities"].as_array().into_iter().flatten() {
+            let id = e["id"]
+                .as_str()
+                .context("topology.json: entity without id")?;
+            listed.push((id.to_string(), e["kind"].as_str().unwrap_or("").to_string()));
+        }
+        for r in topo["relations"].as_array().into_iter().flatten() {
+            let (Some(from), Some(to)) = (r["from"].as_str(), r["to"].as_str()) else {
+                bail!("topology.json: relation {r} without from/to");
+            };
+            let kind = r["kind"].as_str().unwrap_or("calls").to_string();
+            relations_in.push((from.to_string(), to.to_string(), kind));
+        }
+    }
+    for name in header.iter().skip(1) {
+        if let Some((entity, _)) = name.rsplit_once('|')
+            && !listed.iter().any(|(id, _)| id == entity)
+        {
+            listed.push((entity.to_string(), "service".into()));
+        }
+    }
     let mut ours = HashMap::new();
     let mut theirs = HashMap::new();
     let mut decls = Vec::new();
-    for e in topo["entities"]
-        .as_array()
-        .context("topology.json: no entities")?
-    {
-        let id = e["id"].as_str().context("entity without id")?;
-        let kind = our_kind(e["kind"].as_str().unwrap_or(""));
+    for (id, kind) in &listed {
+        let kind = our_kind(kind);
         let our = format!("{kind}:{id}");
         ours.insert(id.to_string(), our.clone());
         theirs.insert(our, id.to_string());
@@ -197,16 +221,14 @@ fn load(client: &reqwest::blocking::Client, base: &str, case: &Case) -> anyhow::
     };
     put("/api/v1/topology/entities", json!({"entities": decls}))?;
     let mut relations = Vec::new();
-    for r in topo["relations"].as_array().into_iter().flatten() {
-        let (Some(from), Some(to)) = (
-            r["from"].as_str().and_then(|f| ours.get(f)),
-            r["to"].as_str().and_then(|t| ours.get(t)),
-        ) else {
-            bail!("topology.json: relation {r} names an unlisted entity");
+    for (from, to, kind) in &relations_in {
+        let (Some(from), Some(to)) = (ours.get(from), ours.get(to)) else {
+            bail!("topology.json: relation {from} -> {to} names an unlisted entity");
         };
-        let kind = match r["kind"].as_str() {
-            Some("depends_on") => "depends_on",
-            _ => "calls",
+        let kind = if kind == "depends_on" {
+            "depends_on"
+        } else {
+            "calls"
         };
         relations.push(json!({"from": from, "to": to, "kind": kind}));
     }
@@ -216,10 +238,15 @@ fn load(client: &reqwest::blocking::Client, base: &str, case: &Case) -> anyhow::
             json!({"relations": relations}),
         )?;
     }
+    let called: std::collections::HashSet<&str> =
+        relations_in.iter().map(|(_, to, _)| to.as_str()).collect();
+    let entry_points = listed
+        .iter()
+        .filter(|(id, _)| !called.contains(id.as_str()))
+        .filter_map(|(id, _)| ours.get(id).cloned())
+        .collect();
 
     // metrics.csv: one series per column, samples at their own times.
-    let mut reader = csv::Reader::from_path(case.dir.join("metrics.csv"))?;
-    let header: Vec<String> = reader.headers()?.iter().map(str::to_string).collect();
     let mut columns: Vec<Vec<Sample>> = vec![Vec::new(); header.len()];
     let mut last_ms = i64::MIN;
     for row in reader.records() {
@@ -264,6 +291,7 @@ fn load(client: &reqwest::blocking::Client, base: &str, case: &Case) -> anyhow::
     Ok(Loaded {
         ours,
         theirs,
+        entry_points,
         last_ms,
         samples,
     })
@@ -290,24 +318,7 @@ fn ask(
                 .context("symptom not in topology.json")?
                 .clone(),
         ],
-        None => {
-            let topo: Value =
-                serde_json::from_str(&fs::read_to_string(case.dir.join("topology.json"))?)?;
-            let called: std::collections::HashSet<&str> = topo["relations"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r["to"].as_str())
-                .collect();
-            topo["entities"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e["id"].as_str())
-                .filter(|id| !called.contains(id))
-                .filter_map(|id| loaded.ours.get(id).cloned())
-                .collect()
-        }
+        None => loaded.entry_points.clone(),
     };
     let metric = case
         .symptom_metric

@@ -19,7 +19,7 @@ use sightline_rca::{Entity, Params as RcaParams, Problem, Series};
 use sightline_topology::graph::Window;
 use sightline_topology::store::read_graph;
 use sightline_topology::views::{Renderer, selectors};
-use sightline_topology::{EntityId, RelationKind, Topology};
+use sightline_topology::{EntityId, EntityKind, RelationKind, Topology};
 use sightline_tsdb::Tsdb;
 
 use super::params::{Params, parse_duration, tenant};
@@ -161,6 +161,15 @@ fn analyse(
                 }
             }
         }
+        // Nothing known below the symptom (no call graph): every entity of the window is
+        // a suspect, judged by its change alone.
+        if order.len() == 1 {
+            for e in g.entities_in(window) {
+                if seen.len() < MAX_ENTITIES && seen.insert(e.id.clone()) {
+                    order.push(e.id.clone());
+                }
+            }
+        }
         calls.retain(|(a, b)| {
             seen.contains(&EntityId::parse(a).expect("id"))
                 && seen.contains(&EntityId::parse(b).expect("id"))
@@ -219,6 +228,7 @@ fn analyse(
         entities.push(Entity {
             id: id.to_string(),
             series,
+            external: id.kind() == Some(EntityKind::External),
         });
     }
     let problem = Problem {
