@@ -6,53 +6,9 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, now_ns};
-use prost::Message;
+use common::{Series, Server, now_ns, post_write, write_request};
 use rand::Rng;
 use serde_json::{Value, json};
-use sightline_collector::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
-
-type Series<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
-
-fn write_request(series: &[Series<'_>]) -> Vec<u8> {
-    let req = WriteRequest {
-        timeseries: series
-            .iter()
-            .map(|(labels, samples)| TimeSeries {
-                labels: labels
-                    .iter()
-                    .map(|(n, v)| Label {
-                        name: n.as_bytes().to_vec(),
-                        value: v.as_bytes().to_vec(),
-                    })
-                    .collect(),
-                samples: samples
-                    .iter()
-                    .map(|&(timestamp, value)| Sample { value, timestamp })
-                    .collect(),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap()
-}
-
-fn post_write(server: &Server, tenant: &str, body: Vec<u8>) -> (u16, String) {
-    let r = server
-        .client()
-        .post(server.url("/api/v1/write"))
-        .header("X-Scope-OrgID", tenant)
-        .header("Content-Type", "application/x-protobuf")
-        .header("Content-Encoding", "snappy")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(body)
-        .send()
-        .unwrap();
-    (r.status().as_u16(), r.text().unwrap())
-}
 
 fn prom_get(server: &Server, tenant: &str, path: &str, params: &[(&str, String)]) -> Value {
     let r = server

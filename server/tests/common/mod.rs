@@ -277,3 +277,49 @@ pub fn loki_push_json(server: &Server, tenant: &str, body: &Value) -> (u16, Stri
         .unwrap();
     (r.status().as_u16(), r.text().unwrap())
 }
+
+/// A remote_write body (protobuf, snappy) of these series: label pairs and `(ms, value)`.
+pub type Series<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+pub fn write_request(series: &[Series<'_>]) -> Vec<u8> {
+    use prost::Message;
+    use sightline_collector::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
+    let req = WriteRequest {
+        timeseries: series
+            .iter()
+            .map(|(labels, samples)| TimeSeries {
+                labels: labels
+                    .iter()
+                    .map(|(n, v)| Label {
+                        name: n.as_bytes().to_vec(),
+                        value: v.as_bytes().to_vec(),
+                    })
+                    .collect(),
+                samples: samples
+                    .iter()
+                    .map(|&(timestamp, value)| Sample { value, timestamp })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    snap::raw::Encoder::new()
+        .compress_vec(&req.encode_to_vec())
+        .unwrap()
+}
+
+/// POSTs a remote_write body for `tenant`; answers status and body.
+pub fn post_write(server: &Server, tenant: &str, body: Vec<u8>) -> (u16, String) {
+    let r = server
+        .client()
+        .post(server.url("/api/v1/write"))
+        .header("X-Scope-OrgID", tenant)
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
