@@ -33,6 +33,7 @@ pub struct Config {
     pub traces: TracesConfig,
     pub topology: TopologySection,
     pub alerting: AlertingSection,
+    pub incidents: IncidentsSection,
     pub limits: LimitsConfig,
     pub tsdb: TsdbConfig,
     pub promql: PromqlConfig,
@@ -275,6 +276,49 @@ pub struct TopologySection {
     pub retention: Duration,
 }
 
+/// `[incidents]`: firing alerts grouped into incidents through the topology
+/// (`docs/api.md`, incidents).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct IncidentsSection {
+    pub enabled: bool,
+    /// How often the firing alerts are grouped.
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    /// Relations between an alert's entity and an incident's at most.
+    pub hops: usize,
+    /// An alert joins an incident that had a firing alert this recently.
+    #[serde(with = "humantime_serde_compat")]
+    pub window: Duration,
+    /// An incident none of whose alerts fired for this long resolves.
+    #[serde(with = "humantime_serde_compat")]
+    pub resolve_after: Duration,
+    /// Resolved incidents kept per tenant.
+    pub keep_resolved: usize,
+    /// The analysis takes the symptom's onset this long before its first alert began (an
+    /// alert fires after its `for`).
+    #[serde(with = "humantime_serde_compat")]
+    pub onset_lead: Duration,
+    /// History the analysis compares with.
+    #[serde(with = "humantime_serde_compat")]
+    pub lookback: Duration,
+}
+
+impl Default for IncidentsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            hops: 2,
+            window: Duration::from_secs(15 * 60),
+            resolve_after: Duration::from_secs(5 * 60),
+            keep_resolved: 1_000,
+            onset_lead: Duration::from_secs(5 * 60),
+            lookback: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
 impl Default for TopologySection {
     fn default() -> Self {
         Self {
@@ -495,6 +539,7 @@ impl Default for Config {
             traces: TracesConfig::default(),
             topology: TopologySection::default(),
             alerting: AlertingSection::default(),
+            incidents: IncidentsSection::default(),
             limits: LimitsConfig::default(),
             tsdb: TsdbConfig::default(),
             promql: PromqlConfig::default(),

@@ -10,9 +10,11 @@ mod api;
 mod cli;
 mod config;
 mod data_dir;
+mod incidents;
 mod metrics;
 mod pattern_rules;
 mod query_pool;
+mod root_cause;
 mod rules;
 mod serve;
 

@@ -241,6 +241,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
             .context("topology open task failed")?
             .context("cannot open the topology")?,
     );
+    let root_cause = crate::root_cause::RootCause {
+        topology: topology.clone(),
+        tsdb: tsdb.clone(),
+        engine: engine.clone(),
+    };
+    let incidents = crate::incidents::IncidentsRuntime::open(
+        &config.data_dir,
+        config.incidents.clone(),
+        alertmanager.clone(),
+        topology.clone(),
+        root_cause.clone(),
+    )
+    .context("cannot open the incidents")?;
     let (fact_ingest, fact_ingest_rx) =
         IngestHandle::<FactBatch>::channel(config.limits.ingest_queue_batches * 4);
     let observer = Arc::new(Observer::new(topology.clone(), fact_ingest.clone()));
@@ -351,10 +364,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .merge(trace_api)
         .merge(api::rules::router(rules.clone(), alertmanager.clone()))
         .merge(api::alertmanager::router(alertmanager.clone()))
+        .merge(api::incidents::router(incidents.clone()))
         .merge(api::rca::router(api::rca::RcaState {
-            topology: topology.clone(),
-            tsdb: tsdb.clone(),
-            engine: engine.clone(),
+            root_cause: root_cause.clone(),
             metrics: server_metrics.clone(),
             queries: queries.clone(),
         }))
@@ -527,6 +539,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         alertmanager.clone(),
         shutdown_rx.clone(),
     ));
+    let incident_runner = config.incidents.enabled.then(|| {
+        tokio::spawn(crate::incidents::run(
+            incidents.clone(),
+            config.incidents.interval,
+            shutdown_rx.clone(),
+        ))
+    });
     let pattern_rule_runner = tokio::spawn(crate::pattern_rules::run(
         pattern_rules,
         store.clone(),
@@ -633,6 +652,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     pattern_rule_runner
         .await
         .context("pattern rule evaluation failed")?;
+    if let Some(task) = incident_runner {
+        task.await.context("the incident runner failed")?;
+    }
     reloader.await.context("the SIGHUP handler failed")?;
     // Its last export goes through the metric queue, which closes after it.
     if let Some(task) = connector_task {

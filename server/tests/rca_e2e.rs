@@ -26,10 +26,10 @@ fn get(server: &Server, params: &[(&str, String)]) -> (u16, Value) {
     )
 }
 
-#[test]
-fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+/// Declares gateway → budget → ledger (a database) and gateway → auth, each with its own
+/// selector, and remote-writes two hours of latency, one sample a minute, in which ledger
+/// and everything above it slow by 300 ms from `onset` on. Answers (now, onset) in ms.
+fn slow_ledger_estate(server: &Server, slow_for_minutes: i64) -> (i64, i64) {
     let put = |path: &str, body: Value| {
         let r = server
             .client()
@@ -66,7 +66,7 @@ fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
     // the services above it by as much plus their own noise.
     let now = now_ns() / 1_000_000 / STEP_MS * STEP_MS;
     let start = now - 120 * STEP_MS;
-    let onset = now - 5 * STEP_MS;
+    let onset = now - slow_for_minutes * STEP_MS;
     let base = [
         ("gateway", 0.120),
         ("budget", 0.080),
@@ -99,6 +99,14 @@ fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
     }
     let (status, text) = post_write(&server, "default", write_request(&series));
     assert_eq!(status, 204, "{text}");
+    (now, onset)
+}
+
+#[test]
+fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (now, onset) = slow_ledger_estate(&server, 5);
     // A deploy of budget just before: shown with its cause entry.
     let r = server
         .client()
@@ -162,4 +170,168 @@ fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
     bad.push(("z", "-1".into()));
     let (status, v) = get(&server, &bad);
     assert_eq!(status, 400, "{v}");
+}
+
+/// Polls the incident list until `done` holds for one, and answers it.
+fn wait_for_incident(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let v: Value = server
+            .client()
+            .get(server.url("/api/v1/incidents"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if let Some(i) = v["data"].as_array().unwrap().iter().find(|i| done(i)) {
+            return i.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no incident as wanted: {v:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn incident(server: &Server, id: &str) -> (u16, Value) {
+    let r = server
+        .client()
+        .get(server.url(&format!("/api/v1/incidents/{id}")))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|_| json!(text)),
+    )
+}
+
+/// Two alerts on related entities (the slow database and the gateway above it) become one
+/// incident with the database as its first cause; an operator acknowledges it; `kill -9`
+/// keeps it, its causes and its state; resolving ends it.
+#[test]
+fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"groups:
+- name: latency
+  rules:
+  - alert: GatewaySlow
+    expr: http_latency_seconds{entity="gateway"} > 0.3
+    labels: {service: gateway, severity: page}
+    annotations: {summary: "gateway answers slowly"}
+  - alert: LedgerSlow
+    expr: http_latency_seconds{entity="ledger"} > 0.2
+    labels: {entity: "database:ledger", severity: ticket}
+  - alert: AuthSlow
+    expr: http_latency_seconds{entity="auth"} > 0.2
+    labels: {service: auth}
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("sightline.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[alerting]\nrule_files = [{:?}]\nevaluation_interval = \"1s\"\n[incidents]\ninterval = \"1s\"\nonset_lead = \"5m\"\nlookback = \"3h\"\n",
+            rules.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let args = ["--config", config.to_str().unwrap()];
+    let server = Server::start_with(&data, &args);
+    // Slow for the last four minutes: the analysis's onset (five minutes before the first
+    // alert) falls just before it.
+    slow_ledger_estate(&server, 4);
+
+    let found = wait_for_incident(&server, |i| {
+        i["signals"] == 2 && i["cause"]["entity"] == "database:ledger"
+    });
+    let id = found["id"].as_str().unwrap().to_string();
+    assert_eq!(found["state"], "open", "{found}");
+    let (status, inc) = incident(&server, &id);
+    assert_eq!(status, 200, "{inc}");
+    let inc = &inc["data"];
+    assert_eq!(
+        inc["entities"],
+        json!(["database:ledger", "service:gateway"]),
+        "{inc:#}"
+    );
+    assert_eq!(inc["causes"][0]["candidate"], true);
+    assert_eq!(
+        inc["causes"][0]["detail"]["path"],
+        json!(["service:gateway", "service:budget", "database:ledger"])
+    );
+    let kinds: Vec<&str> = inc["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"opened") && kinds.contains(&"analysed"),
+        "{kinds:?}"
+    );
+    // Auth did not slow down: no second incident.
+    let all: Value = server
+        .client()
+        .get(server.url("/api/v1/incidents"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(all["data"].as_array().unwrap().len(), 1, "{all:#}");
+
+    let r = server
+        .client()
+        .post(server.url(&format!("/api/v1/incidents/{id}/acknowledge")))
+        .json(&json!({"by": "ana"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let acked: Value = r.json().unwrap();
+    assert_eq!(acked["data"]["state"], "acknowledged");
+    assert_eq!(acked["data"]["acknowledged_by"], "ana");
+
+    server.kill9();
+    let server = Server::start_with(&data, &args);
+    let (status, after) = incident(&server, &id);
+    assert_eq!(status, 200, "{after}");
+    assert_eq!(after["data"]["state"], "acknowledged");
+    assert_eq!(after["data"]["causes"], inc["causes"]);
+
+    let r = server
+        .client()
+        .post(server.url(&format!("/api/v1/incidents/{id}/resolve?by=ana")))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, resolved) = incident(&server, &id);
+    assert_eq!(resolved["data"]["state"], "resolved");
+    assert_eq!(resolved["data"]["resolved_by"], "ana");
+
+    // Bad requests name what is wrong.
+    let (status, _) = incident(&server, "inc-999");
+    assert_eq!(status, 404);
+    let r = server
+        .client()
+        .get(server.url("/api/v1/incidents?state=bogus"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = server
+        .client()
+        .post(server.url(&format!("/api/v1/incidents/{id}/acknowledge")))
+        .send()
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "a resolved incident cannot be acknowledged"
+    );
 }

@@ -492,6 +492,38 @@ impl Graph {
         self.walk(id, w, hops, |_, ix| self.both_edges(ix))
     }
 
+    /// The entities within `hops` of `id` through what can carry a fault from one to
+    /// another — calls, dependencies, what runs on what, the members of a service or a
+    /// workload — either way; not through `part_of`, `located_in` or membership of a
+    /// namespace or cluster, which would make every service of an application, everything
+    /// in a zone or every node of a cluster neighbours. Empty when `id` is unknown.
+    pub fn near(&self, id: &EntityId, hops: usize, w: Window) -> HashSet<EntityId> {
+        use RelationKind::*;
+        let kinds = [Calls, DependsOn, RunsOn, MemberOf];
+        let carries = |(e, _): &(EdgeIndex, NodeIndex)| {
+            let r = &self.g[*e];
+            let (_, to) = self.g.edge_endpoints(*e).expect("edge");
+            r.kind != Some(MemberOf)
+                || matches!(
+                    self.g[to].kind,
+                    Some(EntityKind::Service | EntityKind::Workload)
+                )
+        };
+        self.walk(id, w, hops, |_, ix| {
+            let mut next = self.out_edges(ix, &kinds);
+            next.extend(self.in_edges(ix, &kinds));
+            next.retain(carries);
+            next
+        })
+        .map(|r| {
+            r.entities
+                .into_iter()
+                .map(|(ix, _)| self.g[ix].id.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+    }
+
     fn both_edges(&self, ix: NodeIndex) -> Vec<(EdgeIndex, NodeIndex)> {
         let mut next: Vec<_> = self
             .g

@@ -5,6 +5,7 @@
 
 pub mod alertmanager;
 pub mod anomalies;
+pub mod incidents;
 pub mod loki;
 pub mod params;
 pub mod patterns;

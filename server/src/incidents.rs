@@ -1,0 +1,411 @@
+//! Incidents at run time: every `[incidents] interval` the alert manager's firing alerts
+//! (not silenced, not inhibited) of each tenant, each placed on its topology entity, are
+//! grouped by `sightline-incidents`; a new or grown incident is analysed for its causes
+//! (`crate::root_cause`, the symptom's entity at the first alert's start less `onset_lead`);
+//! every change is written to `<data>/incidents/<tenant>.json` (a new file synced, then
+//! renamed over the old one) before the API shows it, so a restart keeps incidents, their
+//! causes and their notification state.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sightline_alerting::alertmanager::inhibit::Inhibitions;
+use sightline_incidents::{Cause, Change, Grouping, Incident, Incidents, Signal, State};
+use sightline_model::{Cancellation, TenantId};
+use sightline_topology::graph::{Graph, Window};
+use sightline_topology::store::read_graph;
+use sightline_topology::{EntityId, EntityKind, Topology};
+
+use crate::alertmanager::AlertManager;
+use crate::config::IncidentsSection;
+use crate::root_cause::{Question, RootCause};
+
+/// One tenant's file.
+#[derive(Serialize, Deserialize)]
+struct TenantFile {
+    tenant: String,
+    #[serde(flatten)]
+    incidents: Incidents,
+}
+
+pub struct IncidentsRuntime {
+    dir: PathBuf,
+    tenants: Mutex<HashMap<TenantId, Incidents>>,
+    config: IncidentsSection,
+    am: Arc<AlertManager>,
+    topology: Arc<Topology>,
+    root_cause: RootCause,
+}
+
+/// Why an operator's request was refused.
+#[derive(Debug)]
+pub enum Refused {
+    NotFound(String),
+    Conflict(String),
+    Storage(String),
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn file_name(tenant: &TenantId) -> String {
+    // Tenant ids are free text: the file is named by their bytes in hex.
+    let hex: String = tenant
+        .as_str()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    format!("{hex}.json")
+}
+
+impl IncidentsRuntime {
+    /// Opens `<data>/incidents`, reading every tenant's incidents.
+    pub fn open(
+        data_dir: &Path,
+        config: IncidentsSection,
+        am: Arc<AlertManager>,
+        topology: Arc<Topology>,
+        root_cause: RootCause,
+    ) -> anyhow::Result<Arc<Self>> {
+        let dir = data_dir.join("incidents");
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut tenants = HashMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let file: TenantFile = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{}: not an incidents file", path.display()))?;
+            let tenant = TenantId::new(&file.tenant)
+                .map_err(|e| anyhow::anyhow!("{}: tenant: {e}", path.display()))?;
+            tenants.insert(tenant, file.incidents);
+        }
+        Ok(Arc::new(IncidentsRuntime {
+            dir,
+            tenants: Mutex::new(tenants),
+            config,
+            am,
+            topology,
+            root_cause,
+        }))
+    }
+
+    fn grouping(&self) -> Grouping {
+        Grouping {
+            hops: self.config.hops,
+            window_ms: self.config.window.as_millis() as i64,
+            resolve_after_ms: self.config.resolve_after.as_millis() as i64,
+            keep_resolved: self.config.keep_resolved,
+        }
+    }
+
+    /// Writes a tenant's incidents durably: a new file, synced, renamed over the old.
+    fn save(&self, tenant: &TenantId, incidents: &Incidents) -> anyhow::Result<()> {
+        let path = self.dir.join(file_name(tenant));
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec(&TenantFile {
+            tenant: tenant.as_str().to_string(),
+            incidents: incidents.clone(),
+        })?;
+        let mut f = std::fs::File::create(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        f.write_all(&body)
+            .and_then(|_| f.sync_all())
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))?;
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync {}", self.dir.display()))?;
+        Ok(())
+    }
+
+    /// The firing, unmuted alerts of every tenant, as signals placed on entities.
+    fn signals(&self, now: chrono::DateTime<Utc>) -> Vec<(TenantId, Vec<Signal>)> {
+        let mut out = Vec::new();
+        for (tenant, state) in self.am.tenants() {
+            let st = lock(&state);
+            let config = st.dispatcher.config();
+            let inhibitions =
+                Inhibitions::new(&config.inhibit_rules, st.dispatcher.alerts.values(), now);
+            let graph = self.topology.graph_for_reading(&tenant);
+            let graph = read_graph(&graph);
+            let w = Window::at(now.timestamp_millis());
+            let mut signals = Vec::new();
+            for alert in st.dispatcher.alerts.values() {
+                if alert.resolved_at(now) {
+                    continue;
+                }
+                let (silenced, inhibited) =
+                    AlertManager::mute_status(&st, &inhibitions, &alert.labels, now);
+                if !silenced.is_empty() || !inhibited.is_empty() {
+                    continue;
+                }
+                signals.push(Signal {
+                    key: format!("{:016x}", alert.fingerprint()),
+                    name: alert.labels.get("alertname").cloned().unwrap_or_default(),
+                    entity: entity_of(&alert.labels, &graph, w).map(|e| e.to_string()),
+                    labels: alert.labels.clone(),
+                    summary: alert
+                        .annotations
+                        .get("summary")
+                        .or_else(|| alert.annotations.get("description"))
+                        .cloned(),
+                    starts_at: alert.starts_at.timestamp_millis(),
+                });
+            }
+            signals.sort_by(|a, b| a.starts_at.cmp(&b.starts_at).then(a.key.cmp(&b.key)));
+            out.push((tenant, signals));
+        }
+        out
+    }
+
+    /// One round: group, analyse what is new, persist. Blocking (reads the TSDB).
+    pub fn tick(&self) {
+        let now = Utc::now();
+        let now_ms = now.timestamp_millis();
+        let grouping = self.grouping();
+        for (tenant, signals) in self.signals(now) {
+            let mut incidents = lock(&self.tenants)
+                .get(&tenant)
+                .cloned()
+                .unwrap_or_default();
+            let changes = {
+                let graph = self.topology.graph_for_reading(&tenant);
+                let graph = read_graph(&graph);
+                let w = Window::at(now_ms);
+                let mut near = |e: &str| -> HashSet<String> {
+                    match EntityId::parse(e) {
+                        Ok(id) => graph
+                            .near(&id, grouping.hops, w)
+                            .into_iter()
+                            .map(|x| x.to_string())
+                            .collect(),
+                        Err(_) => HashSet::from([e.to_string()]),
+                    }
+                };
+                incidents.observe(&signals, &mut near, &grouping, now_ms)
+            };
+            let events =
+                |i: &Incidents| i.incidents.iter().map(|x| x.timeline.len()).sum::<usize>();
+            let events_before = lock(&self.tenants).get(&tenant).map_or(0, events);
+            for change in &changes {
+                if let Change::Opened(id) | Change::Grew(id) = change
+                    && let Some(inc) = incidents.get_mut(id)
+                {
+                    self.analyse(&tenant, inc, now_ms);
+                }
+            }
+            if changes.is_empty() && events(&incidents) == events_before {
+                // Only `last_firing` times moved: written with the next change.
+                lock(&self.tenants).insert(tenant, incidents);
+                continue;
+            }
+            if let Err(e) = self.save(&tenant, &incidents) {
+                tracing::warn!(tenant = %tenant.as_str(), error = %format!("{e:#}"), "cannot write incidents; kept in memory, written at the next change");
+            }
+            for change in &changes {
+                tracing::info!(tenant = %tenant.as_str(), ?change, "incident");
+            }
+            lock(&self.tenants).insert(tenant, incidents);
+        }
+    }
+
+    /// Ranks the causes of the incident's symptom (its first signal's entity).
+    fn analyse(&self, tenant: &TenantId, inc: &mut Incident, now_ms: i64) {
+        let Some(symptom) = inc.symptom.as_deref().and_then(|s| EntityId::parse(s).ok()) else {
+            return;
+        };
+        let first = inc
+            .signals
+            .values()
+            .map(|m| m.starts_at)
+            .min()
+            .unwrap_or(inc.opened_at);
+        let onset = first - self.config.onset_lead.as_millis() as i64;
+        let question = Question {
+            symptom,
+            metric: None,
+            onset,
+            start: onset - self.config.lookback.as_millis() as i64,
+            end: now_ms,
+            params: sightline_rca::Params::default(),
+            limit: 5,
+        };
+        match self
+            .root_cause
+            .analyse(tenant, &question, &Cancellation::new())
+        {
+            Ok(v) => {
+                inc.causes = causes(&v);
+                inc.analysed_at = Some(now_ms);
+                inc.analysed_signals = inc.signals.len();
+                let top = inc
+                    .causes
+                    .first()
+                    .map(|c| format!("{} ({:.0} %)", c.entity, c.confidence * 100.0))
+                    .unwrap_or_else(|| "no cause found".into());
+                inc.timeline.push(sightline_incidents::Event {
+                    time: now_ms,
+                    kind: "analysed".into(),
+                    detail: top,
+                });
+            }
+            Err(e) => tracing::debug!(error = %e.message, "incident analysis"),
+        }
+    }
+
+    pub fn list(&self, tenant: &TenantId, state: Option<State>) -> Vec<Incident> {
+        let mut out: Vec<Incident> = lock(&self.tenants)
+            .get(tenant)
+            .map(|t| {
+                t.incidents
+                    .iter()
+                    .filter(|i| state.is_none_or(|s| i.state == s))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Unresolved first, newest first.
+        out.sort_by(|a, b| {
+            a.is_resolved()
+                .cmp(&b.is_resolved())
+                .then(b.opened_at.cmp(&a.opened_at))
+        });
+        out
+    }
+
+    pub fn get(&self, tenant: &TenantId, id: &str) -> Option<Incident> {
+        lock(&self.tenants).get(tenant)?.get(id).cloned()
+    }
+
+    /// Acknowledges (`resolve` false) or resolves an incident, durably before answering.
+    pub fn operate(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        by: &str,
+        resolve: bool,
+    ) -> Result<Incident, Refused> {
+        let now = Utc::now().timestamp_millis();
+        let mut tenants = lock(&self.tenants);
+        let incidents = tenants
+            .get_mut(tenant)
+            .ok_or_else(|| Refused::NotFound(format!("no incident {id}")))?;
+        let mut next = incidents.clone();
+        let result = if resolve {
+            next.resolve(id, by, now)
+        } else {
+            next.acknowledge(id, by, now)
+        };
+        let inc = match result {
+            Ok(inc) => inc.clone(),
+            Err(m) if m.starts_with("no incident") => return Err(Refused::NotFound(m)),
+            Err(m) => return Err(Refused::Conflict(m)),
+        };
+        self.save(tenant, &next)
+            .map_err(|e| Refused::Storage(format!("{e:#}")))?;
+        *incidents = next;
+        Ok(inc)
+    }
+}
+
+/// The analysis's causes as the incident keeps them.
+fn causes(v: &Value) -> Vec<Cause> {
+    v["causes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| Cause {
+            entity: c["entity"].as_str().unwrap_or_default().to_string(),
+            confidence: c["confidence"].as_f64().unwrap_or(0.0),
+            candidate: c["candidate"].as_bool().unwrap_or(false),
+            detail: c.clone(),
+        })
+        .collect()
+}
+
+/// The entity an alert is about, from its labels: an explicit `entity` id, else the labels
+/// of the conventions (service, pod, node, host, database), each looked up in the graph.
+pub fn entity_of(labels: &BTreeMap<String, String>, g: &Graph, w: Window) -> Option<EntityId> {
+    let exists = |id: &EntityId| g.entity(id).is_some_and(|e| g.entity_in(e, w));
+    if let Some(id) = labels.get("entity").and_then(|v| EntityId::parse(v).ok())
+        && exists(&id)
+    {
+        return Some(id);
+    }
+    let service = |name: &str| Some(EntityId::new(EntityKind::Service, [name])).filter(exists);
+    for key in ["service_name", "service", "service.name"] {
+        if let Some(id) = labels.get(key).and_then(|v| service(v)) {
+            return Some(id);
+        }
+    }
+    // Named entities of a kind: the first of that kind and name in the window.
+    let named = |kind: EntityKind, name: &str| {
+        g.entities_in(w)
+            .find(|e| e.kind == Some(kind) && e.name == name)
+            .map(|e| e.id.clone())
+    };
+    for (key, kind) in [
+        ("k8s_pod_name", EntityKind::Pod),
+        ("pod", EntityKind::Pod),
+        ("k8s_node_name", EntityKind::Node),
+        ("node", EntityKind::Node),
+        ("db_name", EntityKind::Database),
+        ("database", EntityKind::Database),
+        ("host_name", EntityKind::Host),
+        ("hostname", EntityKind::Host),
+    ] {
+        if let Some(id) = labels.get(key).and_then(|v| named(kind, v)) {
+            return Some(id);
+        }
+    }
+    if let Some(job) = labels.get("job") {
+        let name = job.rsplit('/').next().unwrap_or(job);
+        if let Some(id) = service(name) {
+            return Some(id);
+        }
+    }
+    if let Some(instance) = labels.get("instance") {
+        let host = instance
+            .rsplit_once(':')
+            .map_or(instance.as_str(), |(h, _)| h);
+        for kind in [EntityKind::Node, EntityKind::Host] {
+            if let Some(id) = named(kind, host) {
+                return Some(id);
+            }
+        }
+    }
+    None
+}
+
+/// Runs [`IncidentsRuntime::tick`] every `interval` until `stop`.
+pub async fn run(
+    rt: Arc<IncidentsRuntime>,
+    interval: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let rt = rt.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || rt.tick()).await {
+            tracing::warn!(error = %e, "incident round failed");
+        }
+    }
+}
