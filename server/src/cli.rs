@@ -7,6 +7,7 @@
 //! printed in RFC 3339, for logs and metrics alike; an empty result says so on stderr.
 
 pub mod alertmanager;
+pub mod incidents;
 pub mod rules;
 pub mod topology;
 pub mod traces;

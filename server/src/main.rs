@@ -87,6 +87,12 @@ enum Command {
         #[command(subcommand)]
         command: cli::topology::TopologyCommand,
     },
+    /// Incidents through a running server: list, show (causes, evidence, timeline),
+    /// acknowledge, resolve.
+    Incidents {
+        #[command(subcommand)]
+        command: cli::incidents::IncidentsCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -133,6 +139,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Metrics { command } => cli::run_metrics(command, out)?,
         Command::Traces { command } => cli::traces::run(command, out)?,
         Command::Topology { command } => cli::topology::run(command, out)?,
+        Command::Incidents { command } => cli::incidents::run(command, out)?,
         Command::Rules { command } => cli::rules::run(command, out)?,
         Command::Alertmanager { command } => cli::alertmanager::run(command, out)?,
     }

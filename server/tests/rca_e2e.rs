@@ -97,7 +97,7 @@ fn slow_ledger_estate(server: &Server, slow_for_minutes: i64) -> (i64, i64) {
             samples,
         ));
     }
-    let (status, text) = post_write(&server, "default", write_request(&series));
+    let (status, text) = post_write(server, "default", write_request(&series));
     assert_eq!(status, 204, "{text}");
     (now, onset)
 }
@@ -297,6 +297,22 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
     let acked: Value = r.json().unwrap();
     assert_eq!(acked["data"]["state"], "acknowledged");
     assert_eq!(acked["data"]["acknowledged_by"], "ana");
+
+    // The CLI shows the same.
+    let cli = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_sightline"))
+            .args(args)
+            .args(["--server", &server.url("")])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let shown = cli(&["incidents", "show", &id]);
+    assert!(shown.contains("1. database:ledger"), "{shown}");
+    assert!(shown.contains("acknowledged"), "{shown}");
+    let listed = cli(&["incidents", "list"]);
+    assert!(listed.contains(&id) && listed.contains("cause database:ledger"), "{listed}");
 
     server.kill9();
     let server = Server::start_with(&data, &args);
