@@ -26,6 +26,12 @@ use crate::alertmanager::AlertManager;
 use crate::config::IncidentsSection;
 use crate::root_cause::{Question, RootCause};
 
+/// The alert name of the one alert each incident posts to the alert manager.
+pub const INCIDENT_ALERT: &str = "SightlineIncident";
+/// An incident's alert is posted again at least this often while it is unresolved, with an
+/// end four times as far ahead (as Prometheus resends firing alerts).
+const RESEND_MS: i64 = 60_000;
+
 /// One tenant's file.
 #[derive(Serialize, Deserialize)]
 struct TenantFile {
@@ -144,7 +150,10 @@ impl IncidentsRuntime {
             let w = Window::at(now.timestamp_millis());
             let mut signals = Vec::new();
             for alert in st.dispatcher.alerts.values() {
-                if alert.resolved_at(now) {
+                // Our own incident notifications are not symptoms.
+                if alert.resolved_at(now)
+                    || alert.labels.get("alertname").map(String::as_str) == Some(INCIDENT_ALERT)
+                {
                     continue;
                 }
                 let (silenced, inhibited) =
@@ -207,7 +216,8 @@ impl IncidentsRuntime {
                     self.analyse(&tenant, inc, now_ms);
                 }
             }
-            if changes.is_empty() && events(&incidents) == events_before {
+            let notified = self.notify(&tenant, &mut incidents, now);
+            if changes.is_empty() && !notified && events(&incidents) == events_before {
                 // Only `last_firing` times moved: written with the next change.
                 lock(&self.tenants).insert(tenant, incidents);
                 continue;
@@ -266,6 +276,100 @@ impl IncidentsRuntime {
         }
     }
 
+    /// Routing: each analysed incident is one alert in the alert manager —
+    /// `alertname="SightlineIncident"`, `incident`, `owner` (of its first cause: the
+    /// platform team for a node or a database, the vendor for its service), `severity` —
+    /// whose labels are fixed when first posted, so that the route tree sends one
+    /// notification per incident and its updates (new causes, signals, resolution) go to
+    /// the same group (the same email thread). Annotations carry the causes, the impacted
+    /// core services and, in `cc`, their owners' contacts. Answers whether anything was
+    /// posted (the notification state is persisted with the incident).
+    fn notify(
+        &self,
+        tenant: &TenantId,
+        incidents: &mut Incidents,
+        now: chrono::DateTime<Utc>,
+    ) -> bool {
+        let now_ms = now.timestamp_millis();
+        let mut posted = Vec::new();
+        let graph = self.topology.graph_for_reading(tenant);
+        let graph = read_graph(&graph);
+        let renderer = sightline_topology::views::Renderer {
+            graph: &graph,
+            window: Window::at(now_ms),
+        };
+        for inc in incidents.incidents.iter_mut() {
+            let state = &inc.notifications;
+            let was_posted = state["labels"].is_object();
+            if inc.is_resolved() {
+                if was_posted && state["resolved_posted"] != true {
+                    posted.push(incident_alert(
+                        inc,
+                        &state["labels"],
+                        &state["annotations"],
+                        now,
+                        true,
+                    ));
+                    inc.notifications["resolved_posted"] = true.into();
+                    inc.timeline.push(sightline_incidents::Event {
+                        time: now_ms,
+                        kind: "notified".into(),
+                        detail: "resolved".into(),
+                    });
+                }
+                continue;
+            }
+            if inc.analysed_at.is_none() {
+                continue;
+            }
+            let annotations = annotations(inc, &renderer, &graph);
+            let due = now_ms - state["posted_at"].as_i64().unwrap_or(i64::MIN / 2) >= RESEND_MS;
+            if was_posted && !due && state["annotations"] == annotations {
+                continue;
+            }
+            let labels = if was_posted {
+                state["labels"].clone()
+            } else {
+                let owner = inc
+                    .causes
+                    .first()
+                    .and_then(|c| c.detail["owner"]["name"].as_str())
+                    .unwrap_or("unowned");
+                serde_json::json!({
+                    "alertname": INCIDENT_ALERT,
+                    "incident": inc.id,
+                    "owner": owner,
+                    "severity": severity(inc),
+                })
+            };
+            posted.push(incident_alert(inc, &labels, &annotations, now, false));
+            if !was_posted || state["annotations"] != annotations {
+                inc.timeline.push(sightline_incidents::Event {
+                    time: now_ms,
+                    kind: "notified".into(),
+                    detail: format!(
+                        "{} to owner {}",
+                        if was_posted { "update" } else { "opened" },
+                        labels["owner"].as_str().unwrap_or("")
+                    ),
+                });
+            }
+            inc.notifications = serde_json::json!({
+                "labels": labels,
+                "annotations": annotations,
+                "posted_at": now_ms,
+            });
+        }
+        drop(graph);
+        if posted.is_empty() {
+            return false;
+        }
+        if let Err(e) = self.am.insert_alerts(tenant, posted, now) {
+            tracing::warn!(tenant = %tenant.as_str(), error = ?e, "cannot post incident notifications");
+        }
+        true
+    }
+
     pub fn list(&self, tenant: &TenantId, state: Option<State>) -> Vec<Incident> {
         let mut out: Vec<Incident> = lock(&self.tenants)
             .get(tenant)
@@ -318,6 +422,136 @@ impl IncidentsRuntime {
             .map_err(|e| Refused::Storage(format!("{e:#}")))?;
         *incidents = next;
         Ok(inc)
+    }
+}
+
+/// The worst severity among the incident's signals (`critical` above `warning` above the
+/// rest), `warning` when none says.
+fn severity(inc: &Incident) -> &'static str {
+    let sev: Vec<&str> = inc
+        .signals
+        .values()
+        .filter_map(|m| m.labels.get("severity").map(String::as_str))
+        .collect();
+    if sev
+        .iter()
+        .any(|s| matches!(*s, "critical" | "page" | "error"))
+    {
+        "critical"
+    } else {
+        "warning"
+    }
+}
+
+/// What the notification says: the causes, the impacted core services and their owners.
+fn annotations(
+    inc: &Incident,
+    renderer: &sightline_topology::views::Renderer<'_>,
+    graph: &Graph,
+) -> Value {
+    let mut causes = Vec::new();
+    for (n, c) in inc.causes.iter().take(3).enumerate() {
+        let ev = &c.detail["evidence"][0];
+        let path: Vec<&str> = c.detail["path"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        causes.push(format!(
+            "{}. {} ({:.0} %): {} {} before, {} after; path {}",
+            n + 1,
+            c.entity,
+            c.confidence * 100.0,
+            ev["metric"].as_str().unwrap_or("-"),
+            ev["level"],
+            ev["observed"],
+            path.join(" -> ")
+        ));
+    }
+    // Impacted core services: the incident's entities and what its first cause explains.
+    let mut impacted: Vec<String> = inc.entities.iter().cloned().collect();
+    if let Some(c) = inc.causes.first() {
+        impacted.extend(
+            c.detail["explains"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.as_str().map(str::to_string)),
+        );
+    }
+    impacted.sort();
+    impacted.dedup();
+    let owner_contact = inc
+        .causes
+        .first()
+        .and_then(|c| c.detail["owner"]["contact"].as_str())
+        .unwrap_or("");
+    let mut core = Vec::new();
+    let mut cc: Vec<String> = Vec::new();
+    for id in &impacted {
+        let Some(e) = EntityId::parse(id)
+            .ok()
+            .and_then(|id| graph.entity(&id).cloned())
+        else {
+            continue;
+        };
+        let view = renderer.entity(&e, None);
+        if view.criticality == Some(sightline_topology::model::Criticality::Core) {
+            core.push(id.clone());
+            if let Some(o) = &view.owner
+                && !o.contact.is_empty()
+                && o.contact != owner_contact
+                && !cc.contains(&o.contact)
+            {
+                cc.push(o.contact.clone());
+            }
+        }
+    }
+    let top = inc
+        .causes
+        .first()
+        .map(|c| format!(" — likely cause {}", c.entity))
+        .unwrap_or_default();
+    serde_json::json!({
+        "summary": format!("{}{top}", inc.title),
+        "description": causes.join("\n"),
+        "impacted_core": core.join(", "),
+        "owner_contact": owner_contact,
+        "cc": cc.join(", "),
+        "signals": inc.signals.len().to_string(),
+    })
+}
+
+/// The incident's alert for the alert manager.
+fn incident_alert(
+    inc: &Incident,
+    labels: &Value,
+    annotations: &Value,
+    now: chrono::DateTime<Utc>,
+    resolved: bool,
+) -> sightline_alerting::alertmanager::alerts::Alert {
+    let strings = |v: &Value| -> BTreeMap<String, String> {
+        v.as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+            .collect()
+    };
+    let starts_at = chrono::DateTime::from_timestamp_millis(inc.opened_at).unwrap_or(now);
+    let ends_at = if resolved {
+        now
+    } else {
+        now + chrono::Duration::milliseconds(4 * RESEND_MS)
+    };
+    sightline_alerting::alertmanager::alerts::Alert {
+        labels: strings(labels),
+        annotations: strings(annotations),
+        starts_at,
+        ends_at,
+        generator_url: format!("/api/v1/incidents/{}", inc.id),
+        updated_at: now,
+        timeout: false,
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::webhook::WebhookSink;
 use common::{Server, now_ns, post_write, write_request};
 use serde_json::{Value, json};
 
@@ -115,6 +116,26 @@ fn a_slow_database_is_named_as_the_cause_of_a_slow_gateway() {
         .send()
         .unwrap();
     assert!(r.status().is_success(), "{}", r.text().unwrap());
+    // Durable at the answer, applied to the graph just after.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    loop {
+        let v: Value = server
+            .client()
+            .get(server.url("/api/v1/topology/changes"))
+            .query(&[("start", ((onset - 10 * STEP_MS) / 1000).to_string())])
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if v["data"].as_array().is_some_and(|c| !c.is_empty()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "deploy not applied: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 
     let params = vec![
         ("entity", "service:gateway".to_string()),
@@ -233,12 +254,40 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
 "#,
     )
     .unwrap();
+    // The raw alerts go nowhere; each incident goes to its cause's owner.
+    let sink = WebhookSink::start();
+    let am = dir.path().join("alertmanager.yml");
+    std::fs::write(
+        &am,
+        format!(
+            r#"
+route:
+  receiver: blackhole
+  group_by: [incident]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    - matchers: ['alertname="SightlineIncident"', 'owner="DBA team"']
+      receiver: dba
+receivers:
+  - name: blackhole
+  - name: dba
+    webhook_configs:
+      - url: {}
+        send_resolved: true
+"#,
+            sink.url("/dba")
+        ),
+    )
+    .unwrap();
     let config = dir.path().join("sightline.toml");
     std::fs::write(
         &config,
         format!(
-            "[alerting]\nrule_files = [{:?}]\nevaluation_interval = \"1s\"\n[incidents]\ninterval = \"1s\"\nonset_lead = \"5m\"\nlookback = \"3h\"\n",
-            rules.to_str().unwrap()
+            "[alerting]\nrule_files = [{:?}]\nevaluation_interval = \"1s\"\nalertmanager_config = {:?}\n[incidents]\ninterval = \"1s\"\nonset_lead = \"5m\"\nlookback = \"3h\"\n",
+            rules.to_str().unwrap(),
+            am.to_str().unwrap()
         ),
     )
     .unwrap();
@@ -248,6 +297,20 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
     // Slow for the last four minutes: the analysis's onset (five minutes before the first
     // alert) falls just before it.
     slow_ledger_estate(&server, 4);
+    // Owners: the DBA team for the database, a vendor for the gateway (core business).
+    let r = server
+        .client()
+        .put(server.url("/api/v1/topology/entities"))
+        .json(&json!({"entities": [
+            {"id": "database:ledger", "owner": {"name": "DBA team", "contact": "dba@example.gov"},
+             "attributes": {"sightline.promql_selector": "{entity=\"ledger\"}"}},
+            {"id": "service:gateway", "owner": {"name": "Gateway vendor", "contact": "gw@vendor.example"},
+             "criticality": "core",
+             "attributes": {"sightline.promql_selector": "{entity=\"gateway\"}"}},
+        ]}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
 
     let found = wait_for_incident(&server, |i| {
         i["signals"] == 2 && i["cause"]["entity"] == "database:ledger"
@@ -276,6 +339,27 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
     assert!(
         kinds.contains(&"opened") && kinds.contains(&"analysed"),
         "{kinds:?}"
+    );
+    // One notification group, the incident's, to the database's owner, copied to the
+    // gateway's.
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while sink.received().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no notification");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (path, first) = sink.received()[0].clone();
+    assert_eq!(path, "/dba");
+    assert_eq!(first["groupLabels"], json!({"incident": id}), "{first:#}");
+    let alert = &first["alerts"][0];
+    assert_eq!(alert["labels"]["owner"], "DBA team");
+    assert_eq!(alert["annotations"]["cc"], "gw@vendor.example", "{alert:#}");
+    assert_eq!(alert["annotations"]["impacted_core"], "service:gateway");
+    assert!(
+        alert["annotations"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("likely cause database:ledger"),
+        "{alert:#}"
     );
     // Auth did not slow down: no second incident.
     let all: Value = server
@@ -312,7 +396,10 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
     assert!(shown.contains("1. database:ledger"), "{shown}");
     assert!(shown.contains("acknowledged"), "{shown}");
     let listed = cli(&["incidents", "list"]);
-    assert!(listed.contains(&id) && listed.contains("cause database:ledger"), "{listed}");
+    assert!(
+        listed.contains(&id) && listed.contains("cause database:ledger"),
+        "{listed}"
+    );
 
     server.kill9();
     let server = Server::start_with(&data, &args);
@@ -330,6 +417,24 @@ fn related_alerts_become_one_incident_with_its_cause_and_survive_a_crash() {
     let (_, resolved) = incident(&server, &id);
     assert_eq!(resolved["data"]["state"], "resolved");
     assert_eq!(resolved["data"]["resolved_by"], "ana");
+    // The resolution goes to the same group. (The alerts still fire: they open a new
+    // incident, notified in its own group.)
+    let deadline = std::time::Instant::now() + common::PATIENCE;
+    while !sink
+        .received()
+        .iter()
+        .any(|(_, p)| p["status"] == "resolved" && p["groupLabels"]["incident"] == id.as_str())
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no resolved notification"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for (_, p) in sink.received() {
+        assert!(p["groupLabels"]["incident"].is_string(), "{p:#}");
+        assert_eq!(p["alerts"].as_array().unwrap().len(), 1, "{p:#}");
+    }
 
     // Bad requests name what is wrong.
     let (status, _) = incident(&server, "inc-999");
