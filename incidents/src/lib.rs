@@ -15,6 +15,8 @@
 //! operator can acknowledge or resolve it. A signal that fires again after its incident
 //! resolved opens a new one.
 
+pub mod advice;
+
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -123,6 +125,9 @@ pub struct Incident {
     pub analysed_at: Option<i64>,
     #[serde(default)]
     pub analysed_signals: usize,
+    /// Degradation advice for the first cause, best first.
+    #[serde(default)]
+    pub advice: Vec<advice::Action>,
     pub timeline: Vec<Event>,
     /// What the notifier recorded (receivers, thread ids, times): opaque here.
     #[serde(default)]
@@ -308,6 +313,7 @@ impl Incidents {
                         causes: Vec::new(),
                         analysed_at: None,
                         analysed_signals: 0,
+                        advice: Vec::new(),
                         timeline: Vec::new(),
                         notifications: serde_json::Value::Null,
                     };

@@ -259,6 +259,7 @@ impl IncidentsRuntime {
         {
             Ok(v) => {
                 inc.causes = causes(&v);
+                inc.advice = self.advise(tenant, inc, first, &v);
                 inc.analysed_at = Some(now_ms);
                 inc.analysed_signals = inc.signals.len();
                 let top = inc
@@ -368,6 +369,129 @@ impl IncidentsRuntime {
             tracing::warn!(tenant = %tenant.as_str(), error = ?e, "cannot post incident notifications");
         }
         true
+    }
+
+    /// Degradation advice for the incident's first cause, from the topology around it, the
+    /// changes before `first` (the first alert's start) and, for an entry-point symptom,
+    /// the request rate it served before (span metrics).
+    fn advise(
+        &self,
+        tenant: &TenantId,
+        inc: &Incident,
+        first: i64,
+        analysis: &Value,
+    ) -> Vec<sightline_incidents::advice::Action> {
+        use sightline_incidents::advice::{self, Node, Situation};
+        use sightline_topology::RelationKind;
+        let Some(cause) = inc.causes.first() else {
+            return Vec::new();
+        };
+        let Ok(cause_id) = EntityId::parse(&cause.entity) else {
+            return Vec::new();
+        };
+        let anomalous: HashSet<&str> = analysis["causes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["anomalous"] == true)
+            .filter_map(|c| c["entity"].as_str())
+            .collect();
+        let graph = self.topology.graph_for_reading(tenant);
+        let g = read_graph(&graph);
+        let w = Window::at(first);
+        let renderer = sightline_topology::views::Renderer {
+            graph: &g,
+            window: w,
+        };
+        let node = |e: &sightline_topology::model::Entity| {
+            let view = renderer.entity(e, None);
+            Node {
+                id: e.id.to_string(),
+                kind: view.kind.clone(),
+                name: view.name.clone(),
+                core: view.criticality == Some(sightline_topology::model::Criticality::Core),
+                anomalous: anomalous.contains(e.id.as_str()),
+                namespace: e.attribute("k8s.namespace.name").map(str::to_string),
+            }
+        };
+        let Some(entity) = g.entity(&cause_id) else {
+            return Vec::new();
+        };
+        let members: Vec<EntityId> = g
+            .neighbours(&cause_id, RelationKind::MemberOf, false)
+            .map(|e| e.id.clone())
+            .collect();
+        let changes = g
+            .changes(
+                Window {
+                    start: first - 3_600_000,
+                    end: first,
+                },
+                first,
+            )
+            .into_iter()
+            .filter(|c| c.entity == cause_id || members.contains(&c.entity))
+            .filter(|c| matches!(c.kind.as_str(), "version" | "revision" | "image" | "deploy"))
+            .map(|c| advice::Change {
+                kind: c.kind,
+                from: c.from,
+                to: c.to,
+                time: c.time,
+            })
+            .collect();
+        let mut callers: Vec<Node> = g
+            .neighbours(&cause_id, RelationKind::Calls, false)
+            .chain(g.neighbours(&cause_id, RelationKind::DependsOn, false))
+            .map(node)
+            .collect();
+        callers.dedup_by(|a, b| a.id == b.id);
+        let entry = inc
+            .symptom
+            .as_deref()
+            .and_then(|s| EntityId::parse(s).ok())
+            .filter(|s| {
+                g.neighbours(s, RelationKind::Calls, false).next().is_none()
+                    && g.neighbours(s, RelationKind::DependsOn, false)
+                        .next()
+                        .is_none()
+            })
+            .and_then(|s| g.entity(&s).map(node));
+        let ev = &cause.detail["evidence"][0];
+        let situation = Situation {
+            cause: node(entity),
+            metric: ev["metric"].as_str().map(str::to_string),
+            level: ev["level"].as_f64(),
+            observed: ev["observed"].as_f64(),
+            changes,
+            callers,
+            entry_rate: entry
+                .as_ref()
+                .filter(|e| e.kind == "service")
+                .and_then(|e| self.served_rate(tenant, &e.name, first)),
+            entry,
+            instances: members.len(),
+        };
+        drop(g);
+        advice::advise(&situation)
+    }
+
+    /// The request rate (per second) a service served over the half hour before `t`, from
+    /// the span metrics of its server spans.
+    fn served_rate(&self, tenant: &TenantId, service: &str, t: i64) -> Option<f64> {
+        let query = format!(
+            "sum(rate(traces_span_metrics_calls_total{{service_name={}, span_kind=\"SPAN_KIND_SERVER\"}}[30m]))",
+            serde_json::to_string(service).ok()?
+        );
+        let source = sightline_promql::TsdbSource::new(&self.root_cause.tsdb, tenant);
+        let result = self
+            .root_cause
+            .engine
+            .instant_query_until(&source, &query, t, &Cancellation::new())
+            .ok()?;
+        match result.value {
+            sightline_promql::Value::Vector(v) => v.first().map(|s| s.v).filter(|v| *v > 0.0),
+            _ => None,
+        }
     }
 
     pub fn list(&self, tenant: &TenantId, state: Option<State>) -> Vec<Incident> {
@@ -520,6 +644,11 @@ fn annotations(
         "owner_contact": owner_contact,
         "cc": cc.join(", "),
         "signals": inc.signals.len().to_string(),
+        "advice": inc
+            .advice
+            .first()
+            .map(|a| format!("{} {}: {} (cost: {})", a.kind, a.target, a.effect, a.cost))
+            .unwrap_or_default(),
     })
 }
 

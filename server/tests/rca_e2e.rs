@@ -326,6 +326,11 @@ receivers:
         "{inc:#}"
     );
     assert_eq!(inc["causes"][0]["candidate"], true);
+    // Advice: shed the non-critical caller of the slow database first, then cut it off.
+    assert_eq!(inc["advice"][0]["kind"], "degrade", "{:#}", inc["advice"]);
+    assert_eq!(inc["advice"][0]["target"], "service:budget");
+    assert_eq!(inc["advice"][1]["kind"], "circuit_break");
+    assert_eq!(inc["advice"][1]["spec"]["kind"], "DestinationRule");
     assert_eq!(
         inc["causes"][0]["detail"]["path"],
         json!(["service:gateway", "service:budget", "database:ledger"])
@@ -394,6 +399,7 @@ receivers:
     };
     let shown = cli(&["incidents", "show", &id]);
     assert!(shown.contains("1. database:ledger"), "{shown}");
+    assert!(shown.contains("1. degrade service:budget"), "{shown}");
     assert!(shown.contains("acknowledged"), "{shown}");
     let listed = cli(&["incidents", "list"]);
     assert!(

@@ -179,6 +179,20 @@ fn print_incident(i: &Value, out: &mut dyn Write) -> anyhow::Result<()> {
             )?;
         }
     }
+    writeln!(out, "advice:")?;
+    for (n, a) in i["advice"].as_array().into_iter().flatten().enumerate() {
+        writeln!(
+            out,
+            "  {}. {} {}: {}\n       effect: {}\n       cost: {}",
+            n + 1,
+            s(&a["kind"]),
+            s(&a["target"]),
+            s(&a["rationale"]),
+            s(&a["effect"]),
+            s(&a["cost"])
+        )?;
+        writeln!(out, "       apply: {}", a["spec"])?;
+    }
     writeln!(out, "timeline:")?;
     for e in i["timeline"].as_array().into_iter().flatten() {
         writeln!(
