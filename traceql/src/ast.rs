@@ -305,6 +305,8 @@ impl fmt::Display for Expr {
                     // `!!x`, not `!(!(x))`: brackets would count against the nesting limit
                     // that the query itself passed (found by fuzzing).
                     Expr::Not(_) if matches!(self, Expr::Not(_)) => write!(f, "{inner}"),
+                    // `- -x` likewise (the space keeps the lexer from seeing a `--`).
+                    Expr::Neg(_) if matches!(self, Expr::Neg(_)) => write!(f, " {inner}"),
                     _ => write!(f, "({inner})"),
                 }
             }

@@ -308,3 +308,19 @@ fn repeated_negation_prints_without_brackets() {
     assert_eq!(sightline_traceql::parse(&text).unwrap(), q, "{text}");
     assert!(!text.contains('('), "{text}");
 }
+
+/// Found by fuzzing (fourth round): `- - … -.a` likewise printed as `-(-(…))`.
+#[test]
+fn repeated_minus_prints_without_brackets() {
+    let q = sightline_traceql::parse(&format!("{{ {}.a > 1 }}", "-".repeat(45))).unwrap();
+    let text = q.to_string();
+    assert_eq!(sightline_traceql::parse(&text).unwrap(), q, "{text}");
+    assert!(!text.contains('('), "{text}");
+    // The input the fuzzer found.
+    let found = std::fs::read("../fuzz/regressions/traceql/repeated-minus-nesting").unwrap();
+    let found = std::str::from_utf8(&found).unwrap();
+    if let Ok(q) = sightline_traceql::parse(found) {
+        let text = q.to_string();
+        assert_eq!(sightline_traceql::parse(&text).unwrap(), q, "{text}");
+    }
+}
