@@ -204,23 +204,138 @@ impl RootCause {
     }
 }
 
-/// Matrix series as the method's, histogram buckets last and at most
-/// [`MAX_SERIES_PER_ENTITY`].
-fn to_series(mut m: Vec<MetricSeries>) -> Vec<Series> {
+/// Matrix series as the method's. Following Prometheus's naming conventions, cumulative
+/// series (`_total`, `_count`, `_sum`) are judged by their rate (a counter grows after any
+/// onset); a histogram's or summary's `_sum` and `_count` of the same labels also give its
+/// mean (`X_mean`: the mean latency an operator looks at); bucket series are left out (the
+/// mean and the counts carry their change). At most [`MAX_SERIES_PER_ENTITY`].
+fn to_series(m: Vec<MetricSeries>) -> Vec<Series> {
     let name = |s: &MetricSeries| s.labels.get(METRIC_NAME_LABEL).unwrap_or("").to_string();
-    m.sort_by_key(|s| name(s).ends_with("_bucket"));
-    m.truncate(MAX_SERIES_PER_ENTITY);
-    m.into_iter()
-        .map(|s| Series {
-            metric: name(&s),
-            labels: s
-                .labels
-                .iter()
-                .filter(|(k, _)| *k != METRIC_NAME_LABEL)
-                .map(|(k, v)| format!("{k}={v:?}"))
-                .collect::<Vec<_>>()
-                .join(","),
-            samples: s.samples.iter().map(|p| (p.t, p.v)).collect(),
+    let others = |s: &MetricSeries| {
+        s.labels
+            .iter()
+            .filter(|(k, _)| *k != METRIC_NAME_LABEL)
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let mut out = Vec::new();
+    type Increases = Vec<(i64, f64, f64)>;
+    let mut sums: HashMap<(String, String), Increases> = HashMap::new();
+    let mut counts: HashMap<(String, String), Increases> = HashMap::new();
+    for s in &m {
+        let n = name(s);
+        if n.ends_with("_bucket") {
+            continue;
+        }
+        let labels = others(s);
+        let raw: Vec<(i64, f64)> = s.samples.iter().map(|p| (p.t, p.v)).collect();
+        let cumulative = ["_total", "_count", "_sum"].iter().any(|x| n.ends_with(x));
+        if cumulative {
+            let increases = increases(&raw);
+            if let Some(base) = n.strip_suffix("_sum") {
+                sums.insert((base.to_string(), labels.clone()), increases.clone());
+            } else if let Some(base) = n.strip_suffix("_count") {
+                counts.insert((base.to_string(), labels.clone()), increases.clone());
+            }
+            out.push(Series {
+                metric: format!("rate({n})"),
+                labels,
+                samples: increases.iter().map(|&(t, d, dt)| (t, d / dt)).collect(),
+            });
+        } else {
+            out.push(Series {
+                metric: n,
+                labels,
+                samples: raw,
+            });
+        }
+    }
+    for (key, sum) in &sums {
+        let Some(count) = counts.get(key) else {
+            continue;
+        };
+        let by_time: HashMap<i64, f64> = count.iter().map(|&(t, d, _)| (t, d)).collect();
+        let samples: Vec<(i64, f64)> = sum
+            .iter()
+            .filter_map(|&(t, ds, _)| {
+                by_time
+                    .get(&t)
+                    .filter(|&&dc| dc > 0.0)
+                    .map(|dc| (t, ds / dc))
+            })
+            .collect();
+        out.push(Series {
+            metric: format!("{}_mean", key.0),
+            labels: key.1.clone(),
+            samples,
+        });
+    }
+    out.sort_by(|a, b| (&a.metric, &a.labels).cmp(&(&b.metric, &b.labels)));
+    out.truncate(MAX_SERIES_PER_ENTITY);
+    out
+}
+
+/// A cumulative series' increases between consecutive samples: `(t, increase, seconds)`,
+/// a reset (a fall) counting as an increase from zero.
+fn increases(raw: &[(i64, f64)]) -> Vec<(i64, f64, f64)> {
+    raw.windows(2)
+        .filter(|w| w[1].0 > w[0].0)
+        .map(|w| {
+            let d = if w[1].1 >= w[0].1 {
+                w[1].1 - w[0].1
+            } else {
+                w[1].1
+            };
+            (w[1].0, d, (w[1].0 - w[0].0) as f64 / 1000.0)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sightline_model::{Labels, Sample};
+
+    fn series(name: &str, points: &[(i64, f64)]) -> MetricSeries {
+        MetricSeries {
+            labels: Labels::from_pairs([("__name__", name), ("job", "budget")]),
+            samples: points.iter().map(|&(t, v)| Sample { t, v }).collect(),
+        }
+    }
+
+    #[test]
+    fn counters_become_rates_and_sum_count_pairs_their_mean() {
+        let out = to_series(vec![
+            series(
+                "http_requests_total",
+                &[(0, 10.0), (10_000, 30.0), (20_000, 5.0)],
+            ),
+            series(
+                "latency_seconds_sum",
+                &[(0, 1.0), (10_000, 3.0), (20_000, 7.0)],
+            ),
+            series(
+                "latency_seconds_count",
+                &[(0, 10.0), (10_000, 20.0), (20_000, 30.0)],
+            ),
+            series("latency_seconds_bucket", &[(0, 1.0)]),
+            series("up", &[(0, 1.0)]),
+        ]);
+        let get = |m: &str| {
+            out.iter()
+                .find(|s| s.metric == m)
+                .map(|s| s.samples.clone())
+        };
+        assert_eq!(
+            get("rate(http_requests_total)"),
+            Some(vec![(10_000, 2.0), (20_000, 0.5)])
+        );
+        assert_eq!(
+            get("latency_seconds_mean"),
+            Some(vec![(10_000, 0.2), (20_000, 0.4)])
+        );
+        assert_eq!(get("up"), Some(vec![(0, 1.0)]));
+        assert!(out.iter().all(|s| !s.metric.contains("bucket")));
+    }
 }
