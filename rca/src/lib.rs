@@ -33,7 +33,9 @@
 //!    too short (two samples), `z` alone decides.
 //! 4. **Propagation**: the anomalous subgraph is what the symptom reaches along calls
 //!    through anomalous entities only. A callee there *explains* its caller when its change
-//!    goes the same way and is at least half the caller's: the symptom's signal (latency,
+//!    goes the same way and is at least half the caller's (or when the two are judged on
+//!    different signals, which cannot be compared: a node's CPU below a service's
+//!    latency): the symptom's signal (latency,
 //!    errors) adds up along calls, so a database 3 ms slower does not explain a service
 //!    400 ms slower above it. Candidates are the entities nothing below explains. A
 //!    candidate that explains more of the anomalous entities above it (callers whose change
@@ -413,11 +415,21 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     // A degraded callee explains its caller's change when it changed the same way by at
     // least `EXPLAINS` of it: the symptom's signal (latency, errors) adds up along calls,
     // so a callee 3 ms slower does not explain a caller 400 ms slower.
+    let metric_of = |id: &str| {
+        judged
+            .get(id)
+            .and_then(|c| c.as_ref())
+            .map(|c| c.metric.as_str())
+    };
+    // Changes of different signals (a node's CPU below a service's latency) are not
+    // comparable: a degraded callee then explains its caller whatever the sizes.
     let explained_by = |caller: &str, callee: &str| {
-        callee != problem.symptom && in_degraded(callee) && {
-            let (a, c) = (delta(caller), delta(callee));
-            a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
-        }
+        callee != problem.symptom
+            && in_degraded(callee)
+            && (metric_of(caller) != metric_of(callee) || {
+                let (a, c) = (delta(caller), delta(callee));
+                a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
+            })
     };
     let is_candidate = |id: &str| {
         in_degraded(id)

@@ -75,10 +75,23 @@ impl RootCause {
                     "no entity {symptom} in the topology between {start} and {end} ms"
                 )));
             }
+            // What each entity needs: what it calls and depends on, a service its
+            // instances, an instance or pod what it runs on, a node or host its zone.
             let mut out: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
             for (a, b, r) in g.relations_in(window) {
-                if matches!(r.kind, Some(RelationKind::Calls | RelationKind::DependsOn)) {
-                    out.entry(a).or_default().push(b);
+                match r.kind {
+                    Some(
+                        RelationKind::Calls | RelationKind::DependsOn | RelationKind::RunsOn,
+                    ) => out.entry(a).or_default().push(b),
+                    Some(RelationKind::LocatedIn)
+                        if matches!(a.kind(), Some(EntityKind::Node | EntityKind::Host)) =>
+                    {
+                        out.entry(a).or_default().push(b)
+                    }
+                    Some(RelationKind::MemberOf) if b.kind() == Some(EntityKind::Service) => {
+                        out.entry(b).or_default().push(a)
+                    }
+                    _ => {}
                 }
             }
             let mut order = vec![symptom.clone()];
