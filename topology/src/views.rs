@@ -432,8 +432,9 @@ fn derived_selectors(g: &Graph, e: &Entity) -> Selectors {
             .into_iter()
             .find(|a| attr(a) == Some(name));
             Selectors {
+                // The service graph's series of calls to it: counts, failures, latencies.
                 promql: Some(format!(
-                    "traces_service_graph_request_total{{server={}}}",
+                    "{{__name__=~\"traces_service_graph_request_.+\", server={}}}",
                     q(name)
                 )),
                 logql: None,
