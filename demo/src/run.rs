@@ -79,7 +79,11 @@ impl Control {
         target: Option<&str>,
         duration: Duration,
     ) -> Result<Fault, String> {
-        let pick = self.rng.lock().unwrap_or_else(|p| p.into_inner()).next_u64();
+        let pick = self
+            .rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_u64();
         let target = faults::target(&self.estate, kind, target, pick)?;
         let mut all = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let start = now_ms();
@@ -187,6 +191,7 @@ pub async fn run(
     let mut kinds = FaultKind::ALL.to_vec();
     let mut ticker = tokio::time::interval(opts.tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut announced = std::collections::HashSet::new();
     let mut k = (opts.seed as usize) % kinds.len();
     kinds.rotate_left(k);
     loop {
@@ -200,9 +205,19 @@ pub async fn run(
         {
             let kind = kinds[k % kinds.len()];
             k += 1;
-            if let Ok(f) = control.inject(kind, None, opts.fault_for)
-                && kind == FaultKind::BadDeploy
-            {
+            if let Err(e) = control.inject(kind, None, opts.fault_for) {
+                tracing::warn!(error = %e, "demo: no fault injected");
+            }
+            next_fault = Some(at + opts.fault_every.as_millis() as i64);
+        }
+        let sim_ms = started + ((t - started) as f64 * opts.speed) as i64;
+        let faults = control.faults();
+        // A bad deploy is announced by the pipeline that rolled it out.
+        for f in faults
+            .iter()
+            .filter(|f| f.kind == FaultKind::BadDeploy && f.start_ms <= t)
+        {
+            if announced.insert(f.id) {
                 let _ = client
                     .post(format!("{}/api/v1/events", opts.http))
                     .json(&json!({"service": f.target, "version": "1.5.0",
@@ -211,10 +226,7 @@ pub async fn run(
                     .send()
                     .await;
             }
-            next_fault = Some(at + opts.fault_every.as_millis() as i64);
         }
-        let sim_ms = started + ((t - started) as f64 * opts.speed) as i64;
-        let faults = control.faults();
         let batch = sim.tick(t, opts.tick.as_millis() as i64, sim_ms, &faults);
         for (path, body) in [
             ("/v1/traces", batch.traces.encode_to_vec()),

@@ -32,6 +32,10 @@ pub const INCIDENT_ALERT: &str = "SightlineIncident";
 /// end four times as far ahead (as Prometheus resends firing alerts).
 const RESEND_MS: i64 = 60_000;
 
+/// Incidents younger than this are analysed again every `REANALYSE_EVERY_MS`.
+const REANALYSE_FOR_MS: i64 = 15 * 60_000;
+const REANALYSE_EVERY_MS: i64 = 60_000;
+
 /// One tenant's file.
 #[derive(Serialize, Deserialize)]
 struct TenantFile {
@@ -151,8 +155,14 @@ impl IncidentsRuntime {
             let mut signals = Vec::new();
             for alert in st.dispatcher.alerts.values() {
                 // Our own incident notifications are not symptoms.
+                // Nor are alerts that say nothing is wrong (`severity` `none` or `info`:
+                // watchdogs, InfoInhibitor, notices).
                 if alert.resolved_at(now)
                     || alert.labels.get("alertname").map(String::as_str) == Some(INCIDENT_ALERT)
+                    || matches!(
+                        alert.labels.get("severity").map(String::as_str),
+                        Some("none" | "info")
+                    )
                 {
                     continue;
                 }
@@ -216,6 +226,15 @@ impl IncidentsRuntime {
                     self.analyse(&tenant, inc, now_ms);
                 }
             }
+            // A young incident is analysed again each minute: more of the change is in the
+            // data than when it opened.
+            for inc in incidents.incidents.iter_mut().filter(|i| {
+                !i.is_resolved()
+                    && now_ms - i.opened_at <= REANALYSE_FOR_MS
+                    && i.analysed_at.is_some_and(|t| now_ms - t >= REANALYSE_EVERY_MS)
+            }) {
+                self.analyse(&tenant, inc, now_ms);
+            }
             let notified = self.notify(&tenant, &mut incidents, now);
             if changes.is_empty() && !notified && events(&incidents) == events_before {
                 // Only `last_firing` times moved: written with the next change.
@@ -258,6 +277,7 @@ impl IncidentsRuntime {
             .analyse(tenant, &question, &Cancellation::new())
         {
             Ok(v) => {
+                let before = inc.causes.first().map(|c| c.entity.clone());
                 inc.causes = causes(&v);
                 inc.advice = self.advise(tenant, inc, first, &v);
                 inc.analysed_at = Some(now_ms);
@@ -267,11 +287,16 @@ impl IncidentsRuntime {
                     .first()
                     .map(|c| format!("{} ({:.0} %)", c.entity, c.confidence * 100.0))
                     .unwrap_or_else(|| "no cause found".into());
-                inc.timeline.push(sightline_incidents::Event {
-                    time: now_ms,
-                    kind: "analysed".into(),
-                    detail: top,
-                });
+                // The timeline says when the likely cause changed, not every analysis.
+                if before != inc.causes.first().map(|c| c.entity.clone())
+                    || !inc.timeline.iter().any(|e| e.kind == "analysed")
+                {
+                    inc.timeline.push(sightline_incidents::Event {
+                        time: now_ms,
+                        kind: "analysed".into(),
+                        detail: top,
+                    });
+                }
             }
             Err(e) => tracing::debug!(error = %e.message, "incident analysis"),
         }
@@ -734,12 +759,8 @@ pub fn entity_of(labels: &BTreeMap<String, String>, g: &Graph, w: Window) -> Opt
             return Some(id);
         }
     }
-    if let Some(job) = labels.get("job") {
-        let name = job.rsplit('/').next().unwrap_or(job);
-        if let Some(id) = service(name) {
-            return Some(id);
-        }
-    }
+    // `instance` naming a node or host (node_exporter's series), else one instance of the
+    // `job`'s service, else the service.
     if let Some(instance) = labels.get("instance") {
         let host = instance
             .rsplit_once(':')
@@ -748,6 +769,21 @@ pub fn entity_of(labels: &BTreeMap<String, String>, g: &Graph, w: Window) -> Opt
             if let Some(id) = named(kind, host) {
                 return Some(id);
             }
+        }
+    }
+    if let Some(job) = labels.get("job") {
+        let name = job.rsplit('/').next().unwrap_or(job);
+        if let Some(instance) = labels.get("instance")
+            && let Some(id) = Some(EntityId::new(
+                EntityKind::Instance,
+                [name, instance.as_str()],
+            ))
+            .filter(exists)
+        {
+            return Some(id);
+        }
+        if let Some(id) = service(name) {
+            return Some(id);
         }
     }
     None

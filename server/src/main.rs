@@ -10,6 +10,7 @@ mod api;
 mod cli;
 mod config;
 mod data_dir;
+mod demo;
 mod incidents;
 mod metrics;
 mod pattern_rules;
@@ -87,6 +88,9 @@ enum Command {
         #[command(subcommand)]
         command: cli::topology::TopologyCommand,
     },
+    /// Run the server with a simulated provincial finance cloud that misbehaves (faults on
+    /// a schedule or on command); `demo fault KIND`, `demo faults` talk to a running one.
+    Demo(demo::DemoArgs),
     /// Incidents through a running server: list, show (causes, evidence, timeline),
     /// acknowledge, resolve.
     Incidents {
@@ -140,6 +144,7 @@ fn run_client(command: Command) -> anyhow::Result<()> {
         Command::Traces { command } => cli::traces::run(command, out)?,
         Command::Topology { command } => cli::topology::run(command, out)?,
         Command::Incidents { command } => cli::incidents::run(command, out)?,
+        Command::Demo(args) => demo::demo(args, out)?,
         Command::Rules { command } => cli::rules::run(command, out)?,
         Command::Alertmanager { command } => cli::alertmanager::run(command, out)?,
     }

@@ -80,9 +80,9 @@ impl RootCause {
             let mut out: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
             for (a, b, r) in g.relations_in(window) {
                 match r.kind {
-                    Some(
-                        RelationKind::Calls | RelationKind::DependsOn | RelationKind::RunsOn,
-                    ) => out.entry(a).or_default().push(b),
+                    Some(RelationKind::Calls | RelationKind::DependsOn | RelationKind::RunsOn) => {
+                        out.entry(a).or_default().push(b)
+                    }
                     Some(RelationKind::LocatedIn)
                         if matches!(a.kind(), Some(EntityKind::Node | EntityKind::Host)) =>
                     {
@@ -92,6 +92,29 @@ impl RootCause {
                         out.entry(b).or_default().push(a)
                     }
                     _ => {}
+                }
+            }
+            // An instance calls what its service calls (the service graph knows calls
+            // between services only).
+            let services_needs: Vec<(&EntityId, Vec<&EntityId>)> = out
+                .iter()
+                .filter(|(s, _)| s.kind() == Some(EntityKind::Service))
+                .map(|(s, needs)| (*s, needs.clone()))
+                .collect();
+            for (service, needs) in services_needs {
+                let instances: Vec<&EntityId> = needs
+                    .iter()
+                    .copied()
+                    .filter(|x| x.kind() == Some(EntityKind::Instance))
+                    .collect();
+                let called: Vec<&EntityId> = needs
+                    .iter()
+                    .copied()
+                    .filter(|x| x.kind() != Some(EntityKind::Instance))
+                    .collect();
+                let _ = service;
+                for i in instances {
+                    out.entry(i).or_default().extend(called.iter().copied());
                 }
             }
             let mut order = vec![symptom.clone()];

@@ -41,6 +41,13 @@ use crate::metrics::{ServerMetrics, TopologyGauges, TsdbGauges};
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
+    init_tracing();
+    let config = Config::load(&overrides)?;
+    runtime()?.block_on(run(config, None))
+}
+
+/// Logs to stderr, filtered by `SIGHTLINE_LOG` (default `info`).
+pub fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SIGHTLINE_LOG")
@@ -49,7 +56,9 @@ pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let config = Config::load(&overrides)?;
+}
+
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("sightline")
@@ -57,8 +66,7 @@ pub fn serve(overrides: Overrides) -> anyhow::Result<()> {
         // proven safe for this stack (promql/tests/limits.rs).
         .thread_stack_size(sightline_promql::QUERY_THREAD_STACK_BYTES)
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(run(config))
+        .context("cannot start the async runtime")
 }
 
 #[derive(Clone)]
@@ -141,7 +149,9 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+/// Runs the server until SIGTERM or Ctrl-C; `extra` routes join the main HTTP port (the
+/// demo's control API).
+pub async fn run(config: Config, extra: Option<Router>) -> anyhow::Result<()> {
     // Held until `run` returns: one server per data directory.
     let data_dir_lock = crate::data_dir::DataDirLock::acquire(&config.data_dir)?;
     tracing::debug!(lock = %data_dir_lock.path().display(), "data dir locked");
@@ -397,6 +407,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .route("/readyz", get(readyz))
                 .with_state(health),
         );
+    let main_router = match extra {
+        Some(extra) => main_router.merge(extra),
+        None => main_router,
+    };
     let main_router =
         api::with_fallbacks(main_router).layer(DefaultBodyLimit::max(config.max_request_bytes()));
     // One delta→cumulative state for both OTLP transports.
