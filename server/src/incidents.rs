@@ -47,6 +47,10 @@ struct TenantFile {
 pub struct IncidentsRuntime {
     dir: PathBuf,
     tenants: Mutex<HashMap<TenantId, Incidents>>,
+    /// Held by a round of grouping and analysis, and by an operator's change: each works
+    /// on a copy and puts it back, so they must not interleave (an acknowledgement would be
+    /// lost under a round's older copy).
+    writing: Mutex<()>,
     config: IncidentsSection,
     am: Arc<AlertManager>,
     topology: Arc<Topology>,
@@ -104,6 +108,7 @@ impl IncidentsRuntime {
         Ok(Arc::new(IncidentsRuntime {
             dir,
             tenants: Mutex::new(tenants),
+            writing: Mutex::new(()),
             config,
             am,
             topology,
@@ -195,6 +200,7 @@ impl IncidentsRuntime {
         let now = Utc::now();
         let now_ms = now.timestamp_millis();
         let grouping = self.grouping();
+        let _writing = lock(&self.writing);
         for (tenant, signals) in self.signals(now) {
             let mut incidents = lock(&self.tenants)
                 .get(&tenant)
@@ -551,6 +557,7 @@ impl IncidentsRuntime {
         by: &str,
         resolve: bool,
     ) -> Result<Incident, Refused> {
+        let _writing = lock(&self.writing);
         let now = Utc::now().timestamp_millis();
         let mut tenants = lock(&self.tenants);
         let incidents = tenants
