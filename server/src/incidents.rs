@@ -237,7 +237,8 @@ impl IncidentsRuntime {
             for inc in incidents.incidents.iter_mut().filter(|i| {
                 !i.is_resolved()
                     && now_ms - i.opened_at <= REANALYSE_FOR_MS
-                    && i.analysed_at.is_some_and(|t| now_ms - t >= REANALYSE_EVERY_MS)
+                    && i.analysed_at
+                        .is_some_and(|t| now_ms - t >= REANALYSE_EVERY_MS)
             }) {
                 self.analyse(&tenant, inc, now_ms);
             }

@@ -149,9 +149,19 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-/// Runs the server until SIGTERM or Ctrl-C; `extra` routes join the main HTTP port (the
-/// demo's control API).
-pub async fn run(config: Config, extra: Option<Router>) -> anyhow::Result<()> {
+/// What a program embedding the server (the demo) adds: routes on the main HTTP port, and
+/// where to hear the bound addresses (main HTTP, OTLP/HTTP) once listening.
+pub struct Embed {
+    pub router: Router,
+    pub listening: tokio::sync::oneshot::Sender<(SocketAddr, SocketAddr)>,
+}
+
+/// Runs the server until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
+    let (extra, listening) = match embed {
+        Some(e) => (Some(e.router), Some(e.listening)),
+        None => (None, None),
+    };
     // Held until `run` returns: one server per data directory.
     let data_dir_lock = crate::data_dir::DataDirLock::acquire(&config.data_dir)?;
     tracing::debug!(lock = %data_dir_lock.path().display(), "data dir locked");
@@ -315,6 +325,9 @@ pub async fn run(config: Config, extra: Option<Router>) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "sightline listening"
     );
+    if let Some(tx) = listening {
+        let _ = tx.send((http_addr, otlp_http_addr));
+    }
 
     let health = HealthState {
         registry: registry.clone(),

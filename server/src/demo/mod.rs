@@ -28,15 +28,27 @@ pub struct DemoArgs {
     #[command(subcommand)]
     pub command: Option<DemoCommand>,
     /// Where the demo's data lives (a fresh directory is best).
-    #[arg(long, default_value = "sightline-demo-data")]
+    #[arg(
+        long,
+        default_value = "sightline-demo-data",
+        env = "SIGHTLINE_DATA_DIR"
+    )]
     pub data_dir: PathBuf,
-    #[arg(long, default_value = "127.0.0.1:7070")]
+    #[arg(long, default_value = "127.0.0.1:7070", env = "SIGHTLINE_HTTP_ADDR")]
     pub http_addr: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:4317")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:4317",
+        env = "SIGHTLINE_OTLP_GRPC_ADDR"
+    )]
     pub otlp_grpc_addr: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:4318")]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:4318",
+        env = "SIGHTLINE_OTLP_HTTP_ADDR"
+    )]
     pub otlp_http_addr: SocketAddr,
-    #[arg(long, default_value = "127.0.0.1:5514")]
+    #[arg(long, default_value = "127.0.0.1:5514", env = "SIGHTLINE_SYSLOG_ADDR")]
     pub syslog_addr: SocketAddr,
     /// Simulated time runs this many times faster (daily and weekly traffic curves).
     #[arg(long, default_value_t = 60.0)]
@@ -125,11 +137,6 @@ pub fn demo(args: DemoArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> 
 
 fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     crate::serve::init_tracing();
-    for addr in [args.http_addr, args.otlp_http_addr] {
-        if addr.port() == 0 {
-            bail!("the demo sends to its own ports: give them fixed (not {addr})");
-        }
-    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let rules = args.data_dir.join("demo-rules.yml");
@@ -149,9 +156,7 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     config.validate()?;
 
     let control = Control::new(Estate::finance(args.copies), args.seed);
-    let opts = Options {
-        http: format!("http://{}", args.http_addr),
-        otlp: format!("http://{}", args.otlp_http_addr),
+    let mut opts = Options {
         seed: args.seed,
         speed: args.speed,
         copies: args.copies,
@@ -159,23 +164,38 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
         first_fault_after: (!args.no_faults).then_some(args.first_fault),
         fault_every: args.fault_every,
         fault_for: args.fault_for,
+        ..Options::default()
     };
-    eprintln!(
-        "sightline demo: a simulated finance cloud ({} services, {} pods, {} nodes) sending OTLP to {}.\n\
-         Watch:  sightline incidents list      (then `sightline incidents show inc-1`)\n\
-         Faults: sightline demo faults         (ground truth; `sightline demo fault slow_db` injects one)\n\
-         APIs:   http://{}/api/v1/incidents, /api/v1/topology, Grafana's Prometheus/Loki/Tempo data sources on http://{}",
-        control.estate.services.len(),
-        control.estate.pods.len(),
-        control.estate.nodes.len(),
-        args.otlp_http_addr,
-        args.http_addr,
-        args.http_addr,
-    );
     let rt = crate::serve::runtime()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sim = rt.spawn(sightline_demo::run::run(opts, control.clone(), stop_rx));
-    let result = rt.block_on(crate::serve::run(config, Some(router(control))));
+    let (listening_tx, listening_rx) = tokio::sync::oneshot::channel::<(SocketAddr, SocketAddr)>();
+    let sim_control = control.clone();
+    let sim = rt.spawn(async move {
+        // The ports as bound (port 0 resolved).
+        let Ok((http, otlp)) = listening_rx.await else {
+            return Ok(());
+        };
+        opts.http = format!("http://{http}");
+        opts.otlp = format!("http://{otlp}");
+        eprintln!(
+            "sightline demo: a simulated finance cloud ({} services, {} pods, {} nodes) sends OTLP to {otlp}; \
+             the first fault comes in {}.\n\
+             Watch:  sightline incidents list --server http://{http}   (then `sightline incidents show inc-1`)\n\
+             Truth:  sightline demo faults --server http://{http}      (`sightline demo fault slow_db` injects one)\n\
+             APIs:   http://{http}/api/v1/incidents, /api/v1/topology; Grafana's Prometheus, Loki and Tempo data sources on http://{http}",
+            sim_control.estate.services.len(),
+            sim_control.estate.pods.len(),
+            sim_control.estate.nodes.len(),
+            opts.first_fault_after
+                .map_or("never (--no-faults)".to_string(), |d| humantime::format_duration(d).to_string()),
+        );
+        sightline_demo::run::run(opts, sim_control, stop_rx).await
+    });
+    let embed = crate::serve::Embed {
+        router: router(control),
+        listening: listening_tx,
+    };
+    let result = rt.block_on(crate::serve::run(config, Some(embed)));
     let _ = stop_tx.send(true);
     if let Ok(Ok(Err(e))) =
         rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), sim).await })
