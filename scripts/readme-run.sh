@@ -2,7 +2,8 @@
 # Runs the README's own commands, so that they cannot silently break again: the "Run it"
 # command (started, waited for until /readyz answers 200, stopped with SIGTERM, exit status
 # 0 required), and with it running, every `cargo run --release -- …` client command of the
-# tour (exit status 0 required).
+# tour and of the demo's next steps (`incidents list`, `demo faults`, `demo fault …`; exit
+# status 0 required). The run command may be `serve` or `demo`.
 #
 # The commands are taken from README.md as written, with one change: `--release` is dropped,
 # so that the debug build the tests just made is reused instead of a second, optimised build
@@ -18,10 +19,10 @@ readme=README.md
 # The first line of the first ```sh block after "**Run it**".
 run_command=$(awk '/\*\*Run it\*\*/ {found=1} found && /^```sh/ {getline; print; exit}' "$readme")
 case "$run_command" in
-  "cargo run --release -- serve"*) ;;
+  "cargo run --release -- serve"* | "cargo run --release -- demo"*) ;;
   *) echo "readme-run: cannot find the README's run command (got: '$run_command')" >&2; exit 1 ;;
 esac
-mapfile -t client_commands < <(grep -E '^cargo run --release -- (logs|metrics) ' "$readme" | grep -v ' logs import ')
+mapfile -t client_commands < <(grep -E '^cargo run --release -- (logs |metrics |incidents list( |$)|demo faults?( |$))' "$readme" | grep -v ' logs import ')
 if [ ${#client_commands[@]} -eq 0 ]; then
   echo "readme-run: no client commands found in the README" >&2
   exit 1

@@ -39,7 +39,7 @@ impl Default for Options {
             http: "http://127.0.0.1:7070".into(),
             otlp: "http://127.0.0.1:4318".into(),
             seed: 1,
-            speed: 60.0,
+            speed: 10.0,
             copies: 1,
             tick: Duration::from_secs(5),
             first_fault_after: Some(Duration::from_secs(180)),

@@ -92,6 +92,9 @@ pub struct Problem<'a> {
     /// `(caller, callee)`: calls and other dependencies, pointing from the one that needs to
     /// what it needs.
     pub calls: &'a [(String, String)],
+    /// `(whole, members)`: a service and its instances. When every member is degraded, the
+    /// fault is the whole's (its code, its configuration): the members do not explain it.
+    pub groups: &'a [(String, Vec<String>)],
 }
 
 /// The method's few parameters (see the module docs for why these defaults).
@@ -329,7 +332,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     let mut evidence: HashMap<&str, Vec<Change>> = HashMap::new();
     let short_ok = !long_enough(longest_history(problem).saturating_sub(1), p);
     let peers = peer_noise(problem, p);
-    for e in problem.entities {
+    let changes_of = |e: &Entity| -> Vec<Change> {
         let mut changes: Vec<Change> = e
             .series
             .iter()
@@ -342,15 +345,28 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
             })
             .collect();
         changes.sort_by(telling);
+        changes
+    };
+    // Without a named metric, the symptom's own most telling change names it.
+    let derived: Option<String> = match problem.symptom_metric {
+        Some(_) => None,
+        None => problem
+            .entities
+            .iter()
+            .find(|e| e.id == problem.symptom)
+            .and_then(|e| changes_of(e).into_iter().next())
+            .map(|c| c.metric),
+    };
+    let symptom_metric = problem.symptom_metric.or(derived.as_deref());
+    for e in problem.entities {
+        let changes = changes_of(e);
         // An entity that reports the symptom's metric is judged on it (whether or not it
         // changed); one that does not, on all of its own.
-        let reports_it = problem
-            .symptom_metric
-            .is_some_and(|m| e.series.iter().any(|s| s.metric == m));
+        let reports_it = symptom_metric.is_some_and(|m| e.series.iter().any(|s| s.metric == m));
         let best = if reports_it {
             changes
                 .iter()
-                .find(|c| Some(c.metric.as_str()) == problem.symptom_metric)
+                .find(|c| Some(c.metric.as_str()) == symptom_metric)
                 .cloned()
         } else {
             changes.first().cloned()
@@ -423,9 +439,22 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     };
     // Changes of different signals (a node's CPU below a service's latency) are not
     // comparable: a degraded callee then explains its caller whatever the sizes.
+    // Wholes all of whose (two or more) members are degraded.
+    let whole_degraded: HashSet<&str> = problem
+        .groups
+        .iter()
+        .filter(|(_, m)| m.len() >= 2 && m.iter().all(|x| in_degraded(x)))
+        .map(|(w, _)| w.as_str())
+        .collect();
+    let member_of: HashMap<&str, &str> = problem
+        .groups
+        .iter()
+        .flat_map(|(w, ms)| ms.iter().map(move |m| (m.as_str(), w.as_str())))
+        .collect();
     let explained_by = |caller: &str, callee: &str| {
         callee != problem.symptom
             && in_degraded(callee)
+            && !(whole_degraded.contains(caller) && member_of.get(callee) == Some(&caller))
             && (metric_of(caller) != metric_of(callee) || {
                 let (a, c) = (delta(caller), delta(callee));
                 a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
@@ -433,6 +462,9 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     };
     let is_candidate = |id: &str| {
         in_degraded(id)
+            && !member_of
+                .get(id)
+                .is_some_and(|w| whole_degraded.contains(w))
             && (id != problem.symptom || anomalous(id) || degraded.len() == 1)
             && !callees
                 .get(id)
@@ -624,6 +656,7 @@ mod tests {
             onset_ms: ONSET,
             entities: &entities,
             calls: &calls,
+            groups: &[],
         };
         let r = rank(&problem, &Params::default());
         let order: Vec<&str> = r.iter().map(|r| r.entity.as_str()).collect();
@@ -662,6 +695,7 @@ mod tests {
             onset_ms: ONSET,
             entities: &entities,
             calls: &calls,
+            groups: &[],
         };
         let r = rank(&problem, &Params::default());
         assert_eq!(r[0].entity, "search", "{r:#?}");
@@ -689,6 +723,7 @@ mod tests {
             onset_ms: ONSET,
             entities: &entities,
             calls: &calls,
+            groups: &[],
         };
         let r = rank(&problem, &Params::default());
         let order: Vec<&str> = r.iter().map(|r| r.entity.as_str()).collect();
@@ -698,6 +733,40 @@ mod tests {
         );
         assert_eq!(order[..3], ["pay", "lb", "db"], "{r:#?}");
         assert!(r[0].candidate && r[2].candidate);
+    }
+
+    /// Every instance of a service degraded alike: the service is the cause (a bad
+    /// release), not one of its instances.
+    #[test]
+    fn a_fault_shared_by_every_instance_is_the_services() {
+        let entities = vec![
+            entity("front", vec![series("err", 0.01, 0.001, 100, &[0.2])]),
+            entity("pay", vec![series("err", 0.01, 0.001, 100, &[0.3])]),
+            entity("pay-1", vec![series("err", 0.01, 0.001, 100, &[0.3])]),
+            entity("pay-2", vec![series("err", 0.01, 0.001, 100, &[0.3])]),
+        ];
+        let calls: Vec<(String, String)> = [("front", "pay"), ("pay", "pay-1"), ("pay", "pay-2")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let groups = vec![(
+            "pay".to_string(),
+            vec!["pay-1".to_string(), "pay-2".to_string()],
+        )];
+        let problem = Problem {
+            symptom: "front",
+            symptom_metric: None,
+            onset_ms: ONSET,
+            entities: &entities,
+            calls: &calls,
+            groups: &groups,
+        };
+        let r = rank(&problem, &Params::default());
+        assert_eq!(r[0].entity, "pay", "{r:#?}");
+        assert!(
+            r[0].candidate && !r[1].candidate && !r[2].candidate,
+            "{r:#?}"
+        );
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.
@@ -714,6 +783,7 @@ mod tests {
             onset_ms: ONSET,
             entities: &entities,
             calls: &calls,
+            groups: &[],
         };
         let r = rank(&problem, &Params::default());
         assert_eq!(r[0].entity, "front");

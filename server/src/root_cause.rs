@@ -67,7 +67,7 @@ impl RootCause {
         );
         let window = Window { start, end };
         // The graph below the symptom, breadth first, and each entity's selector.
-        let (order, calls, selectors_of, views, mut changes) = {
+        let (order, calls, groups, selectors_of, views, mut changes) = {
             let g = s.topology.graph_for_reading(tenant);
             let g = read_graph(&g);
             if g.entity(symptom).is_none_or(|e| !g.entity_in(e, window)) {
@@ -173,7 +173,23 @@ impl RootCause {
                         .push(serde_json::to_value(&c).expect("serialises"));
                 }
             }
-            (order, calls, selectors_of, views, changes)
+            // Each service with its instances among the suspects.
+            let groups: Vec<(String, Vec<String>)> = order
+                .iter()
+                .filter(|id| id.kind() == Some(EntityKind::Service))
+                .map(|s| {
+                    let members = out
+                        .get(s)
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x.kind() == Some(EntityKind::Instance) && seen.contains(*x))
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>();
+                    (s.to_string(), members)
+                })
+                .filter(|(_, m)| !m.is_empty())
+                .collect();
+            (order, calls, groups, selectors_of, views, changes)
         };
 
         let source = TsdbSource::new(&s.tsdb, tenant);
@@ -208,6 +224,7 @@ impl RootCause {
             onset_ms: onset,
             entities: &entities,
             calls: &calls,
+            groups: &groups,
         };
         let ranked = sightline_rca::rank(&problem, &method);
         let read: usize = entities.iter().map(|e| e.series.len()).sum();

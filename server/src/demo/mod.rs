@@ -50,8 +50,9 @@ pub struct DemoArgs {
     pub otlp_http_addr: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:5514", env = "SIGHTLINE_SYSLOG_ADDR")]
     pub syslog_addr: SocketAddr,
-    /// Simulated time runs this many times faster (daily and weekly traffic curves).
-    #[arg(long, default_value_t = 60.0)]
+    /// Simulated time runs this many times faster (daily and weekly traffic curves: at 10
+    /// a day passes in 2.4 hours).
+    #[arg(long, default_value_t = 10.0)]
     pub speed: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -85,12 +86,20 @@ pub enum DemoCommand {
         /// How long it lasts.
         #[arg(long = "for", default_value = "3m", value_parser = humantime::parse_duration)]
         duration: Duration,
-        #[arg(long, default_value = "http://127.0.0.1:7070")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:7070",
+            env = "SIGHTLINE_SERVER"
+        )]
         server: String,
     },
     /// The faults injected so far, with their ground truth.
     Faults {
-        #[arg(long, default_value = "http://127.0.0.1:7070")]
+        #[arg(
+            long,
+            default_value = "http://127.0.0.1:7070",
+            env = "SIGHTLINE_SERVER"
+        )]
         server: String,
     },
 }
