@@ -263,37 +263,26 @@ impl Sim {
             let tries = if fx.storm(callee).is_some() { 3 } else { 1 };
             for attempt in 0..tries {
                 let client_id = self.rng.next_u64().to_be_bytes().to_vec();
-                let c = if fx.storm(callee).is_some() {
-                    // The callee is overwhelmed: every attempt times out.
-                    let _ = self.request(
-                        callee,
-                        Some(&pod.zone),
-                        trace_id,
-                        Some(client_id.clone()),
-                        cursor,
-                        fx,
-                        t_ms,
-                        spans,
-                        errors,
-                        served,
-                    );
+                let answered = self.request(
+                    callee,
+                    Some(&pod.zone),
+                    trace_id,
+                    Some(client_id.clone()),
+                    cursor,
+                    fx,
+                    t_ms,
+                    spans,
+                    errors,
+                    served,
+                );
+                // In a storm the callee is overwhelmed: every attempt times out.
+                let c = if tries > 1 {
                     Call {
                         dur_ms: 800.0,
                         error: true,
                     }
                 } else {
-                    self.request(
-                        callee,
-                        Some(&pod.zone),
-                        trace_id,
-                        Some(client_id.clone()),
-                        cursor,
-                        fx,
-                        t_ms,
-                        spans,
-                        errors,
-                        served,
-                    )
+                    answered
                 };
                 let end = cursor + (c.dur_ms * 1e6) as i64;
                 child_spans.push(client_span(

@@ -13,9 +13,14 @@ use serde_json::{Value, json};
 const STEP_MS: i64 = 60_000;
 
 fn get(server: &Server, params: &[(&str, String)]) -> (u16, Value) {
+    get_at(server, "/api/v1/rca", params)
+}
+
+/// GET: the status and the body as JSON (a plain-text error as a JSON string).
+fn get_at(server: &Server, path: &str, params: &[(&str, String)]) -> (u16, Value) {
     let r = server
         .client()
-        .get(server.url("/api/v1/rca"))
+        .get(server.url(path))
         .query(params)
         .send()
         .unwrap();
@@ -216,17 +221,7 @@ fn wait_for_incident(server: &Server, done: impl Fn(&Value) -> bool) -> Value {
 }
 
 fn incident(server: &Server, id: &str) -> (u16, Value) {
-    let r = server
-        .client()
-        .get(server.url(&format!("/api/v1/incidents/{id}")))
-        .send()
-        .unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or_else(|_| json!(text)),
-    )
+    get_at(server, &format!("/api/v1/incidents/{id}"), &[])
 }
 
 /// Two alerts on related entities (the slow database and the gateway above it) become one
