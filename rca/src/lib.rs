@@ -43,7 +43,10 @@
 //!    path through it, a client-side view of one call degrades one. Among candidates that
 //!    explain as much, one observed from inside ranks before an endpoint known only from
 //!    its callers (a load balancer's address mirrors the service behind it); then the
-//!    rarer, then larger, change.
+//!    rarer, then larger, change. An entity changed just before the onset (a deploy, a new
+//!    version) is explained only by a callee whose change in the same signal accounts for
+//!    its own, and ranks first among candidates: changes are the commonest cause of
+//!    outages (DESIGN.md: "recent deploys").
 //! 5. The rest follows: other entities the symptom calls, by the same order, then entities
 //!    not below the symptom, by their change alone; the symptom itself last of its group
 //!    (it is the cause only when nothing below it changed).
@@ -77,6 +80,10 @@ pub struct Entity {
     /// whatever serves behind it, so among candidates that explain as much, one observed
     /// from inside ranks first.
     pub external: bool,
+    /// Changed (a deploy, a new version, revision or image) shortly before the onset. Its
+    /// own change explains its degradation, and among candidates it ranks first: changes
+    /// are the most common cause of outages.
+    pub changed: bool,
 }
 
 /// What to explain.
@@ -439,6 +446,12 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     };
     // Changes of different signals (a node's CPU below a service's latency) are not
     // comparable: a degraded callee then explains its caller whatever the sizes.
+    let changed: HashSet<&str> = problem
+        .entities
+        .iter()
+        .filter(|e| e.changed)
+        .map(|e| e.id.as_str())
+        .collect();
     // Wholes all of whose (two or more) members are degraded.
     let whole_degraded: HashSet<&str> = problem
         .groups
@@ -451,13 +464,16 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         .iter()
         .flat_map(|(w, ms)| ms.iter().map(move |m| (m.as_str(), w.as_str())))
         .collect();
+    // A changed caller (a deploy just before) is explained only by a callee whose change
+    // in the same signal accounts for its own: its own change is the likelier cause.
     let explained_by = |caller: &str, callee: &str| {
+        let same = metric_of(caller) == metric_of(callee);
         callee != problem.symptom
             && in_degraded(callee)
             && !(whole_degraded.contains(caller) && member_of.get(callee) == Some(&caller))
-            && (metric_of(caller) != metric_of(callee) || {
+            && ((!same && !changed.contains(caller)) || {
                 let (a, c) = (delta(caller), delta(callee));
-                a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
+                same && a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
             })
     };
     let is_candidate = |id: &str| {
@@ -527,6 +543,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
             (
                 !below.contains_key(r.entity.as_str()),
                 !r.candidate,
+                !changed.contains(r.entity.as_str()),
                 std::cmp::Reverse(r.explains.len()),
                 r.entity == problem.symptom,
                 external.contains(r.entity.as_str()),
@@ -568,6 +585,7 @@ mod tests {
             id: id.into(),
             series: s,
             external: false,
+            changed: false,
         }
     }
 
@@ -767,6 +785,41 @@ mod tests {
             r[0].candidate && !r[1].candidate && !r[2].candidate,
             "{r:#?}"
         );
+    }
+
+    /// A service deployed just before is its own cause, not a callee whose different
+    /// signal moved; a callee that accounts for its change in the same signal still is.
+    #[test]
+    fn a_deploy_just_before_weighs_against_a_different_signal_below() {
+        let mut entities = vec![
+            entity("front", vec![series("err", 0.01, 0.001, 100, &[0.2])]),
+            entity("pay", vec![series("err", 0.01, 0.001, 100, &[0.3])]),
+            entity("db", vec![series("conn", 10.0, 0.5, 100, &[40.0])]),
+        ];
+        entities[1].changed = true;
+        let calls: Vec<(String, String)> = [("front", "pay"), ("pay", "db")]
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let problem = Problem {
+            symptom: "front",
+            symptom_metric: Some("err"),
+            onset_ms: ONSET,
+            entities: &entities,
+            calls: &calls,
+            groups: &[],
+        };
+        let r = rank(&problem, &Params::default());
+        assert_eq!(r[0].entity, "pay", "{r:#?}");
+        // Without the deploy, the database below explains it.
+        let mut unchanged = entities.clone();
+        unchanged[1].changed = false;
+        let problem = Problem {
+            entities: &unchanged,
+            ..problem
+        };
+        let r = rank(&problem, &Params::default());
+        assert_eq!(r[0].entity, "db", "{r:#?}");
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.

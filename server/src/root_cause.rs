@@ -29,6 +29,9 @@ pub struct RootCause {
 const MAX_ENTITIES: usize = 1_000;
 /// Series per entity read at most (histogram buckets are left out first).
 const MAX_SERIES_PER_ENTITY: usize = 200;
+/// A change this soon after the onset (an alert's onset is approximate) still counts as
+/// before it.
+const CHANGES_AFTER_MS: i64 = 60_000;
 /// Changes this long before the onset are shown with the causes.
 const CHANGES_BEFORE_MS: i64 = 3_600_000;
 
@@ -67,7 +70,7 @@ impl RootCause {
         );
         let window = Window { start, end };
         // The graph below the symptom, breadth first, and each entity's selector.
-        let (order, calls, groups, selectors_of, views, mut changes) = {
+        let (order, calls, groups, selectors_of, views, mut changes, changed_before) = {
             let g = s.topology.graph_for_reading(tenant);
             let g = read_graph(&g);
             if g.entity(symptom).is_none_or(|e| !g.entity_in(e, window)) {
@@ -173,6 +176,23 @@ impl RootCause {
                         .push(serde_json::to_value(&c).expect("serialises"));
                 }
             }
+            // Changed shortly before the onset (a deploy, a version, a revision, an image),
+            // an instance's change counting for its service too.
+            let mut changed_before: HashSet<EntityId> = HashSet::new();
+            for c in g.changes(
+                Window {
+                    start: onset.saturating_sub(CHANGES_BEFORE_MS),
+                    end: onset.saturating_add(CHANGES_AFTER_MS),
+                },
+                end,
+            ) {
+                if matches!(c.kind.as_str(), "deploy" | "version" | "revision" | "image") {
+                    for s in g.neighbours(&c.entity, RelationKind::MemberOf, true) {
+                        changed_before.insert(s.id.clone());
+                    }
+                    changed_before.insert(c.entity);
+                }
+            }
             // Each service with its instances among the suspects.
             let groups: Vec<(String, Vec<String>)> = order
                 .iter()
@@ -189,7 +209,15 @@ impl RootCause {
                 })
                 .filter(|(_, m)| !m.is_empty())
                 .collect();
-            (order, calls, groups, selectors_of, views, changes)
+            (
+                order,
+                calls,
+                groups,
+                selectors_of,
+                views,
+                changes,
+                changed_before,
+            )
         };
 
         let source = TsdbSource::new(&s.tsdb, tenant);
@@ -216,6 +244,7 @@ impl RootCause {
                 id: id.to_string(),
                 series,
                 external: id.kind() == Some(EntityKind::External),
+                changed: changed_before.contains(id),
             });
         }
         let problem = Problem {
