@@ -227,10 +227,11 @@ impl<'a> Effects<'a> {
             .active(FaultKind::MemoryLeak)
             .filter(|f| f.target == pod.name)
         {
-            // Memory climbs to the limit in a minute, then the pod is killed and restarts.
+            // Memory climbs to the limit in a minute, then the pod is killed and restarts
+            // (in the last tenth of the minute, so that a 5 s tick always sees it).
             let phase = ((t - f.start_ms) % 60_000) as f64 / 60_000.0;
             out.memory = 0.45 + 0.55 * phase;
-            out.oom = phase > 0.92;
+            out.oom = phase >= 0.9;
             out.slow *= 1.0 + 2.0 * phase;
             if out.oom {
                 out.err += 0.5;

@@ -79,6 +79,17 @@ impl Control {
         target: Option<&str>,
         duration: Duration,
     ) -> Result<Fault, String> {
+        self.inject_at(kind, target, now_ms(), duration)
+    }
+
+    /// Injects a fault from `start` (ms; simulated time for a driver that has one).
+    pub fn inject_at(
+        &self,
+        kind: FaultKind,
+        target: Option<&str>,
+        start: i64,
+        duration: Duration,
+    ) -> Result<Fault, String> {
         let pick = self
             .rng
             .lock()
@@ -86,7 +97,6 @@ impl Control {
             .next_u64();
         let target = faults::target(&self.estate, kind, target, pick)?;
         let mut all = self.faults.lock().unwrap_or_else(|p| p.into_inner());
-        let start = now_ms();
         let fault = Fault {
             id: all.len() as u64 + 1,
             kind,

@@ -195,9 +195,9 @@ impl IncidentsRuntime {
         out
     }
 
-    /// One round: group, analyse what is new, persist. Blocking (reads the TSDB).
-    pub fn tick(&self) {
-        let now = Utc::now();
+    /// One round at `now` (the clock, or a driver's simulated time): group, analyse what
+    /// is new, persist. Blocking (reads the TSDB).
+    pub fn tick(&self, now: chrono::DateTime<Utc>) {
         let now_ms = now.timestamp_millis();
         let grouping = self.grouping();
         let _writing = lock(&self.writing);
@@ -278,6 +278,7 @@ impl IncidentsRuntime {
             end: now_ms,
             params: sightline_rca::Params::default(),
             limit: 5,
+            seen: Some(first),
         };
         match self
             .root_cause
@@ -767,6 +768,23 @@ pub fn entity_of(labels: &BTreeMap<String, String>, g: &Graph, w: Window) -> Opt
             return Some(id);
         }
     }
+    // The callee of a service-graph edge (Tempo's `server` label): a service, or a
+    // database, cache, queue or external system of that name.
+    if let Some(server) = labels.get("server") {
+        if let Some(id) = service(server) {
+            return Some(id);
+        }
+        for kind in [
+            EntityKind::Database,
+            EntityKind::Cache,
+            EntityKind::Queue,
+            EntityKind::External,
+        ] {
+            if let Some(id) = named(kind, server) {
+                return Some(id);
+            }
+        }
+    }
     // `instance` naming a node or host (node_exporter's series), else one instance of the
     // `job`'s service, else the service.
     if let Some(instance) = labels.get("instance") {
@@ -811,7 +829,7 @@ pub async fn run(
             _ = stop.changed() => return,
         }
         let rt = rt.clone();
-        if let Err(e) = tokio::task::spawn_blocking(move || rt.tick()).await {
+        if let Err(e) = tokio::task::spawn_blocking(move || rt.tick(Utc::now())).await {
             tracing::warn!(error = %e, "incident round failed");
         }
     }

@@ -48,6 +48,9 @@ pub struct Question {
     pub params: RcaParams,
     /// Causes answered at most.
     pub limit: usize,
+    /// When the symptom was first seen (an incident's first alert): a change up to then
+    /// came before it, whatever the estimated onset says.
+    pub seen: Option<i64>,
 }
 
 impl RootCause {
@@ -182,7 +185,9 @@ impl RootCause {
             for c in g.changes(
                 Window {
                     start: onset.saturating_sub(CHANGES_BEFORE_MS),
-                    end: onset.saturating_add(CHANGES_AFTER_MS),
+                    end: onset
+                        .saturating_add(CHANGES_AFTER_MS)
+                        .max(q.seen.unwrap_or(i64::MIN)),
                 },
                 end,
             ) {

@@ -465,9 +465,10 @@ fn last_for_state(
         .max_by_key(|(t, _)| *t)
 }
 
-/// Evaluates the groups that are due at `now_ms`, writing each rule's output before the
-/// next rule runs.
-async fn evaluate_due(rules: &Arc<Rules>, deps: &RuleDeps, funcs: &Arc<Funcs>, now_ms: i64) {
+/// Evaluates the groups that are due at `now_ms` (the clock, or a driver's simulated time),
+/// writing each rule's output before the next rule runs; their alerts reach the alert
+/// manager stamped with that time.
+pub async fn evaluate_due(rules: &Arc<Rules>, deps: &RuleDeps, funcs: &Arc<Funcs>, now_ms: i64) {
     let RuleDeps {
         tsdb,
         engine,
@@ -596,15 +597,14 @@ async fn evaluate_due(rules: &Arc<Rules>, deps: &RuleDeps, funcs: &Arc<Funcs>, n
                 .collect::<Vec<_>>()
         };
         if !to_send.is_empty() {
+            let now = chrono::DateTime::from_timestamp_millis(now_ms).unwrap_or_default();
             let alerts: Vec<_> = to_send
                 .into_iter()
-                .map(|(expr, a)| to_manager_alert(rules, &expr, a))
+                .map(|(expr, a)| to_manager_alert(rules, &expr, a, now))
                 .collect();
             let (am, tenant) = (alertmanager.clone(), tenant.clone());
-            let sent = tokio::task::spawn_blocking(move || {
-                am.insert_alerts(&tenant, alerts, chrono::Utc::now())
-            })
-            .await;
+            let sent =
+                tokio::task::spawn_blocking(move || am.insert_alerts(&tenant, alerts, now)).await;
             if let Ok(Err(e)) = sent {
                 tracing::warn!(error = ?e, "cannot hand alerts to the alert manager");
             }
@@ -615,7 +615,12 @@ async fn evaluate_due(rules: &Arc<Rules>, deps: &RuleDeps, funcs: &Arc<Funcs>, n
 /// A rule's alert as Prometheus's notifier sends it: starting when it fired, ending when
 /// it resolved or else when it stops being valid, with the external labels and a link to
 /// the expression.
-fn to_manager_alert(rules: &Rules, expr: &str, a: sightline_alerting::eval::Alert) -> ManagerAlert {
+fn to_manager_alert(
+    rules: &Rules,
+    expr: &str,
+    a: sightline_alerting::eval::Alert,
+    now: chrono::DateTime<chrono::Utc>,
+) -> ManagerAlert {
     let at = |ms: i64| chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default();
     let mut labels = a.labels;
     for (k, v) in &rules.external_labels {
@@ -631,7 +636,7 @@ fn to_manager_alert(rules: &Rules, expr: &str, a: sightline_alerting::eval::Aler
         starts_at: at(a.fired_at.unwrap_or(a.active_at)),
         ends_at: at(a.resolved_at.unwrap_or(a.valid_until)),
         generator_url: format!("{}/graph?{query}", rules.external_url.trim_end_matches('/')),
-        updated_at: chrono::Utc::now(),
+        updated_at: now,
         timeout: false,
     }
 }
@@ -649,15 +654,7 @@ pub struct RuleDeps {
 /// Evaluates the rules until `stop`. It keeps ticking with no rules loaded, since a reload
 /// may bring some.
 pub async fn run(rules: Arc<Rules>, deps: RuleDeps, mut stop: tokio::sync::watch::Receiver<bool>) {
-    let funcs = Arc::new(prometheus_funcs(PrometheusFuncsConfig {
-        query: Some(Arc::new(TsdbQuery {
-            tsdb: deps.tsdb.clone(),
-            engine: deps.engine.clone(),
-            tenant: TenantId::default_tenant(),
-        })),
-        external_url: rules.external_url.clone(),
-        ..PrometheusFuncsConfig::default()
-    }));
+    let funcs = template_funcs(&rules, &deps);
     let mut ticker = tokio::time::interval(rules.tick());
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -668,6 +665,19 @@ pub async fn run(rules: Arc<Rules>, deps: RuleDeps, mut stop: tokio::sync::watch
         let now_ms = crate::now_ns() / 1_000_000;
         evaluate_due(&rules, &deps, &funcs, now_ms).await;
     }
+}
+
+/// The template functions of alert annotations (`query` over the TSDB among them).
+pub fn template_funcs(rules: &Rules, deps: &RuleDeps) -> Arc<Funcs> {
+    Arc::new(prometheus_funcs(PrometheusFuncsConfig {
+        query: Some(Arc::new(TsdbQuery {
+            tsdb: deps.tsdb.clone(),
+            engine: deps.engine.clone(),
+            tenant: TenantId::default_tenant(),
+        })),
+        external_url: rules.external_url.clone(),
+        ..PrometheusFuncsConfig::default()
+    }))
 }
 
 #[cfg(test)]

@@ -154,14 +154,30 @@ async fn shutdown_signal() {
 pub struct Embed {
     pub router: Router,
     pub listening: tokio::sync::oneshot::Sender<(SocketAddr, SocketAddr)>,
+    /// Shuts the server down when it turns true (as SIGTERM does).
+    pub stop: Option<watch::Receiver<bool>>,
+    /// Simulated time: rule evaluation, the alert manager's flushes, the incident rounds and
+    /// the span connectors' exports do not run on the clock; the embedder drives them at
+    /// the instants it chooses through what is sent here once listening.
+    pub drive: Option<tokio::sync::oneshot::Sender<Driven>>,
+}
+
+/// What a driver in simulated time works with (see [`Embed::drive`]).
+pub struct Driven {
+    pub rules: Arc<crate::rules::Rules>,
+    pub rule_deps: crate::rules::RuleDeps,
+    pub alertmanager: Arc<crate::alertmanager::AlertManager>,
+    pub incidents: Arc<crate::incidents::IncidentsRuntime>,
+    pub connectors: Option<sightline_collector::connectors::Connectors>,
 }
 
 /// Runs the server until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
-    let (extra, listening) = match embed {
-        Some(e) => (Some(e.router), Some(e.listening)),
-        None => (None, None),
+    let (extra, listening, embed_stop, drive) = match embed {
+        Some(e) => (Some(e.router), Some(e.listening), e.stop, e.drive),
+        None => (None, None, None, None),
     };
+    let driven = drive.is_some();
     // Held until `run` returns: one server per data directory.
     let data_dir_lock = crate::data_dir::DataDirLock::acquire(&config.data_dir)?;
     tracing::debug!(lock = %data_dir_lock.path().display(), "data dir locked");
@@ -439,6 +455,7 @@ pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
                 max_series: config.traces.max_span_metric_series,
                 max_items: config.traces.service_graph_max_items,
                 ttl: config.traces.service_graph_wait,
+                manual_flush: driven,
                 ..Default::default()
             },
             otlp_metrics.clone(),
@@ -450,6 +467,7 @@ pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
     } else {
         (None, None)
     };
+    let driven_connectors = connectors.clone();
     let span_sink = {
         let sink = otlp::traces::SpanIngest::new(span_ingest.clone());
         match connectors {
@@ -551,28 +569,45 @@ pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
         alertmanager.clone(),
         shutdown_rx.clone(),
     ));
-    let rule_runner = tokio::spawn(crate::rules::run(
-        rules.clone(),
-        crate::rules::RuleDeps {
-            tsdb: tsdb.clone(),
-            engine: engine.clone(),
-            ingest: metric_ingest.clone(),
-            logs: store.clone(),
-            alertmanager: alertmanager.clone(),
-        },
-        shutdown_rx.clone(),
-    ));
-    let alert_dispatcher = tokio::spawn(crate::alertmanager::run(
-        alertmanager.clone(),
-        shutdown_rx.clone(),
-    ));
-    let incident_runner = config.incidents.enabled.then(|| {
-        tokio::spawn(crate::incidents::run(
-            incidents.clone(),
-            config.incidents.interval,
-            shutdown_rx.clone(),
-        ))
-    });
+    let rule_deps = crate::rules::RuleDeps {
+        tsdb: tsdb.clone(),
+        engine: engine.clone(),
+        ingest: metric_ingest.clone(),
+        logs: store.clone(),
+        alertmanager: alertmanager.clone(),
+    };
+    let (rule_runner, alert_dispatcher, incident_runner) = match drive {
+        Some(tx) => {
+            // The driver holds a metric ingest handle: the metric queue closes (and
+            // shutdown completes) once it has dropped what it was given.
+            let _ = tx.send(Driven {
+                rules: rules.clone(),
+                rule_deps,
+                alertmanager: alertmanager.clone(),
+                incidents: incidents.clone(),
+                connectors: driven_connectors,
+            });
+            (None, None, None)
+        }
+        None => (
+            Some(tokio::spawn(crate::rules::run(
+                rules.clone(),
+                rule_deps,
+                shutdown_rx.clone(),
+            ))),
+            Some(tokio::spawn(crate::alertmanager::run(
+                alertmanager.clone(),
+                shutdown_rx.clone(),
+            ))),
+            config.incidents.enabled.then(|| {
+                tokio::spawn(crate::incidents::run(
+                    incidents.clone(),
+                    config.incidents.interval,
+                    shutdown_rx.clone(),
+                ))
+            }),
+        ),
+    };
     let pattern_rule_runner = tokio::spawn(crate::pattern_rules::run(
         pattern_rules,
         store.clone(),
@@ -652,8 +687,17 @@ pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
     started.store(true, Ordering::Release);
     tracing::info!("sightline ready");
 
+    let embed_stopped = async move {
+        match embed_stop {
+            Some(mut rx) => {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = embed_stopped => tracing::info!("shutting down"),
         Some(result) = servers.join_next() => {
             // A server that stops on its own is a failure; bring the rest down cleanly.
             tracing::error!(?result, "a listener stopped unexpectedly");
@@ -672,10 +716,12 @@ pub async fn run(config: Config, embed: Option<Embed>) -> anyhow::Result<()> {
     // when they are done.
     scrape.join().await;
     anomaly_runner.await.context("anomaly runner failed")?;
-    rule_runner.await.context("rule evaluation failed")?;
-    alert_dispatcher
-        .await
-        .context("the alert dispatcher failed")?;
+    if let Some(task) = rule_runner {
+        task.await.context("rule evaluation failed")?;
+    }
+    if let Some(task) = alert_dispatcher {
+        task.await.context("the alert dispatcher failed")?;
+    }
     pattern_rule_runner
         .await
         .context("pattern rule evaluation failed")?;

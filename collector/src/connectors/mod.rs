@@ -135,6 +135,9 @@ pub struct ConnectorConfig {
     pub ttl: Duration,
     /// Batches of facts queued for the aggregating task; beyond it they are dropped.
     pub queue: usize,
+    /// Export only when asked ([`Connectors::flush_at`]), stamped with the time given: for
+    /// a driver that runs the server in simulated time (`sightline demo evaluate`).
+    pub manual_flush: bool,
 }
 
 impl Default for ConnectorConfig {
@@ -145,6 +148,7 @@ impl Default for ConnectorConfig {
             max_items: 100_000,
             ttl: Duration::from_secs(30),
             queue: 1024,
+            manual_flush: false,
         }
     }
 }
@@ -194,8 +198,14 @@ impl ConnectorMetrics {
 /// Where receivers send span facts. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Connectors {
-    tx: mpsc::Sender<(TenantId, Vec<SpanFacts>)>,
+    tx: mpsc::Sender<Message>,
     metrics: ConnectorMetrics,
+}
+
+enum Message {
+    Facts(TenantId, Vec<SpanFacts>),
+    /// Export now, stamped `at_ns`; answer when stored.
+    Flush(u64, tokio::sync::oneshot::Sender<()>),
 }
 
 impl Connectors {
@@ -204,9 +214,23 @@ impl Connectors {
         if facts.is_empty() {
             return;
         }
-        if self.tx.try_send((tenant.clone(), facts)).is_err() {
+        if self
+            .tx
+            .try_send(Message::Facts(tenant.clone(), facts))
+            .is_err()
+        {
             self.metrics.dropped_batches.inc();
         }
+    }
+
+    /// Exports every tenant's series now, stamped `at_ns`, after the facts queued before
+    /// (one queue keeps the order); returns once they are stored. False if the task ended.
+    pub async fn flush_at(&self, at_ns: u64) -> bool {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Message::Flush(at_ns, done)).await.is_err() {
+            return false;
+        }
+        wait.await.is_ok()
     }
 }
 
@@ -223,7 +247,7 @@ pub fn start(
     metrics: ConnectorMetrics,
     mut stop: watch::Receiver<bool>,
 ) -> (Connectors, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<(TenantId, Vec<SpanFacts>)>(config.queue.max(1));
+    let (tx, mut rx) = mpsc::channel::<Message>(config.queue.max(1));
     let handle = Connectors {
         tx,
         metrics: metrics.clone(),
@@ -237,7 +261,15 @@ pub fn start(
         loop {
             tokio::select! {
                 received = rx.recv() => {
-                    let Some((tenant, facts)) = received else { break };
+                    let (tenant, facts) = match received {
+                        None => break,
+                        Some(Message::Facts(tenant, facts)) => (tenant, facts),
+                        Some(Message::Flush(at_ns, done)) => {
+                            flush(&mut tenants, &ingest, &receiver_metrics, &metrics, at_ns).await;
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     let t = tenants.entry(tenant).or_insert_with(|| Tenant {
                         spans: spanmetrics::SpanMetrics::new(config.max_series, start_ns),
                         graph: servicegraph::ServiceGraph::new(config.max_items, config.ttl, start_ns),
@@ -250,13 +282,22 @@ pub fn start(
                         t.graph.observe(f, now);
                     }
                 }
-                _ = ticker.tick() => {
-                    flush(&mut tenants, &ingest, &receiver_metrics, &metrics).await;
+                _ = ticker.tick(), if !config.manual_flush => {
+                    flush(&mut tenants, &ingest, &receiver_metrics, &metrics, unix_now_ns()).await;
                 }
                 () = async { let _ = stop.wait_for(|s| *s).await; } => break,
             }
         }
-        flush(&mut tenants, &ingest, &receiver_metrics, &metrics).await;
+        if !config.manual_flush {
+            flush(
+                &mut tenants,
+                &ingest,
+                &receiver_metrics,
+                &metrics,
+                unix_now_ns(),
+            )
+            .await;
+        }
     });
     (handle, task)
 }
@@ -266,9 +307,9 @@ async fn flush(
     ingest: &OtlpMetricsIngest,
     receiver_metrics: &CollectorMetrics,
     metrics: &ConnectorMetrics,
+    now_ns: u64,
 ) {
     let now = Instant::now();
-    let now_ns = unix_now_ns();
     let mut pending = 0;
     for (tenant, t) in tenants.iter_mut() {
         let expired = t.graph.expire(now);

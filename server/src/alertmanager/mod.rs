@@ -649,6 +649,38 @@ fn load_config(path: Option<&std::path::Path>) -> anyhow::Result<Loaded> {
     })
 }
 
+impl AlertManager {
+    /// One round of [`run`] at `now` without delivering anything: the groups due are
+    /// flushed and their notifications recorded as sent, and returned (a driver in
+    /// simulated time counts what would have gone out; a notification without alerts only
+    /// records that its group resolved). Forgets what has expired at `now`.
+    pub fn flush_undelivered(&self, now: DateTime<Utc>) -> Vec<(TenantId, Notification)> {
+        let mut out = Vec::new();
+        for (tenant, state) in self.tenants() {
+            let mut st = lock(&state);
+            let st = &mut *st;
+            let flushes = st.dispatcher.flush_due(&st.silences, now, &st.busy);
+            for flush in flushes {
+                let ok = vec![true; flush.notifications.len()];
+                let sent = flush.notifications.clone();
+                let records: Vec<Record> = st
+                    .dispatcher
+                    .flush_done(flush, &ok, now)
+                    .into_iter()
+                    .map(Record::Nflog)
+                    .collect();
+                if let Err(e) = st.log.append(&records) {
+                    tracing::error!(tenant = %tenant, error = %format!("{e:#}"), "cannot record notifications");
+                }
+                out.extend(sent.into_iter().map(|n| (tenant.clone(), n)));
+            }
+            st.dispatcher.gc(now);
+            st.silences.gc(now);
+        }
+        out
+    }
+}
+
 /// Flushes due groups and sends their notifications until `stop`.
 pub async fn run(am: Arc<AlertManager>, mut stop: tokio::sync::watch::Receiver<bool>) {
     let mut last_gc = Instant::now();

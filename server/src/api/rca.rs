@@ -93,6 +93,7 @@ async fn rca(
         end,
         params: method,
         limit,
+        seen: None,
     };
     let rc = s.root_cause.clone();
     let data = timed(&s.metrics, "rca", &s.queries, move |cancel| {

@@ -20,6 +20,8 @@ use sightline_demo::run::{Control, Options};
 
 use crate::config::Config;
 
+mod evaluate;
+
 /// The alerts the demo evaluates.
 const RULES: &str = include_str!("rules.yml");
 
@@ -93,6 +95,11 @@ pub enum DemoCommand {
         )]
         server: String,
     },
+    /// Runs the demo in simulated time with N faults one after another and scores what
+    /// Sightline made of them against their ground truth (detection delay, root cause
+    /// top-1/top-3, first action, notifications per incident, false incidents per day);
+    /// the last line is JSON.
+    Evaluate(evaluate::EvaluateArgs),
     /// The faults injected so far, with their ground truth.
     Faults {
         #[arg(
@@ -139,6 +146,10 @@ pub fn demo(args: DemoArgs, out: &mut dyn std::io::Write) -> anyhow::Result<()> 
             .text()?;
             writeln!(out, "{text}")?;
             Ok(())
+        }
+        Some(DemoCommand::Evaluate(e)) => {
+            crate::serve::init_tracing();
+            evaluate::evaluate(e, out)
         }
         None => run_demo(args),
     }
@@ -203,6 +214,8 @@ fn run_demo(args: DemoArgs) -> anyhow::Result<()> {
     let embed = crate::serve::Embed {
         router: router(control),
         listening: listening_tx,
+        stop: None,
+        drive: None,
     };
     let result = rt.block_on(crate::serve::run(config, Some(embed)));
     let _ = stop_tx.send(true);
