@@ -69,7 +69,7 @@ impl FaultKind {
     pub fn right_actions(self) -> &'static [&'static str] {
         match self {
             FaultKind::NodeCpu | FaultKind::DiskFull | FaultKind::NoisyNeighbour => &["drain"],
-            FaultKind::MemoryLeak => &["rollback", "scale_out"],
+            FaultKind::MemoryLeak => &["restart", "rollback", "scale_out"],
             FaultKind::SlowDb => &["degrade", "rate_limit", "circuit_break"],
             FaultKind::CacheOutage => &["circuit_break"],
             FaultKind::BadDeploy => &["rollback"],
@@ -253,6 +253,11 @@ impl<'a> Effects<'a> {
             out.pool_full = true;
             out.slow *= 6.0;
             out.err += 0.08;
+        }
+        // A retry storm overwhelms its target: it queues its own requests too.
+        if self.storm(&pod.service).is_some() {
+            out.slow *= 8.0;
+            out.err += 0.2;
         }
         if self
             .active(FaultKind::ZonePartition)

@@ -1,9 +1,9 @@
 //! Degradation advice: for an incident's likely cause, ranked actions that keep the rest of
-//! the estate up — roll back the change just before, drain or fail over a failing node or
-//! zone, scale out a saturated service, degrade the non-critical callers of a failing
-//! dependency, circuit-break it, rate-limit the entry point to its measured capacity — each
-//! with its rationale, expected effect, cost, and a machine-readable form a platform can
-//! apply (Kubernetes, Istio/Envoy, Sentinel, an OpenFeature flag). Core business is never
+//! the estate up — roll back the change just before, replace a failing instance, drain or
+//! fail over a failing node or zone, scale out a saturated service, degrade the
+//! non-critical callers of a failing dependency, circuit-break it, rate-limit the entry
+//! point to its measured capacity — each with its rationale, expected effect, cost, and a
+//! machine-readable form a platform can apply (Kubernetes, Istio/Envoy, Sentinel, an OpenFeature flag). Core business is never
 //! shed to save something else: a core caller is never degraded, and an action that would
 //! refuse core traffic says so in its cost.
 //!
@@ -62,8 +62,8 @@ pub struct Situation {
 /// One recommended action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
-    /// `rollback`, `fail_over`, `drain`, `scale_out`, `degrade`, `circuit_break`,
-    /// `rate_limit`.
+    /// `rollback`, `restart`, `fail_over`, `drain`, `scale_out`, `degrade`,
+    /// `circuit_break`, `rate_limit`.
     pub kind: String,
     pub target: String,
     pub rationale: String,
@@ -112,6 +112,26 @@ pub fn advise(s: &Situation) -> Vec<Action> {
                 "action": "rollback",
                 "kubectl": format!("kubectl -n {ns} rollout undo deployment/{}", c.name),
                 "to_version": ch.from,
+            }),
+        });
+    }
+
+    // One instance (or pod) failing while its service's others serve: replace it.
+    if c.kind == "instance" || c.kind == "pod" {
+        out.push(Action {
+            kind: "restart".into(),
+            target: c.id.clone(),
+            rationale: format!(
+                "the cause is the {} {} alone, not its whole service",
+                c.kind, c.name
+            ),
+            effect: "its controller starts a fresh one; the others serve meanwhile".into(),
+            cost: "its in-flight requests fail; a leak or a bad state it built up returns if \
+                   its cause stays"
+                .into(),
+            spec: json!({
+                "action": "restart",
+                "kubectl": format!("kubectl -n {ns} delete pod {}", c.name),
             }),
         });
     }
@@ -363,6 +383,23 @@ mod tests {
             ..Situation::default()
         });
         assert_eq!(a[0].kind, "fail_over");
+    }
+
+    #[test]
+    fn one_failing_instance_is_replaced() {
+        let mut cause = node("instance:search/search-7c9f4-a", false);
+        cause.kind = "instance".into();
+        cause.name = "search-7c9f4-a".into();
+        cause.namespace = Some("fin".into());
+        let a = advise(&Situation {
+            cause,
+            ..Situation::default()
+        });
+        assert_eq!(a[0].kind, "restart");
+        assert_eq!(
+            a[0].spec["kubectl"],
+            "kubectl -n fin delete pod search-7c9f4-a"
+        );
     }
 
     #[test]

@@ -46,7 +46,12 @@
 //!    rarer, then larger, change. An entity changed just before the onset (a deploy, a new
 //!    version) is explained only by a callee whose change in the same signal accounts for
 //!    its own, and ranks first among candidates: changes are the commonest cause of
-//!    outages (DESIGN.md: "recent deploys").
+//!    outages (DESIGN.md: "recent deploys"). Volume is the exception to all this: load
+//!    flows *down* the calls, so a callee whose judged change is in how much traffic it
+//!    received (`is_volume`: requests, calls, observation counts) explains nothing above it,
+//!    and with a degraded caller it is no candidate either — that caller sent it (a retry
+//!    storm triples the queries its target makes to its database). An entity judged on its
+//!    own series is judged on how its traffic went before how much of it came.
 //! 5. The rest follows: other entities the symptom calls, by the same order, then entities
 //!    not below the symptom, by their change alone; the symptom itself last of its group
 //!    (it is the cause only when nothing below it changed).
@@ -324,6 +329,34 @@ fn peer_noise<'a>(problem: &Problem<'a>, p: &Params) -> HashMap<&'a str, f64> {
 }
 
 /// Orders changes most telling first: anomalous, rarer, larger.
+/// Whether a metric counts traffic (requests, calls, observations) rather than how the
+/// traffic went: load flows down the calls — what a callee receives is what its callers
+/// send — so a change in it is a consequence of the callers, not evidence against the
+/// callee. The count of a histogram or summary, a rate of its sum (it moves with the
+/// count), and counters or gauges named for requests, calls or throughput, unless named
+/// for failures.
+pub fn is_volume(metric: &str) -> bool {
+    let m = metric.to_ascii_lowercase();
+    let rate = m.starts_with("rate(") || m.starts_with("irate(") || m.starts_with("increase(");
+    let base = m
+        .split_once('(')
+        .map_or(m.as_str(), |(_, x)| x.trim_end_matches(')'));
+    if ["fail", "error", "reject", "drop", "timeout"]
+        .iter()
+        .any(|w| base.contains(w))
+    {
+        return false;
+    }
+    base.ends_with("_count")
+        || (rate && base.ends_with("_sum"))
+        || base.rsplit(['_', '|', '.', ':']).take(2).any(|w| {
+            matches!(
+                w,
+                "request" | "requests" | "calls" | "throughput" | "qps" | "rps"
+            )
+        })
+}
+
 fn telling(a: &Change, b: &Change) -> std::cmp::Ordering {
     b.anomalous
         .cmp(&a.anomalous)
@@ -368,7 +401,8 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     for e in problem.entities {
         let changes = changes_of(e);
         // An entity that reports the symptom's metric is judged on it (whether or not it
-        // changed); one that does not, on all of its own.
+        // changed); one that does not, on all of its own — how its traffic went before how
+        // much of it came (`is_volume`).
         let reports_it = symptom_metric.is_some_and(|m| e.series.iter().any(|s| s.metric == m));
         let best = if reports_it {
             changes
@@ -376,7 +410,11 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .find(|c| Some(c.metric.as_str()) == symptom_metric)
                 .cloned()
         } else {
-            changes.first().cloned()
+            changes
+                .iter()
+                .find(|c| c.anomalous && !is_volume(&c.metric))
+                .or(changes.first())
+                .cloned()
         };
         let mut ev: Vec<Change> = best.iter().cloned().collect();
         ev.extend(
@@ -466,9 +504,11 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         .collect();
     // A changed caller (a deploy just before) is explained only by a callee whose change
     // in the same signal accounts for its own: its own change is the likelier cause.
+    // A callee judged on its volume never explains its caller: its callers sent it.
     let explained_by = |caller: &str, callee: &str| {
         let same = metric_of(caller) == metric_of(callee);
         callee != problem.symptom
+            && !metric_of(callee).is_some_and(is_volume)
             && in_degraded(callee)
             && !(whole_degraded.contains(caller) && member_of.get(callee) == Some(&caller))
             && ((!same && !changed.contains(caller)) || {
@@ -476,8 +516,19 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 same && a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
             })
     };
+    // Its volume is what its callers sent: a degraded caller accounts for it (an entry
+    // point's surge, with no caller, stays a candidate).
+    let sent_by_callers = |id: &str| {
+        metric_of(id).is_some_and(is_volume)
+            && callers
+                .get(id)
+                .into_iter()
+                .flatten()
+                .any(|&c| in_degraded(c))
+    };
     let is_candidate = |id: &str| {
         in_degraded(id)
+            && !sent_by_callers(id)
             && !member_of
                 .get(id)
                 .is_some_and(|w| whole_degraded.contains(w))
@@ -820,6 +871,42 @@ mod tests {
         };
         let r = rank(&problem, &Params::default());
         assert_eq!(r[0].entity, "db", "{r:#?}");
+    }
+
+    /// A retry storm: the overwhelmed service sends its database three times the queries;
+    /// the database's volume rose because of its caller and explains nothing.
+    #[test]
+    fn more_traffic_to_a_callee_does_not_explain_its_caller() {
+        let entities = vec![
+            entity("front", vec![series("lat", 0.2, 0.01, 100, &[0.9])]),
+            entity(
+                "db",
+                vec![series("rate(db_requests_total)", 10.0, 0.5, 100, &[30.0])],
+            ),
+        ];
+        let calls = vec![("front".to_string(), "db".to_string())];
+        let problem = Problem {
+            symptom: "front",
+            symptom_metric: Some("lat"),
+            onset_ms: ONSET,
+            entities: &entities,
+            calls: &calls,
+            groups: &[],
+        };
+        let r = rank(&problem, &Params::default());
+        assert_eq!(r[0].entity, "front", "{r:#?}");
+        assert!(is_volume(
+            "rate(traces_service_graph_request_client_seconds_count)"
+        ));
+        assert!(is_volume("rate(traces_span_metrics_calls_total)"));
+        assert!(is_volume("requests"));
+        assert!(!is_volume(
+            "rate(traces_service_graph_request_failed_total)"
+        ));
+        assert!(!is_volume(
+            "traces_service_graph_request_client_seconds_mean"
+        ));
+        assert!(!is_volume("latency_avg"));
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.

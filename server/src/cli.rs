@@ -311,17 +311,14 @@ fn get_api(
     out: &mut dyn Write,
 ) -> anyhow::Result<Option<Value>> {
     let url = format!("{}{path}", at.server.trim_end_matches('/'));
-    let resp = reqwest::blocking::Client::new()
-        .get(&url)
-        .header("X-Scope-OrgID", &at.tenant)
-        .query(params)
-        .send()
-        .map_err(|e| unreachable(&at.server, &e))?;
-    let status = resp.status();
-    let text = resp.text().context("cannot read the answer")?;
-    if !status.is_success() {
-        bail!("the server answered {status}: {}", answer_message(&text));
-    }
+    let text = answer_text(
+        at,
+        reqwest::blocking::Client::new()
+            .get(&url)
+            .header("X-Scope-OrgID", &at.tenant)
+            .query(params)
+            .send(),
+    )?;
     if output == Output::Json {
         writeln!(out, "{text}")?;
         return Ok(None);
@@ -329,6 +326,21 @@ fn get_api(
     serde_json::from_str(&text)
         .map(Some)
         .context("answer is not JSON")
+}
+
+/// The body of a successful answer; otherwise an error that says whether the server was
+/// unreachable or what it refused.
+fn answer_text(
+    at: &Endpoint,
+    sent: reqwest::Result<reqwest::blocking::Response>,
+) -> anyhow::Result<String> {
+    let resp = sent.map_err(|e| unreachable(&at.server, &e))?;
+    let status = resp.status();
+    let text = resp.text().context("cannot read the answer")?;
+    if !status.is_success() {
+        bail!("the server answered {status}: {}", answer_message(&text));
+    }
+    Ok(text)
 }
 
 /// Says on stderr that a query matched nothing (stdout stays empty for scripts).

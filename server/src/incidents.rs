@@ -32,8 +32,13 @@ pub const INCIDENT_ALERT: &str = "SightlineIncident";
 /// end four times as far ahead (as Prometheus resends firing alerts).
 const RESEND_MS: i64 = 60_000;
 
-/// Incidents younger than this are analysed again every `REANALYSE_EVERY_MS`.
-const REANALYSE_FOR_MS: i64 = 15 * 60_000;
+/// The evidence of a cause ends this long after the incident's first alert: a cause shows
+/// before its symptom or with it (a one-minute rate and an export or two behind), and what
+/// changes later is its consequence or noise — and a longer window only gives noise more
+/// samples in which to look rarer than anything in its history.
+const EVIDENCE_AFTER_MS: i64 = 3 * 60_000;
+/// An incident is analysed again every `REANALYSE_EVERY_MS` while its evidence window is
+/// still filling.
 const REANALYSE_EVERY_MS: i64 = 60_000;
 
 /// One tenant's file.
@@ -232,11 +237,12 @@ impl IncidentsRuntime {
                     self.analyse(&tenant, inc, now_ms);
                 }
             }
-            // A young incident is analysed again each minute: more of the change is in the
-            // data than when it opened.
+            // An incident is analysed again each minute until an analysis has seen its
+            // whole evidence window: more of the change is in the data than when it opened.
             for inc in incidents.incidents.iter_mut().filter(|i| {
                 !i.is_resolved()
-                    && now_ms - i.opened_at <= REANALYSE_FOR_MS
+                    && i.analysed_at
+                        .is_some_and(|t| t < first_alert(i) + EVIDENCE_AFTER_MS)
                     && i.analysed_at
                         .is_some_and(|t| now_ms - t >= REANALYSE_EVERY_MS)
             }) {
@@ -263,19 +269,14 @@ impl IncidentsRuntime {
         let Some(symptom) = inc.symptom.as_deref().and_then(|s| EntityId::parse(s).ok()) else {
             return;
         };
-        let first = inc
-            .signals
-            .values()
-            .map(|m| m.starts_at)
-            .min()
-            .unwrap_or(inc.opened_at);
+        let first = first_alert(inc);
         let onset = first - self.config.onset_lead.as_millis() as i64;
         let question = Question {
             symptom,
             metric: None,
             onset,
             start: onset - self.config.lookback.as_millis() as i64,
-            end: now_ms,
+            end: now_ms.min(first + EVIDENCE_AFTER_MS),
             params: sightline_rca::Params::default(),
             limit: 5,
             seen: Some(first),
@@ -731,6 +732,15 @@ fn causes(v: &Value) -> Vec<Cause> {
             detail: c.clone(),
         })
         .collect()
+}
+
+/// When the incident's first alert started firing.
+fn first_alert(inc: &Incident) -> i64 {
+    inc.signals
+        .values()
+        .map(|m| m.starts_at)
+        .min()
+        .unwrap_or(inc.opened_at)
 }
 
 /// The entity an alert is about, from its labels: an explicit `entity` id, else the labels

@@ -4,7 +4,8 @@
 //! whose first advice is one that helps (shed non-critical callers, rate-limit, circuit
 //! -break), and `sightline demo faults` keeps the ground truth. The latency alerts compare
 //! with the last minutes, so the test runs about six minutes of traffic: it is built with
-//! `--features interop` only.
+//! `--features interop` only. `sightline demo evaluate` is checked on one fault in simulated
+//! time.
 
 mod common;
 
@@ -133,4 +134,43 @@ fn a_slow_database_becomes_one_incident_with_its_cause_and_advice() {
     assert_eq!(open["data"].as_array().unwrap().len(), 1, "{open:#}");
     let truth = sightline(&["demo", "faults", "--server", &base]);
     assert!(truth.contains("\"kind\":\"slow_db\""), "{truth}");
+}
+
+/// `sightline demo evaluate` in simulated time: one slow-database fault after 35 minutes of
+/// normal traffic (seed 2 starts the kinds at `slow_db`) is detected, its incident's first
+/// cause is the database, its first advice helps, and its owner is notified at most twice
+/// (firing, resolved); the last line is the JSON report.
+#[test]
+fn evaluate_scores_a_slow_database_against_its_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = sightline(&[
+        "demo",
+        "evaluate",
+        "--faults",
+        "1",
+        "--seed",
+        "2",
+        "--warmup",
+        "35m",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    let last = out.lines().last().unwrap();
+    let report: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let slow_db = &report["kinds"]["slow_db"];
+    assert_eq!(slow_db["faults"], 1, "{out}");
+    assert_eq!(slow_db["detected"], 1.0, "{out}");
+    assert_eq!(slow_db["top1"], 1.0, "{out}");
+    assert_eq!(slow_db["first_action_right"], 1.0, "{out}");
+    let notes = slow_db["notifications_per_incident"].as_f64().unwrap();
+    assert!((1.0..=2.0).contains(&notes), "{out}");
+    assert!(
+        report["median_detection_s"].as_f64().unwrap() > 0.0,
+        "{out}"
+    );
+    assert!(report["false_incidents_per_day"].is_number(), "{out}");
+    assert!(
+        out.contains("\nslow_db "),
+        "the table has a line per kind: {out}"
+    );
 }

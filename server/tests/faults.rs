@@ -15,7 +15,6 @@ use std::time::{Duration, Instant};
 use common::{PATIENCE, Server, now_ns};
 use prost::Message;
 use serde_json::{Value, json};
-use sightline_collector::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
 
 /// A tmpfs mounted on a temporary directory, unmounted on drop.
 struct SmallFs {
@@ -155,28 +154,17 @@ fn metric_writer(url: String, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<
 
 /// A snappy remote_write body: `series` series of `name` (label `id`), one sample each.
 fn remote_write_body(name: &str, series: usize, value: f64, t_ms: i64) -> Vec<u8> {
-    let req = WriteRequest {
-        timeseries: (0..series)
-            .map(|i| TimeSeries {
-                labels: [("__name__", name.to_string()), ("id", i.to_string())]
-                    .into_iter()
-                    .map(|(n, v)| Label {
-                        name: n.as_bytes().to_vec(),
-                        value: v.into_bytes(),
-                    })
-                    .collect(),
-                samples: vec![Sample {
-                    value,
-                    timestamp: t_ms,
-                }],
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap()
+    let ids: Vec<String> = (0..series).map(|i| i.to_string()).collect();
+    let series: Vec<common::Series<'_>> = ids
+        .iter()
+        .map(|id| {
+            (
+                vec![("__name__", name), ("id", id.as_str())],
+                vec![(t_ms, value)],
+            )
+        })
+        .collect();
+    common::write_request(&series)
 }
 
 fn readyz(server: &Server) -> (u16, String) {

@@ -21,9 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{PATIENCE, Server, free_port, now_ns};
-use prost::Message;
 use serde_json::Value;
-use sightline_collector::remote_write::proto::{Label, Sample, TimeSeries, WriteRequest};
 
 const RULES: &str = r#"groups:
   - name: diff
@@ -91,34 +89,21 @@ impl Drop for Prometheus {
 }
 
 fn write_body(t_ms: i64, s: f64) -> Vec<u8> {
-    let req = WriteRequest {
-        timeseries: ["a", "b", "c", "d", "e"]
-            .iter()
-            .filter_map(|i| script(i, s).map(|v| (i, v)))
-            .map(|(instance, value)| TimeSeries {
-                labels: [
+    let series: Vec<common::Series<'_>> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .filter_map(|i| script(i, s).map(|v| (i, v)))
+        .map(|(instance, value)| {
+            (
+                vec![
                     ("__name__", "load"),
-                    ("instance", instance),
+                    ("instance", *instance),
                     ("job", "node"),
-                ]
-                .iter()
-                .map(|(n, v)| Label {
-                    name: n.as_bytes().to_vec(),
-                    value: v.as_bytes().to_vec(),
-                })
-                .collect(),
-                samples: vec![Sample {
-                    value,
-                    timestamp: t_ms,
-                }],
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    };
-    snap::raw::Encoder::new()
-        .compress_vec(&req.encode_to_vec())
-        .unwrap()
+                ],
+                vec![(t_ms, value)],
+            )
+        })
+        .collect();
+    common::write_request(&series)
 }
 
 /// Every `ALERTS` series's sample times (ms) in the last `window` seconds before `at`.

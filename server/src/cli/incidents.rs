@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
 use serde_json::Value;
 
-use super::{Endpoint, Output, answer_message, get_api, no_results, unreachable};
+use super::{Endpoint, Output, get_api, no_results};
 
 #[derive(Subcommand, Debug)]
 pub enum IncidentsCommand {
@@ -220,17 +220,14 @@ fn operate(
         "{}/api/v1/incidents/{id}/{action}",
         at.server.trim_end_matches('/')
     );
-    let resp = reqwest::blocking::Client::new()
-        .post(&url)
-        .header("X-Scope-OrgID", &at.tenant)
-        .json(&serde_json::json!({ "by": by }))
-        .send()
-        .map_err(|e| unreachable(&at.server, &e))?;
-    let status = resp.status();
-    let text = resp.text().context("cannot read the answer")?;
-    if !status.is_success() {
-        bail!("the server answered {status}: {}", answer_message(&text));
-    }
+    let text = super::answer_text(
+        at,
+        reqwest::blocking::Client::new()
+            .post(&url)
+            .header("X-Scope-OrgID", &at.tenant)
+            .json(&serde_json::json!({ "by": by }))
+            .send(),
+    )?;
     let v: Value = serde_json::from_str(&text).context("answer is not JSON")?;
     writeln!(out, "{} {}", s(&v["data"]["id"]), s(&v["data"]["state"]))?;
     Ok(())

@@ -45,6 +45,10 @@ const TICK_MS: i64 = 5_000;
 const RULES_EVERY_MS: i64 = 15_000;
 const INCIDENTS_EVERY_MS: i64 = 10_000;
 const FLUSH_EVERY_MS: i64 = 15_000;
+/// The traffic curves start on a Monday at 06:00 of the simulator's calendar, whatever the
+/// wall clock, so that a seed gives the same run on any day (the first day of 1970 was a
+/// Thursday: day 4 is a Monday).
+const CURVES_FROM_MS: i64 = 4 * 86_400_000 + 6 * 3_600_000;
 
 /// The route tree of the evaluation: every incident's alert to its owner, one group per
 /// incident; the rules' own alerts only feed the incidents. The webhook is never called
@@ -276,7 +280,7 @@ async fn drive(
                     .error_for_status()?;
             }
         }
-        let batch = sim.tick(t, TICK_MS, t, &faults);
+        let batch = sim.tick(t, TICK_MS, CURVES_FROM_MS + (t - start_ms), &faults);
         for (url, body) in urls.iter().zip([
             batch.traces.encode_to_vec(),
             batch.metrics.encode_to_vec(),
