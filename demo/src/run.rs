@@ -149,16 +149,49 @@ pub fn inventory(e: &Estate) -> Value {
     json!({"entities": entities})
 }
 
-async fn post_otlp(client: &reqwest::Client, url: String, body: Vec<u8>) -> anyhow::Result<()> {
+/// Posts one OTLP/HTTP protobuf request; a refusal is an error with the server's reason.
+pub async fn post_otlp(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
     let r = client
-        .post(&url)
+        .post(url)
         .header("content-type", "application/x-protobuf")
         .body(body)
         .send()
         .await
         .with_context(|| format!("POST {url}"))?;
-    if !r.status().is_success() {
-        anyhow::bail!("POST {url}: {}", r.status());
+    let status = r.status();
+    if !status.is_success() {
+        anyhow::bail!(
+            "POST {url}: {status}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Announces each bad deploy that has started by `t`, once, as the pipeline that rolled it
+/// out would: a deploy event on its service, stamped with the fault's start.
+pub async fn announce_deploys(
+    client: &reqwest::Client,
+    http: &str,
+    faults: &[Fault],
+    t: i64,
+    announced: &mut std::collections::HashSet<u64>,
+) -> anyhow::Result<()> {
+    for f in faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::BadDeploy && f.start_ms <= t)
+    {
+        if announced.insert(f.id) {
+            client
+                .post(format!("{http}/api/v1/events"))
+                .json(&json!({"service": f.target, "version": "1.5.0",
+                              "previous_version": "1.4.2",
+                              "time": f.start_ms as f64 / 1000.0,
+                              "description": "release 1.5.0 rolled out"}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
     }
     Ok(())
 }
@@ -222,20 +255,8 @@ pub async fn run(
         }
         let sim_ms = started + ((t - started) as f64 * opts.speed) as i64;
         let faults = control.faults();
-        // A bad deploy is announced by the pipeline that rolled it out.
-        for f in faults
-            .iter()
-            .filter(|f| f.kind == FaultKind::BadDeploy && f.start_ms <= t)
-        {
-            if announced.insert(f.id) {
-                let _ = client
-                    .post(format!("{}/api/v1/events", opts.http))
-                    .json(&json!({"service": f.target, "version": "1.5.0",
-                                  "previous_version": "1.4.2",
-                                  "description": "release 1.5.0 rolled out"}))
-                    .send()
-                    .await;
-            }
+        if let Err(e) = announce_deploys(&client, &opts.http, &faults, t, &mut announced).await {
+            tracing::warn!(error = %format!("{e:#}"), "demo: announcing a deploy");
         }
         let batch = sim.tick(t, opts.tick.as_millis() as i64, sim_ms, &faults);
         for (path, body) in [
@@ -243,7 +264,7 @@ pub async fn run(
             ("/v1/metrics", batch.metrics.encode_to_vec()),
             ("/v1/logs", batch.logs.encode_to_vec()),
         ] {
-            if let Err(e) = post_otlp(&client, format!("{}{path}", opts.otlp), body).await {
+            if let Err(e) = post_otlp(&client, &format!("{}{path}", opts.otlp), body).await {
                 tracing::warn!(error = %format!("{e:#}"), "demo: sending");
             }
         }

@@ -31,7 +31,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use sightline_demo::estate::Estate;
 use sightline_demo::faults::{Fault, FaultKind};
-use sightline_demo::run::Control;
+use sightline_demo::run::{Control, announce_deploys, post_otlp};
 use sightline_demo::sim::Sim;
 use sightline_incidents::Incident;
 use sightline_model::TenantId;
@@ -186,24 +186,6 @@ fn run_and_score(
     Ok(())
 }
 
-async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
-    let r = client
-        .post(url)
-        .header("content-type", "application/x-protobuf")
-        .body(body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    if !r.status().is_success() {
-        bail!(
-            "POST {url}: {}: {}",
-            r.status(),
-            r.text().await.unwrap_or_default()
-        );
-    }
-    Ok(())
-}
-
 /// Runs the simulated time through the server and collects what it did.
 async fn drive(
     args: &EvaluateArgs,
@@ -264,29 +246,21 @@ async fn drive(
     let wall = std::time::Instant::now();
     let mut t = start_ms;
     while t <= end_ms {
-        for f in faults
-            .iter()
-            .filter(|f| f.kind == FaultKind::BadDeploy && f.start_ms <= t)
-        {
-            if announced.insert(f.id) {
-                client
-                    .post(format!("http://{http}/api/v1/events"))
-                    .json(&json!({"service": f.target, "version": "1.5.0",
-                                  "previous_version": "1.4.2",
-                                  "time": f.start_ms as f64 / 1000.0,
-                                  "description": "release 1.5.0 rolled out"}))
-                    .send()
-                    .await?
-                    .error_for_status()?;
-            }
-        }
+        announce_deploys(
+            &client,
+            &format!("http://{http}"),
+            &faults,
+            t,
+            &mut announced,
+        )
+        .await?;
         let batch = sim.tick(t, TICK_MS, CURVES_FROM_MS + (t - start_ms), &faults);
         for (url, body) in urls.iter().zip([
             batch.traces.encode_to_vec(),
             batch.metrics.encode_to_vec(),
             batch.logs.encode_to_vec(),
         ]) {
-            post(&client, url, body).await?;
+            post_otlp(&client, url, body).await?;
         }
         if t % FLUSH_EVERY_MS == 0 {
             connectors.flush_at(t as u64 * 1_000_000).await;
