@@ -135,8 +135,9 @@ pub struct ConnectorConfig {
     pub ttl: Duration,
     /// Batches of facts queued for the aggregating task; beyond it they are dropped.
     pub queue: usize,
-    /// Export only when asked ([`Connectors::flush_at`]), stamped with the time given: for
-    /// a driver that runs the server in simulated time (`sightline demo evaluate`).
+    /// Export only when asked ([`Connectors::flush_at`]), stamped with the time given, which
+    /// also clocks the service graph's waits: for a driver that runs the server in
+    /// simulated time (`sightline demo evaluate`).
     pub manual_flush: bool,
 }
 
@@ -258,6 +259,15 @@ pub fn start(
         let mut ticker = tokio::time::interval(config.flush_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         ticker.tick().await;
+        // The service graph's waits run on the clock; flushed by hand at given times (a
+        // driver in simulated time), on those times instead, so that its `ttl` is simulated
+        // seconds too.
+        let base = Instant::now();
+        let mut manual: Option<(u64, u64)> = None;
+        let now_of = |manual: &Option<(u64, u64)>| match manual {
+            Some((first, last)) => base + Duration::from_nanos(last.saturating_sub(*first)),
+            None => Instant::now(),
+        };
         loop {
             tokio::select! {
                 received = rx.recv() => {
@@ -265,7 +275,10 @@ pub fn start(
                         None => break,
                         Some(Message::Facts(tenant, facts)) => (tenant, facts),
                         Some(Message::Flush(at_ns, done)) => {
-                            flush(&mut tenants, &ingest, &receiver_metrics, &metrics, at_ns).await;
+                            let first = manual.map_or(at_ns, |(first, _)| first);
+                            manual = Some((first, at_ns.max(first)));
+                            let now = now_of(&manual);
+                            flush(&mut tenants, &ingest, &receiver_metrics, &metrics, at_ns, now).await;
                             let _ = done.send(());
                             continue;
                         }
@@ -274,7 +287,7 @@ pub fn start(
                         spans: spanmetrics::SpanMetrics::new(config.max_series, start_ns),
                         graph: servicegraph::ServiceGraph::new(config.max_items, config.ttl, start_ns),
                     });
-                    let now = Instant::now();
+                    let now = now_of(&manual);
                     for f in &facts {
                         if !t.spans.observe(f) {
                             metrics.dropped_spans.inc();
@@ -283,7 +296,7 @@ pub fn start(
                     }
                 }
                 _ = ticker.tick(), if !config.manual_flush => {
-                    flush(&mut tenants, &ingest, &receiver_metrics, &metrics, unix_now_ns()).await;
+                    flush(&mut tenants, &ingest, &receiver_metrics, &metrics, unix_now_ns(), Instant::now()).await;
                 }
                 () = async { let _ = stop.wait_for(|s| *s).await; } => break,
             }
@@ -295,6 +308,7 @@ pub fn start(
                 &receiver_metrics,
                 &metrics,
                 unix_now_ns(),
+                Instant::now(),
             )
             .await;
         }
@@ -308,8 +322,8 @@ async fn flush(
     receiver_metrics: &CollectorMetrics,
     metrics: &ConnectorMetrics,
     now_ns: u64,
+    now: Instant,
 ) {
-    let now = Instant::now();
     let mut pending = 0;
     for (tenant, t) in tenants.iter_mut() {
         let expired = t.graph.expire(now);
