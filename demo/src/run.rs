@@ -149,6 +149,25 @@ pub fn inventory(e: &Estate) -> Value {
     json!({"entities": entities})
 }
 
+/// Declares the estate's inventory (`inventory`) to the server at `http`.
+pub async fn declare_inventory(
+    client: &reqwest::Client,
+    http: &str,
+    estate: &Estate,
+) -> anyhow::Result<()> {
+    let r = client
+        .put(format!("{http}/api/v1/topology/entities"))
+        .json(&inventory(estate))
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "declaring the inventory: {}",
+        r.status()
+    );
+    Ok(())
+}
+
 /// Posts one OTLP/HTTP protobuf request; a refusal is an error with the server's reason.
 pub async fn post_otlp(client: &reqwest::Client, url: &str, body: Vec<u8>) -> anyhow::Result<()> {
     let r = client
@@ -216,16 +235,7 @@ pub async fn run(
             _ = stop.changed() => return Ok(()),
         }
     }
-    let r = client
-        .put(format!("{}/api/v1/topology/entities", opts.http))
-        .json(&inventory(&control.estate))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "declaring the inventory: {}",
-        r.status()
-    );
+    declare_inventory(&client, &opts.http, &control.estate).await?;
     let mut sim = Sim::new(control.estate.clone(), opts.seed);
     let started = now_ms();
     let mut next_fault = opts

@@ -31,7 +31,7 @@ use prost::Message;
 use serde_json::{Value, json};
 use sightline_demo::estate::Estate;
 use sightline_demo::faults::{Fault, FaultKind};
-use sightline_demo::run::{Control, announce_deploys, post_otlp};
+use sightline_demo::run::{Control, announce_deploys, declare_inventory, post_otlp};
 use sightline_demo::sim::Sim;
 use sightline_incidents::Incident;
 use sightline_model::TenantId;
@@ -196,16 +196,7 @@ async fn drive(
     let estate = Estate::finance(args.copies);
     let control = Control::new(estate.clone(), args.seed);
     let client = reqwest::Client::new();
-    let r = client
-        .put(format!("http://{http}/api/v1/topology/entities"))
-        .json(&sightline_demo::run::inventory(&estate))
-        .send()
-        .await?;
-    anyhow::ensure!(
-        r.status().is_success(),
-        "declaring the inventory: {}",
-        r.status()
-    );
+    declare_inventory(&client, &format!("http://{http}"), &estate).await?;
 
     // The simulated span ends a minute before the wall clock (nothing from the future).
     let every = args.every.as_millis() as i64;
