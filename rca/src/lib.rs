@@ -642,6 +642,25 @@ mod tests {
 
     const ONSET: i64 = 100 * 60_000;
 
+    /// Ranks with the default parameters at `ONSET`.
+    fn ranked(
+        symptom: &str,
+        symptom_metric: Option<&str>,
+        entities: &[Entity],
+        calls: &[(String, String)],
+        groups: &[(String, Vec<String>)],
+    ) -> Vec<Ranked> {
+        let problem = Problem {
+            symptom,
+            symptom_metric,
+            onset_ms: ONSET,
+            entities,
+            calls,
+            groups,
+        };
+        rank(&problem, &Params::default())
+    }
+
     #[test]
     fn a_change_is_rare_and_large_only_when_it_is() {
         let p = Params::default();
@@ -719,15 +738,7 @@ mod tests {
             ("mid".to_string(), "db".to_string()),
             ("front".to_string(), "other".to_string()),
         ];
-        let problem = Problem {
-            symptom: "front",
-            symptom_metric: Some("lat"),
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &[],
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("front", Some("lat"), &entities, &calls, &[]);
         let order: Vec<&str> = r.iter().map(|r| r.entity.as_str()).collect();
         assert_eq!(order[0], "db", "{order:?}");
         assert!(r[0].candidate && r[0].anomalous);
@@ -758,15 +769,7 @@ mod tests {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect();
-        let problem = Problem {
-            symptom: "site",
-            symptom_metric: Some("lat"),
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &[],
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("site", Some("lat"), &entities, &calls, &[]);
         assert_eq!(r[0].entity, "search", "{r:#?}");
         assert_eq!(r[1].entity, "lb");
     }
@@ -786,15 +789,7 @@ mod tests {
             .iter()
             .map(|(a, b)| (a.to_string(), b.to_string()))
             .collect();
-        let problem = Problem {
-            symptom: "site",
-            symptom_metric: Some("lat"),
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &[],
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("site", Some("lat"), &entities, &calls, &[]);
         let order: Vec<&str> = r.iter().map(|r| r.entity.as_str()).collect();
         assert!(
             r.iter().all(|r| r.entity == "site" || r.anomalous),
@@ -822,15 +817,7 @@ mod tests {
             "pay".to_string(),
             vec!["pay-1".to_string(), "pay-2".to_string()],
         )];
-        let problem = Problem {
-            symptom: "front",
-            symptom_metric: None,
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &groups,
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("front", None, &entities, &calls, &groups);
         assert_eq!(r[0].entity, "pay", "{r:#?}");
         assert!(
             r[0].candidate && !r[1].candidate && !r[2].candidate,
@@ -885,15 +872,7 @@ mod tests {
             ),
         ];
         let calls = vec![("front".to_string(), "db".to_string())];
-        let problem = Problem {
-            symptom: "front",
-            symptom_metric: Some("lat"),
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &[],
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("front", Some("lat"), &entities, &calls, &[]);
         assert_eq!(r[0].entity, "front", "{r:#?}");
         assert!(is_volume(
             "rate(traces_service_graph_request_client_seconds_count)"
@@ -917,15 +896,7 @@ mod tests {
             entity("db", vec![series("lat", 0.01, 0.001, 100, &[0.01])]),
         ];
         let calls = vec![("front".to_string(), "db".to_string())];
-        let problem = Problem {
-            symptom: "front",
-            symptom_metric: Some("lat"),
-            onset_ms: ONSET,
-            entities: &entities,
-            calls: &calls,
-            groups: &[],
-        };
-        let r = rank(&problem, &Params::default());
+        let r = ranked("front", Some("lat"), &entities, &calls, &[]);
         assert_eq!(r[0].entity, "front");
         assert!(r[0].candidate);
     }
