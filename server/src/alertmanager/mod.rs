@@ -579,16 +579,27 @@ impl AlertManager {
         let mut st = lock(&state);
         st.busy.remove(&flush.group);
         let now = Utc::now();
-        let records: Vec<Record> = st
-            .dispatcher
-            .flush_done(flush, &results, now)
-            .into_iter()
-            .map(Record::Nflog)
-            .collect();
-        if let Err(e) = st.log.append(&records) {
-            tracing::error!(tenant = %tenant, error = %format!("{e:#}"), "cannot record notifications; they may be repeated after a restart");
-        }
+        record_flush(&tenant, &mut st, flush, &results, now);
         self.maybe_compact(&mut st, now);
+    }
+}
+
+/// Records a flush's outcome in the dispatcher and, for a restart, in the state log.
+fn record_flush(
+    tenant: &TenantId,
+    st: &mut TenantState,
+    flush: Flush,
+    succeeded: &[bool],
+    now: DateTime<Utc>,
+) {
+    let records: Vec<Record> = st
+        .dispatcher
+        .flush_done(flush, succeeded, now)
+        .into_iter()
+        .map(Record::Nflog)
+        .collect();
+    if let Err(e) = st.log.append(&records) {
+        tracing::error!(tenant = %tenant, error = %format!("{e:#}"), "cannot record notifications; they may be repeated after a restart");
     }
 }
 
@@ -663,15 +674,7 @@ impl AlertManager {
             for flush in flushes {
                 let ok = vec![true; flush.notifications.len()];
                 let sent = flush.notifications.clone();
-                let records: Vec<Record> = st
-                    .dispatcher
-                    .flush_done(flush, &ok, now)
-                    .into_iter()
-                    .map(Record::Nflog)
-                    .collect();
-                if let Err(e) = st.log.append(&records) {
-                    tracing::error!(tenant = %tenant, error = %format!("{e:#}"), "cannot record notifications");
-                }
+                record_flush(&tenant, st, flush, &ok, now);
                 out.extend(sent.into_iter().map(|n| (tenant.clone(), n)));
             }
             st.dispatcher.gc(now);
