@@ -181,7 +181,7 @@ fn run_and_score(
     let stopped = rt.block_on(server);
     let run = run?;
     stopped.context("server task")??;
-    let report = score(args, &run);
+    let report = score(&run);
     print_report(out, &report)?;
     Ok(())
 }
@@ -319,8 +319,7 @@ struct Report {
     misses: Vec<String>,
 }
 
-fn score(args: &EvaluateArgs, run: &Run) -> Report {
-    let _ = args;
+fn score(run: &Run) -> Report {
     let mut kinds: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut all = Tally::default();
     let mut claimed: std::collections::HashSet<&str> = Default::default();
