@@ -259,12 +259,7 @@ impl<'a> Effects<'a> {
             out.slow *= 8.0;
             out.err += 0.2;
         }
-        if self
-            .active(FaultKind::ZonePartition)
-            .any(|f| f.target == pod.zone)
-        {
-            out.unreachable = true;
-        }
+        out.unreachable = self.cut_off(&pod.zone);
         let _ = e;
         out.cpu = node_cpu;
         out
@@ -293,6 +288,12 @@ impl<'a> Effects<'a> {
             err += 1.0;
         }
         (add, err)
+    }
+
+    /// Whether `zone` is cut off from the rest of the region (and from the server).
+    pub fn cut_off(&self, zone: &str) -> bool {
+        self.active(FaultKind::ZonePartition)
+            .any(|f| f.target == zone)
     }
 
     /// A retry storm on `callee`: it times out, and its callers call it this many times.

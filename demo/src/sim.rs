@@ -140,7 +140,9 @@ impl Sim {
 
     /// Signals of the tick ending at `t_ms` (`step_ms` long) with the faults in force.
     pub fn tick(&mut self, t_ms: i64, step_ms: i64, sim_ms: i64, faults: &[Fault]) -> Batch {
-        let fx = Effects::at(faults, t_ms);
+        // The tick reports the `step_ms` before `t_ms`: what happened in it follows the faults
+        // active from its start (none shows before it began).
+        let fx = Effects::at(faults, t_ms - step_ms);
         let l = load(sim_ms);
         let mut spans: BTreeMap<String, Vec<Span>> = BTreeMap::new();
         let mut errors: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -193,6 +195,25 @@ impl Sim {
         }
         self.metrics(&mut batch, &fx, l, t_ms);
         self.logs(&mut batch, &fx, &errors, &served, t_ms);
+        // A partitioned zone's telemetry cannot reach the server (it runs in the other zone
+        // of the region): nothing from its nodes and pods arrives while the partition lasts.
+        let reaches = |r: &Option<Resource>| {
+            !r.as_ref().is_some_and(|r| {
+                r.attributes.iter().any(|a| {
+                    a.key == "cloud.availability_zone"
+                        && matches!(
+                            a.value.as_ref().and_then(|v| v.value.as_ref()),
+                            Some(any_value::Value::StringValue(z)) if fx.cut_off(z)
+                        )
+                })
+            })
+        };
+        batch.traces.resource_spans.retain(|r| reaches(&r.resource));
+        batch
+            .metrics
+            .resource_metrics
+            .retain(|r| reaches(&r.resource));
+        batch.logs.resource_logs.retain(|r| reaches(&r.resource));
         batch
     }
 
