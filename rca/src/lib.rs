@@ -51,8 +51,25 @@
 //!    received (`is_volume`: requests, calls, observation counts) explains nothing above it,
 //!    and with a degraded caller it is no candidate either — that caller sent it (a retry
 //!    storm triples the queries its target makes to its database). An entity judged on its
-//!    own series is judged on how its traffic went before how much of it came.
-//! 5. The rest follows: other entities the symptom calls, by the same order, then entities
+//!    own series is judged on how its traffic went before how much of it came. A callee
+//!    whose judged change is kept per caller (the service graph's `client` label) and
+//!    shows in one caller's series only, while others report it unchanged, explains
+//!    nothing either: a shared dependency's fault reaches every caller, so that caller's
+//!    own side (its connection pool, its network) is where it is.
+//! 5. **Silence and place.** A series that reported regularly up to the onset and has been
+//!    silent since for more than three of its steps has *stopped* — its rarity the share of
+//!    its history's gaps as long (push and scrape both miss a sample now and then; three
+//!    in a row is an outage of the reporter). A stop does not judge its entity (many
+//!    exporters report no activity as nothing, so alone it says no more than a drop in
+//!    traffic: its callers' doing); it says *where*. A place (zone, region, node, host)
+//!    below the symptom all of whose observed members (two or more: nodes, pods, instances
+//!    located in or running on it) stopped reporting (a series of each), and the place
+//!    itself when it reports, is the cause those members share: the same services'
+//!    members elsewhere carry on, so neither their code nor their dependencies explain it.
+//!    It is a candidate that explains its members, and they are none. This is how a
+//!    cut-off zone shows — everything in it falls silent at once — though it reports
+//!    nothing itself.
+//! 6. The rest follows: other entities the symptom calls, by the same order, then entities
 //!    not below the symptom, by their change alone; the symptom itself last of its group
 //!    (it is the cause only when nothing below it changed).
 //!
@@ -107,6 +124,12 @@ pub struct Problem<'a> {
     /// `(whole, members)`: a service and its instances. When every member is degraded, the
     /// fault is the whole's (its code, its configuration): the members do not explain it.
     pub groups: &'a [(String, Vec<String>)],
+    /// `(place, members)`: a zone, region, node or host and the entities located in it or
+    /// running on it, transitively. When every observed member (two or more) fell silent
+    /// and the symptom's degradation reaches one of them, the place is the cause: members
+    /// fail together where they share nothing but where they are (a zone cut off, a node
+    /// down), and a place often reports nothing of its own.
+    pub places: &'a [(String, Vec<String>)],
 }
 
 /// The method's few parameters (see the module docs for why these defaults).
@@ -151,6 +174,10 @@ pub struct Change {
     /// Samples before the onset.
     pub history: usize,
     pub anomalous: bool,
+    /// The series stopped reporting at the onset: `observed` is its last value and
+    /// `observed_at` the end of the data; `z` counts the samples missed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// One entity's place in the ranking.
@@ -204,6 +231,53 @@ pub struct Context {
     /// the same metric of noise ÷ level) floors the scale: one or two earlier samples
     /// cannot tell a series' noise, its peers can.
     pub peer_noise: f64,
+    /// The end of the data read (ms): the latest sample of any series of the problem. A
+    /// series silent since the onset for several of its steps before it has stopped.
+    pub end_ms: i64,
+}
+
+/// Steps without a sample after which a series that reported up to the onset has stopped
+/// (a scrape or push missed once or twice is common; three in a row is an outage of it).
+const STOPPED_STEPS: i64 = 3;
+
+/// A series that reported regularly up to the onset and has been silent since, for more
+/// than [`STOPPED_STEPS`] of its steps before `end_ms`: its rarity is the share of its
+/// history's gaps as long.
+fn stopped(series: &Series, onset_ms: i64, p: &Params, ctx: Context) -> Option<Change> {
+    let s = &series.samples;
+    let before = s.partition_point(|&(t, _)| t < onset_ms);
+    if before < p.recent.max(1) + 1 {
+        return None;
+    }
+    let gaps: Vec<i64> = s[..before].windows(2).map(|w| w[1].0 - w[0].0).collect();
+    let mut sorted = gaps.clone();
+    sorted.sort_unstable();
+    let step = sorted[sorted.len() / 2];
+    let &(last_at, last) = s.last()?;
+    let silent = ctx.end_ms - last_at;
+    if step <= 0 || last_at < onset_ms - STOPPED_STEPS * step || silent <= STOPPED_STEPS * step {
+        return None;
+    }
+    let n = gaps.len();
+    let rarity = (1 + gaps.iter().filter(|&&g| g >= silent).count()) as f64 / (1 + n) as f64;
+    let anomalous = if long_enough(n, p) {
+        rarity <= p.alpha
+    } else {
+        ctx.short_ok
+    };
+    Some(Change {
+        metric: series.metric.clone(),
+        labels: series.labels.clone(),
+        level: last,
+        scale: 0.0,
+        observed: last,
+        observed_at: ctx.end_ms,
+        rarity,
+        z: (silent / step) as f64,
+        history: before,
+        anomalous,
+        stopped: true,
+    })
 }
 
 /// The finite values before the onset and the samples from it on.
@@ -289,6 +363,7 @@ pub fn change(series: &Series, onset_ms: i64, p: &Params, ctx: Context) -> Optio
         z,
         history: b.len(),
         anomalous,
+        stopped: false,
     })
 }
 
@@ -357,6 +432,16 @@ pub fn is_volume(metric: &str) -> bool {
         })
 }
 
+/// The caller a series is kept for: its `client` label (the service graph's), if any.
+fn client_of(labels: &str) -> Option<&str> {
+    let at = labels.find("client=\"")?;
+    if at > 0 && !labels[..at].ends_with(',') {
+        return None;
+    }
+    let rest = &labels[at + "client=\"".len()..];
+    rest.find('"').map(|end| &rest[..end])
+}
+
 fn telling(a: &Change, b: &Change) -> std::cmp::Ordering {
     b.anomalous
         .cmp(&a.anomalous)
@@ -369,20 +454,32 @@ fn telling(a: &Change, b: &Change) -> std::cmp::Ordering {
 pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     // Every entity's changes; the judged one is the symptom's metric where it has it.
     let mut judged: HashMap<&str, Option<Change>> = HashMap::new();
+    let mut one_caller: HashSet<&str> = HashSet::new();
+    // Entities that stopped reporting: a series of theirs stopped (others may go on: what
+    // the server derives for them, such as span metrics, is exported whether or not
+    // anything arrives).
+    let mut silent: HashMap<&str, Change> = HashMap::new();
     let mut evidence: HashMap<&str, Vec<Change>> = HashMap::new();
     let short_ok = !long_enough(longest_history(problem).saturating_sub(1), p);
+    let end_ms = problem
+        .entities
+        .iter()
+        .flat_map(|e| &e.series)
+        .filter_map(|s| s.samples.last())
+        .map(|&(t, _)| t)
+        .max()
+        .unwrap_or(problem.onset_ms);
     let peers = peer_noise(problem, p);
+    let ctx_of = |s: &Series| Context {
+        short_ok,
+        peer_noise: peers.get(s.metric.as_str()).copied().unwrap_or(0.0),
+        end_ms,
+    };
     let changes_of = |e: &Entity| -> Vec<Change> {
         let mut changes: Vec<Change> = e
             .series
             .iter()
-            .filter_map(|s| {
-                let ctx = Context {
-                    short_ok,
-                    peer_noise: peers.get(s.metric.as_str()).copied().unwrap_or(0.0),
-                };
-                change(s, problem.onset_ms, p, ctx)
-            })
+            .filter_map(|s| change(s, problem.onset_ms, p, ctx_of(s)))
             .collect();
         changes.sort_by(telling);
         changes
@@ -416,13 +513,45 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .or(changes.first())
                 .cloned()
         };
+        // Seen changed by one caller only: of the judged metric's series kept per caller
+        // (a `client` label, as the service graph's), the anomalous ones are all one
+        // caller's while two or more callers report it.
+        if let Some(b) = best.as_ref().filter(|b| b.anomalous) {
+            let per_client: Vec<(&str, bool)> = changes
+                .iter()
+                .filter(|c| c.metric == b.metric)
+                .filter_map(|c| client_of(&c.labels).map(|x| (x, c.anomalous)))
+                .collect();
+            let clients: HashSet<&str> = per_client.iter().map(|(x, _)| *x).collect();
+            let changed: HashSet<&str> = per_client
+                .iter()
+                .filter(|(_, a)| *a)
+                .map(|(x, _)| *x)
+                .collect();
+            if clients.len() >= 2 && changed.len() == 1 {
+                one_caller.insert(e.id.as_str());
+            }
+        }
+        // Stopped series are evidence of where, not of what: the entity itself is judged on
+        // what it reported (a series also stops when nothing happens — many exporters
+        // report no activity as nothing — so on its own a stop says no more than a drop).
+        let stops: Vec<Change> = e
+            .series
+            .iter()
+            .filter_map(|s| stopped(s, problem.onset_ms, p, ctx_of(s)))
+            .filter(|c| c.anomalous)
+            .collect();
+        if let Some(first) = stops.first() {
+            silent.insert(e.id.as_str(), first.clone());
+        }
         let mut ev: Vec<Change> = best.iter().cloned().collect();
         ev.extend(
             changes
                 .into_iter()
                 .filter(|c| c.anomalous && Some(c) != best.as_ref()),
         );
-        ev.truncate(5);
+        ev.truncate(5 - stops.len().min(2));
+        ev.extend(stops.into_iter().take(2));
         judged.insert(e.id.as_str(), best);
         evidence.insert(e.id.as_str(), ev);
     }
@@ -465,7 +594,35 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     };
     let below = paths(&|_| true);
     let degraded = paths(&|id| anomalous(id));
-    let in_degraded = |id: &str| degraded.contains_key(id);
+    // Places all of whose observed members (two or more, and the place itself when it
+    // reports) stopped reporting, the degradation reaching one of them: the members failed
+    // where they are. Silence, not any anomaly: of an entity's many series one is often
+    // rare enough by chance, and a place has many members; a series stopping is not.
+    let observed: HashSet<&str> = problem
+        .entities
+        .iter()
+        .filter(|e| !e.series.is_empty())
+        .map(|e| e.id.as_str())
+        .collect();
+    let failed_places: HashMap<&str, Vec<&str>> = problem
+        .places
+        .iter()
+        .filter_map(|(place, members)| {
+            let seen: Vec<&str> = members
+                .iter()
+                .map(String::as_str)
+                .filter(|m| m != place && observed.contains(m))
+                .collect();
+            let failed = (!observed.contains(place.as_str())
+                || silent.contains_key(place.as_str()))
+                && seen.len() >= 2
+                && seen.iter().all(|m| silent.contains_key(m))
+                && below.contains_key(place.as_str());
+            failed.then_some((place.as_str(), seen))
+        })
+        .collect();
+    let in_failed_place: HashSet<&str> = failed_places.values().flatten().copied().collect();
+    let in_degraded = |id: &str| degraded.contains_key(id) || failed_places.contains_key(id);
     // The judged change, signed.
     let delta = |id: &str| {
         judged
@@ -506,9 +663,15 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     // in the same signal accounts for its own: its own change is the likelier cause.
     // A callee judged on its volume never explains its caller: its callers sent it.
     let explained_by = |caller: &str, callee: &str| {
+        // A callee cut off with its place explains what calls it, unless the caller
+        // changed itself.
+        if in_failed_place.contains(callee) {
+            return callee != problem.symptom && !changed.contains(caller);
+        }
         let same = metric_of(caller) == metric_of(callee);
         callee != problem.symptom
             && !metric_of(callee).is_some_and(is_volume)
+            && !one_caller.contains(callee)
             && in_degraded(callee)
             && !(whole_degraded.contains(caller) && member_of.get(callee) == Some(&caller))
             && ((!same && !changed.contains(caller)) || {
@@ -529,6 +692,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     let is_candidate = |id: &str| {
         in_degraded(id)
             && !sent_by_callers(id)
+            && !in_failed_place.contains(id)
             && !member_of
                 .get(id)
                 .is_some_and(|w| whole_degraded.contains(w))
@@ -543,6 +707,13 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         let mut out = Vec::new();
         let mut seen = HashSet::from([id]);
         let mut queue = VecDeque::from([id]);
+        // A failed place explains its members, whatever their signals.
+        for &m in failed_places.get(id).into_iter().flatten() {
+            if seen.insert(m) {
+                out.push(m.to_string());
+                queue.push_back(m);
+            }
+        }
         while let Some(x) = queue.pop_front() {
             for &y in callers.get(x).into_iter().flatten() {
                 if in_degraded(y) && explained_by(y, x) && seen.insert(y) {
@@ -554,10 +725,26 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         out
     };
 
+    // A failed place's evidence: its own stop, if it reports, then its members'.
+    for (&place, members) in &failed_places {
+        let ev: Vec<Change> = std::iter::once(place)
+            .chain(members.iter().copied())
+            .filter_map(|m| silent.get(m).cloned())
+            .take(5)
+            .collect();
+        evidence.insert(place, ev);
+    }
     let mut ranked: Vec<Ranked> = ids
         .iter()
         .map(|&id| {
-            let c = judged.get(id).and_then(|c| c.as_ref());
+            let place_evidence = failed_places
+                .contains_key(id)
+                .then(|| evidence.get(id).and_then(|v| v.first()).cloned())
+                .flatten();
+            let c = judged
+                .get(id)
+                .and_then(|c| c.as_ref())
+                .or(place_evidence.as_ref());
             let candidate = is_candidate(id);
             let explains = explains(id);
             let confidence = if candidate {
@@ -572,7 +759,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .unwrap_or_default();
             Ranked {
                 entity: id.to_string(),
-                anomalous: anomalous(id),
+                anomalous: anomalous(id) || failed_places.contains_key(id),
                 candidate,
                 explains,
                 path,
@@ -657,6 +844,7 @@ mod tests {
             entities,
             calls,
             groups,
+            places: &[],
         };
         rank(&problem, &Params::default())
     }
@@ -714,6 +902,7 @@ mod tests {
             Context {
                 short_ok: true,
                 peer_noise: 0.0,
+                end_ms: 0,
             },
         )
         .unwrap();
@@ -846,6 +1035,7 @@ mod tests {
             entities: &entities,
             calls: &calls,
             groups: &[],
+            places: &[],
         };
         let r = rank(&problem, &Params::default());
         assert_eq!(r[0].entity, "pay", "{r:#?}");
@@ -886,6 +1076,153 @@ mod tests {
             "traces_service_graph_request_client_seconds_mean"
         ));
         assert!(!is_volume("latency_avg"));
+    }
+
+    /// A zone cut off: everything in it stops reporting at once; the same services'
+    /// members in the other zone carry on. The zone (which reports nothing itself) is the
+    /// cause; a node of the other zone with one quiet member is not.
+    #[test]
+    fn members_that_stop_together_name_the_place_they_share() {
+        let up = |id: &str| entity(id, vec![series("cpu", 0.3, 0.01, 100, &[0.3; 5])]);
+        let stopped = |id: &str| entity(id, vec![series("cpu", 0.3, 0.01, 101, &[])]);
+        let entities = vec![
+            entity("front", vec![series("err", 0.01, 0.001, 100, &[0.2; 5])]),
+            entity("pay", vec![series("err", 0.01, 0.001, 100, &[0.2; 5])]),
+            entity("list", vec![series("err", 0.01, 0.001, 100, &[0.1; 5])]),
+            up("pay-a"),
+            up("list-a"),
+            up("node-a"),
+            stopped("pay-b"),
+            stopped("list-b"),
+            stopped("node-b"),
+            entity("zone-a", vec![]),
+            entity("zone-b", vec![]),
+        ];
+        let pairs = [
+            ("front", "pay"),
+            ("front", "list"),
+            ("pay", "pay-a"),
+            ("pay", "pay-b"),
+            ("list", "list-a"),
+            ("list", "list-b"),
+            ("pay-a", "node-a"),
+            ("list-a", "node-a"),
+            ("pay-b", "node-b"),
+            ("list-b", "node-b"),
+            ("node-a", "zone-a"),
+            ("node-b", "zone-b"),
+        ];
+        let calls: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let place =
+            |p: &str, ms: &[&str]| (p.to_string(), ms.iter().map(|m| m.to_string()).collect());
+        let places = vec![
+            place("zone-a", &["node-a", "pay-a", "list-a"]),
+            place("zone-b", &["node-b", "pay-b", "list-b"]),
+            place("node-a", &["pay-a", "list-a"]),
+            place("node-b", &["pay-b", "list-b"]),
+        ];
+        let problem = Problem {
+            symptom: "front",
+            symptom_metric: None,
+            onset_ms: ONSET,
+            entities: &entities,
+            calls: &calls,
+            groups: &[],
+            places: &places,
+        };
+        let r = rank(&problem, &Params::default());
+        assert_eq!(r[0].entity, "zone-b", "{r:#?}");
+        assert!(r[0].candidate && r[0].anomalous);
+        // Its members and, through them, the services that call them.
+        for m in ["node-b", "pay-b", "list-b", "pay", "list", "front"] {
+            assert!(r[0].explains.iter().any(|e| e == m), "{r:#?}");
+        }
+        for m in ["node-b", "pay-b", "list-b"] {
+            let x = r.iter().find(|x| x.entity == m).unwrap();
+            assert!(!x.candidate, "{x:#?}");
+            assert!(x.evidence.iter().any(|c| c.stopped), "{x:#?}");
+        }
+        assert!(r[0].evidence.iter().all(|c| c.stopped), "{r:#?}");
+        let zone_a = r.iter().find(|x| x.entity == "zone-a").unwrap();
+        assert!(!zone_a.candidate && !zone_a.anomalous, "{zone_a:#?}");
+        // With one member of zone b still reporting, the zone is no cause.
+        let mut partly = entities.clone();
+        partly[7] = up("list-b");
+        let problem = Problem {
+            entities: &partly,
+            ..problem
+        };
+        let r = rank(&problem, &Params::default());
+        assert!(
+            r.iter()
+                .all(|x| !(x.entity.starts_with("zone") && x.candidate)),
+            "{r:#?}"
+        );
+    }
+
+    /// A series silent since the onset for more than three of its steps has stopped; one
+    /// whose history has such gaps is not rare; one silent for less has not.
+    #[test]
+    fn a_series_silent_since_the_onset_has_stopped() {
+        let p = Params::default();
+        let ctx = |end_ms| Context {
+            end_ms,
+            ..Context::default()
+        };
+        let s = series("cpu", 0.3, 0.01, 101, &[]);
+        let c = stopped(&s, ONSET, &p, ctx(ONSET + 5 * 60_000)).unwrap();
+        assert!(c.stopped && c.anomalous && c.z == 5.0, "{c:?}");
+        assert!(stopped(&s, ONSET, &p, ctx(ONSET + 2 * 60_000)).is_none());
+        // Stopped long before the onset: not this problem's.
+        let old = series("cpu", 0.3, 0.01, 50, &[]);
+        assert!(stopped(&old, ONSET, &p, ctx(ONSET + 5 * 60_000)).is_none());
+        // A history full of gaps as long: not rare.
+        let mut gappy = s.clone();
+        gappy
+            .samples
+            .retain(|(t, _)| (t / 60_000) % 10 < 4 || *t >= ONSET - 60_000);
+        let c = stopped(&gappy, ONSET, &p, ctx(ONSET + 5 * 60_000)).unwrap();
+        assert!(c.stopped && !c.anomalous, "{c:?}");
+    }
+
+    /// A database slower for one of its two callers only (that caller waits for its own
+    /// exhausted connection pool): the caller is the cause, not the database.
+    #[test]
+    fn a_dependency_changed_for_one_caller_only_is_that_callers_problem() {
+        let per_client = |client: &str, after: &[f64]| Series {
+            labels: format!("client=\"{client}\",server=\"db\""),
+            ..series("client_seconds_mean", 0.01, 0.001, 100, after)
+        };
+        let entities = vec![
+            entity("front", vec![series("lat", 0.2, 0.01, 100, &[0.9])]),
+            entity("pay", vec![series("lat", 0.1, 0.005, 100, &[0.7])]),
+            entity("list", vec![series("lat", 0.1, 0.005, 100, &[0.1])]),
+            entity(
+                "db",
+                vec![per_client("pay", &[0.16]), per_client("list", &[0.01])],
+            ),
+        ];
+        let calls: Vec<(String, String)> = [
+            ("front", "pay"),
+            ("front", "list"),
+            ("pay", "db"),
+            ("list", "db"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let r = ranked("front", None, &entities, &calls, &[]);
+        assert_eq!(r[0].entity, "pay", "{r:#?}");
+        // Both callers see it: the database is the cause.
+        let mut both = entities.clone();
+        both[3].series[1] = per_client("list", &[0.16]);
+        let r = ranked("front", None, &both, &calls, &[]);
+        assert_eq!(r[0].entity, "db", "{r:#?}");
+        assert_eq!(client_of("client=\"a\",server=\"b\""), Some("a"));
+        assert_eq!(client_of("x_client=\"a\""), None);
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.

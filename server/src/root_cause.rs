@@ -73,7 +73,7 @@ impl RootCause {
         );
         let window = Window { start, end };
         // The graph below the symptom, breadth first, and each entity's selector.
-        let (order, calls, groups, selectors_of, views, mut changes, changed_before) = {
+        let (order, calls, groups, places, selectors_of, views, mut changes, changed_before) = {
             let g = s.topology.graph_for_reading(tenant);
             let g = read_graph(&g);
             if g.entity(symptom).is_none_or(|e| !g.entity_in(e, window)) {
@@ -214,10 +214,50 @@ impl RootCause {
                 })
                 .filter(|(_, m)| !m.is_empty())
                 .collect();
+            // Each zone, region, node or host among the suspects with what is located in it
+            // or runs on it, transitively, among the suspects.
+            let mut contains: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
+            for (a, b, r) in g.relations_in(window) {
+                if matches!(r.kind, Some(RelationKind::RunsOn | RelationKind::LocatedIn)) {
+                    contains.entry(b).or_default().push(a);
+                }
+            }
+            let places: Vec<(String, Vec<String>)> = order
+                .iter()
+                .filter(|id| {
+                    matches!(
+                        id.kind(),
+                        Some(
+                            EntityKind::Zone
+                                | EntityKind::Region
+                                | EntityKind::Node
+                                | EntityKind::Host
+                        )
+                    )
+                })
+                .map(|place| {
+                    let mut members = Vec::new();
+                    let mut inside = HashSet::from([place]);
+                    let mut stack = vec![place];
+                    while let Some(x) = stack.pop() {
+                        for &m in contains.get(x).into_iter().flatten() {
+                            if inside.insert(m) {
+                                stack.push(m);
+                                if seen.contains(m) {
+                                    members.push(m.to_string());
+                                }
+                            }
+                        }
+                    }
+                    (place.to_string(), members)
+                })
+                .filter(|(_, m)| m.len() >= 2)
+                .collect();
             (
                 order,
                 calls,
                 groups,
+                places,
                 selectors_of,
                 views,
                 changes,
@@ -259,6 +299,7 @@ impl RootCause {
             entities: &entities,
             calls: &calls,
             groups: &groups,
+            places: &places,
         };
         let ranked = sightline_rca::rank(&problem, &method);
         let read: usize = entities.iter().map(|e| e.series.len()).sum();
