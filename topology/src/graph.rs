@@ -496,7 +496,11 @@ impl Graph {
     /// another — calls, dependencies, what runs on what, the members of a service or a
     /// workload — either way; not through `part_of`, `located_in` or membership of a
     /// namespace or cluster, which would make every service of an application, everything
-    /// in a zone or every node of a cluster neighbours. Empty when `id` is unknown.
+    /// in a zone or every node of a cluster neighbours. An instance and the container or
+    /// pod it runs in are one running process seen from the service's side and the
+    /// platform's: the step between them is free (a service's alert and its node's are
+    /// then two hops apart, service → instance → node, as they are where nothing
+    /// declares pods). Empty when `id` is unknown.
     pub fn near(&self, id: &EntityId, hops: usize, w: Window) -> HashSet<EntityId> {
         use RelationKind::*;
         let kinds = [Calls, DependsOn, RunsOn, MemberOf];
@@ -509,19 +513,46 @@ impl Graph {
                     Some(EntityKind::Service | EntityKind::Workload)
                 )
         };
-        self.walk(id, w, hops, |_, ix| {
+        let process = |ix: NodeIndex| {
+            matches!(
+                self.g[ix].kind,
+                Some(EntityKind::Instance | EntityKind::Container | EntityKind::Pod)
+            )
+        };
+        let Some(&start) = self.ids.get(id) else {
+            return HashSet::new();
+        };
+        if !self.node_in(start, w) {
+            return HashSet::new();
+        }
+        // Breadth first with free steps (0-1 BFS: a free step goes to the front).
+        let mut best: HashMap<NodeIndex, usize> = HashMap::from([(start, 0)]);
+        let mut queue = VecDeque::from([(start, 0usize)]);
+        while let Some((ix, depth)) = queue.pop_front() {
+            if best.get(&ix).is_some_and(|&b| b < depth) {
+                continue;
+            }
             let mut next = self.out_edges(ix, &kinds);
             next.extend(self.in_edges(ix, &kinds));
             next.retain(carries);
-            next
-        })
-        .map(|r| {
-            r.entities
-                .into_iter()
-                .map(|(ix, _)| self.g[ix].id.clone())
-                .collect()
-        })
-        .unwrap_or_default()
+            for (e, to) in next {
+                if !self.edge_in(e, w) {
+                    continue;
+                }
+                let free = process(ix) && process(to) && self.g[e].kind == Some(RunsOn);
+                let d = depth + usize::from(!free);
+                if d > hops || best.get(&to).is_some_and(|&b| b <= d) {
+                    continue;
+                }
+                best.insert(to, d);
+                if free {
+                    queue.push_front((to, d));
+                } else {
+                    queue.push_back((to, d));
+                }
+            }
+        }
+        best.into_keys().map(|ix| self.g[ix].id.clone()).collect()
     }
 
     fn both_edges(&self, ix: NodeIndex) -> Vec<(EdgeIndex, NodeIndex)> {
@@ -822,6 +853,45 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// A service's node is two hops away, service → instance → node: the instance and its
+    /// pod are one process.
+    #[test]
+    fn near_steps_from_an_instance_to_its_pod_for_free() {
+        let mut g = Graph::new(60_000, 1000);
+        let mut pairs = pod_on("a", "1");
+        pairs.push(("service.instance.id", "budget-1".into()));
+        observe_owned(&mut g, &pairs, 0);
+        let w = Window::at(0);
+        let near = |hops| {
+            let mut v: Vec<String> = g
+                .near(&id("service:budget"), hops, w)
+                .iter()
+                .map(|x| x.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            near(1),
+            [
+                "instance:budget/budget-1",
+                "pod:prod/fin/budget-1",
+                "service:budget"
+            ]
+        );
+        assert!(
+            near(2).contains(&"node:prod/a".to_string()),
+            "{:?}",
+            near(2)
+        );
+        assert!(
+            !near(2).iter().any(|x| x.starts_with("zone:")),
+            "{:?}",
+            near(2)
+        );
+        assert!(g.near(&id("service:nothing"), 2, w).is_empty());
     }
 
     #[test]
