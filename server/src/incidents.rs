@@ -825,7 +825,9 @@ pub fn entity_of(labels: &BTreeMap<String, String>, g: &Graph, w: Window) -> Opt
     None
 }
 
-/// Runs [`IncidentsRuntime::tick`] every `interval` until `stop`.
+/// Runs [`IncidentsRuntime::tick`] every `interval`, and at once when alerts not seen before
+/// arrive (a rule's alert starts firing: the incident opens within the evaluation that
+/// fired it, not up to an interval later), until `stop`.
 pub async fn run(
     rt: Arc<IncidentsRuntime>,
     interval: std::time::Duration,
@@ -836,6 +838,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
+            _ = rt.am.news().notified() => {}
             _ = stop.changed() => return,
         }
         let rt = rt.clone();

@@ -170,6 +170,10 @@ pub struct AlertManager {
     external_url: String,
     tenants: Mutex<HashMap<TenantId, Arc<Mutex<TenantState>>>>,
     wake: tokio::sync::Notify,
+    /// Alerts not seen before (a rule's alert that starts firing), counted and signalled:
+    /// the incident round runs at once rather than at its next tick.
+    news: tokio::sync::Notify,
+    new_alerts: std::sync::atomic::AtomicU64,
     http: reqwest::Client,
     pub metrics: AlertManagerMetrics,
     pub started: DateTime<Utc>,
@@ -196,6 +200,8 @@ impl AlertManager {
             external_url,
             tenants: Mutex::new(HashMap::new()),
             wake: tokio::sync::Notify::new(),
+            news: tokio::sync::Notify::new(),
+            new_alerts: std::sync::atomic::AtomicU64::new(0),
             http: reqwest::Client::builder()
                 .user_agent(concat!("Sightline/", env!("CARGO_PKG_VERSION")))
                 .build()
@@ -353,7 +359,22 @@ impl AlertManager {
         self.maybe_compact(&mut st, now);
         drop(st);
         self.wake.notify_one();
+        if !unknown.is_empty() {
+            self.new_alerts
+                .fetch_add(unknown.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            self.news.notify_one();
+        }
         Ok(())
+    }
+
+    /// Signalled when alerts not seen before arrive.
+    pub fn news(&self) -> &tokio::sync::Notify {
+        &self.news
+    }
+
+    /// Alerts not seen before received since start.
+    pub fn new_alerts(&self) -> u64 {
+        self.new_alerts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Creates or updates a silence; returns its id once it is durable.

@@ -6,8 +6,8 @@
 //! fault before the wall clock and advances a tick (5 s) at a time as fast as the server
 //! takes the data. The server runs its parts that keep time (`serve::Embed::drive`) at the
 //! simulated instants, in the order the clock would: the span connectors export every 15 s,
-//! the demo's rules are evaluated every 15 s, the incident round runs every 10 s and the
-//! alert manager flushes every tick. Nothing else differs from `sightline demo`: the same
+//! the demo's rules are evaluated every 15 s, the incident round runs every 10 s and
+//! whenever an alert starts firing, and the alert manager flushes every tick. Nothing else differs from `sightline demo`: the same
 //! rules, the same grouping, root cause and advice, the same routing through an alert
 //! manager whose route tree sends each `SightlineIncident` alert to its owner (grouped by
 //! incident, resolved notifications on), with delivery replaced by counting.
@@ -235,6 +235,7 @@ async fn drive(
         format!("http://{otlp}/v1/logs"),
     ];
     let wall = std::time::Instant::now();
+    let mut alerts_seen = alertmanager.new_alerts();
     let mut t = start_ms;
     while t <= end_ms {
         announce_deploys(
@@ -260,7 +261,11 @@ async fn drive(
             crate::rules::evaluate_due(&rules, &rule_deps, &funcs, t).await;
         }
         let at = chrono::DateTime::from_timestamp_millis(t).unwrap_or_default();
-        if t % INCIDENTS_EVERY_MS == 0 {
+        // The incident round runs on its interval and, as in the server, at once when an
+        // alert starts firing.
+        let news = alertmanager.new_alerts();
+        if t % INCIDENTS_EVERY_MS == 0 || news != alerts_seen {
+            alerts_seen = news;
             let rt = incidents.clone();
             tokio::task::spawn_blocking(move || rt.tick(at)).await?;
             for inc in incidents.list(&tenant, None) {
