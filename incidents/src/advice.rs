@@ -57,6 +57,25 @@ pub struct Situation {
     pub entry_rate: Option<f64>,
     /// Instances of the cause, when it is a service.
     pub instances: usize,
+    /// The requests the cause received in the last minute of the evidence over its rate
+    /// in the half hour before the onset, and the same for the entry point (span metrics),
+    /// when measured.
+    pub load: Option<f64>,
+    pub entry_load: Option<f64>,
+}
+
+/// Load this many times its usual, while the entry point's is not, is amplified inside
+/// the estate (retries, a loop), not demand: more capacity would be eaten by it.
+const AMPLIFIED: f64 = 2.0;
+/// An entry point whose traffic rose less than this has not brought the load.
+const ENTRY_STEADY: f64 = 1.5;
+
+impl Situation {
+    /// The cause receives several times its usual requests while the users do not send more.
+    fn amplified(&self) -> Option<f64> {
+        let load = self.load?;
+        (load >= AMPLIFIED && self.entry_load.unwrap_or(1.0) < ENTRY_STEADY).then_some(load)
+    }
 }
 
 /// One recommended action.
@@ -79,6 +98,46 @@ fn is_infra(kind: &str) -> bool {
 
 fn is_dependency(kind: &str) -> bool {
     matches!(kind, "database" | "cache" | "queue" | "external")
+}
+
+/// Callers of the cause fail fast (at most one retry, failing instances ejected) instead of
+/// waiting on it.
+fn circuit_break(s: &Situation, rationale: String) -> Action {
+    let c = &s.cause;
+    let ns = c.namespace.as_deref().unwrap_or("default");
+    let core_callers: Vec<&str> = s
+        .callers
+        .iter()
+        .filter(|x| x.core)
+        .map(|x| x.name.as_str())
+        .collect();
+    let cost = if core_callers.is_empty() {
+        format!("requests needing {} fail fast instead of waiting", c.name)
+    } else {
+        format!(
+            "core callers ({}) get fast errors for the part needing {} — apply only where they have a fallback",
+            core_callers.join(", "),
+            c.name
+        )
+    };
+    Action {
+        kind: "circuit_break".into(),
+        target: c.id.clone(),
+        rationale,
+        effect: "callers fail fast (or use their fallback) instead of exhausting their threads, connections and retries".into(),
+        cost,
+        spec: json!({
+            "apiVersion": "networking.istio.io/v1",
+            "kind": "DestinationRule",
+            "metadata": {"name": format!("{}-circuit-breaker", c.name), "namespace": ns},
+            "spec": {"host": c.name, "trafficPolicy": {
+                "connectionPool": {"tcp": {"maxConnections": 100},
+                                   "http": {"http1MaxPendingRequests": 50, "maxRetries": 1}},
+                "outlierDetection": {"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 5,
+                                     "interval": "10s", "baseEjectionTime": "30s",
+                                     "maxEjectionPercent": 50}}},
+        }),
+    }
 }
 
 /// Ranked actions for the situation, best first.
@@ -173,8 +232,23 @@ pub fn advise(s: &Situation) -> Vec<Action> {
         });
     }
 
+    // Its callers' retries multiply its load: stop them, fail fast. Scaling out would feed
+    // the storm.
+    let amplified = s
+        .amplified()
+        .filter(|_| c.kind == "service" && s.changes.is_empty());
+    if let Some(load) = amplified {
+        out.push(circuit_break(
+            s,
+            format!(
+                "{} receives {load:.1}× its usual requests while the entry point's traffic                  did not grow: its callers' retries (or a loop) multiply its load",
+                c.name
+            ),
+        ));
+    }
+
     // A saturated service: more instances.
-    if c.kind == "service" && s.changes.is_empty() {
+    if c.kind == "service" && s.changes.is_empty() && amplified.is_none() {
         let saturated = s.metric.as_deref().is_some_and(|m| {
             m.contains("cpu")
                 || m.contains("memory")
@@ -236,40 +310,16 @@ pub fn advise(s: &Situation) -> Vec<Action> {
 
     // Cut off a failing dependency so callers fail fast (caches and externals have a
     // fallback: the database, a default).
-    if is_dependency(&c.kind) || (c.kind == "service" && !s.callers.is_empty()) {
-        let core_callers: Vec<&str> = s
-            .callers
-            .iter()
-            .filter(|x| x.core)
-            .map(|x| x.name.as_str())
-            .collect();
-        let cost = if core_callers.is_empty() {
-            format!("requests needing {} fail fast instead of waiting", c.name)
-        } else {
+    if amplified.is_none()
+        && (is_dependency(&c.kind) || (c.kind == "service" && !s.callers.is_empty()))
+    {
+        out.push(circuit_break(
+            s,
             format!(
-                "core callers ({}) get fast errors for the part needing {} — apply only where they have a fallback",
-                core_callers.join(", "),
+                "{} is failing or slow; callers pile up waiting on it",
                 c.name
-            )
-        };
-        out.push(Action {
-            kind: "circuit_break".into(),
-            target: c.id.clone(),
-            rationale: format!("{} is failing or slow; callers pile up waiting on it", c.name),
-            effect: "callers fail fast (or use their fallback) instead of exhausting their threads, connections and retries".into(),
-            cost,
-            spec: json!({
-                "apiVersion": "networking.istio.io/v1",
-                "kind": "DestinationRule",
-                "metadata": {"name": format!("{}-circuit-breaker", c.name), "namespace": ns},
-                "spec": {"host": c.name, "trafficPolicy": {
-                    "connectionPool": {"tcp": {"maxConnections": 100},
-                                       "http": {"http1MaxPendingRequests": 50, "maxRetries": 1}},
-                    "outlierDetection": {"consecutive5xxErrors": 5, "consecutiveGatewayErrors": 5,
-                                         "interval": "10s", "baseEjectionTime": "30s",
-                                         "maxEjectionPercent": 50}}},
-            }),
-        });
+            ),
+        ));
     }
 
     // Admit no more than the entry point served before the incident.
@@ -414,5 +464,33 @@ mod tests {
         });
         assert_eq!(a[0].kind, "scale_out");
         assert_eq!(a[0].spec["replicas"], 5);
+    }
+
+    /// Three times its usual requests while the users send no more: its callers retry.
+    /// Fail fast rather than feed the storm with more instances.
+    #[test]
+    fn amplified_load_is_cut_not_scaled() {
+        let storm = Situation {
+            cause: node("service:search", false),
+            metric: Some("latency_ms".into()),
+            level: Some(40.0),
+            observed: Some(320.0),
+            callers: vec![node("service:gateway", true)],
+            instances: 2,
+            load: Some(2.9),
+            entry_load: Some(1.02),
+            ..Situation::default()
+        };
+        let a = advise(&storm);
+        assert_eq!(a[0].kind, "circuit_break", "{a:#?}");
+        assert!(a[0].rationale.contains("2.9×"), "{}", a[0].rationale);
+        assert!(a.iter().all(|x| x.kind != "scale_out"), "{a:#?}");
+        assert_eq!(a.iter().filter(|x| x.kind == "circuit_break").count(), 1);
+        // The users brought the load: scale out.
+        let demand = Situation {
+            entry_load: Some(2.8),
+            ..storm
+        };
+        assert_eq!(advise(&demand)[0].kind, "scale_out");
     }
 }

@@ -35,12 +35,15 @@
 //!    through anomalous entities only. A callee there *explains* its caller when its change
 //!    goes the same way and is at least half the caller's (or when the two are judged on
 //!    different signals, which cannot be compared: a node's CPU below a service's
-//!    latency): the symptom's signal (latency,
-//!    errors) adds up along calls, so a database 3 ms slower does not explain a service
-//!    400 ms slower above it. Candidates are the entities nothing below explains. A
-//!    candidate that explains more of the anomalous entities above it (callers whose change
-//!    it explains, transitively) ranks higher: a fault in a shared dependency degrades every
-//!    path through it, a client-side view of one call degrades one. Among candidates that
+//!    latency — provided the callee's change is large against its noise, `z` above
+//!    [`Params::z`]: a smooth series makes a tiny change rare, not telling): the
+//!    symptom's signal (latency, errors) adds up along calls, so a database 3 ms slower
+//!    does not explain a service 400 ms slower above it. Candidates are the entities
+//!    nothing below explains. A candidate that explains more of the anomalous entities
+//!    above it (callers whose change it explains, transitively; the symptom, when it is a
+//!    candidate, accounts for itself) ranks higher: a fault in a shared dependency degrades
+//!    every path through it, a client-side view of one call degrades one, and a candidate
+//!    below that explains nothing above it is an anomaly of its own. Among candidates that
 //!    explain as much, one observed from inside ranks before an endpoint known only from
 //!    its callers (a load balancer's address mirrors the service behind it); then the
 //!    rarer, then larger, change. An entity changed just before the onset (a deploy, a new
@@ -662,6 +665,9 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     // A changed caller (a deploy just before) is explained only by a callee whose change
     // in the same signal accounts for its own: its own change is the likelier cause.
     // A callee judged on its volume never explains its caller: its callers sent it.
+    // Across signals sizes cannot be compared, but a change hardly above its noise (rare
+    // on a smooth series, yet small) explains nothing.
+    let z_of = |id: &str| judged.get(id).and_then(|c| c.as_ref()).map_or(0.0, |c| c.z);
     let explained_by = |caller: &str, callee: &str| {
         // A callee cut off with its place explains what calls it, unless the caller
         // changed itself.
@@ -674,7 +680,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
             && !one_caller.contains(callee)
             && in_degraded(callee)
             && !(whole_degraded.contains(caller) && member_of.get(callee) == Some(&caller))
-            && ((!same && !changed.contains(caller)) || {
+            && ((!same && !changed.contains(caller) && z_of(callee) >= p.z) || {
                 let (a, c) = (delta(caller), delta(callee));
                 same && a * c >= 0.0 && c.abs() >= EXPLAINS * a.abs()
             })
@@ -782,7 +788,12 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 !below.contains_key(r.entity.as_str()),
                 !r.candidate,
                 !changed.contains(r.entity.as_str()),
-                std::cmp::Reverse(r.explains.len()),
+                // The symptom, a candidate, accounts for itself: a candidate below that
+                // explains nothing above it (not even the symptom) is an anomaly of its
+                // own, not this one's cause.
+                std::cmp::Reverse(
+                    r.explains.len() + usize::from(r.candidate && r.entity == problem.symptom),
+                ),
                 r.entity == problem.symptom,
                 external.contains(r.entity.as_str()),
             )
@@ -1223,6 +1234,28 @@ mod tests {
         assert_eq!(r[0].entity, "db", "{r:#?}");
         assert_eq!(client_of("client=\"a\",server=\"b\""), Some("a"));
         assert_eq!(client_of("x_client=\"a\""), None);
+    }
+
+    /// The symptom's own large change, and a callee's barely-noticed change in another
+    /// signal (rare on its smooth series, small against its noise): the callee explains
+    /// nothing, and a candidate that explains nothing ranks after the symptom.
+    #[test]
+    fn a_small_change_below_neither_explains_nor_outranks_the_symptom() {
+        let mut pool = series("pool", 0.345, 0.0, 100, &[0.349]);
+        // Smooth: a tiny wobble in its history.
+        for (i, s) in pool.samples.iter_mut().enumerate().take(100) {
+            s.1 += 0.0001 * (i % 2) as f64;
+        }
+        let entities = vec![
+            entity("front", vec![series("lat", 0.2, 0.01, 100, &[2.0])]),
+            entity("other", vec![pool]),
+        ];
+        let calls = vec![("front".to_string(), "other".to_string())];
+        let r = ranked("front", Some("lat"), &entities, &calls, &[]);
+        let other = r.iter().find(|x| x.entity == "other").unwrap();
+        assert!(other.anomalous && other.z < 5.0, "{other:#?}");
+        assert_eq!(r[0].entity, "front", "{r:#?}");
+        assert!(r[0].candidate);
     }
 
     /// Nothing below the symptom changed: the symptom is its own cause.

@@ -270,6 +270,7 @@ impl IncidentsRuntime {
             return;
         };
         let first = first_alert(inc);
+        let symptom = self.whole_of_first(tenant, inc, first).unwrap_or(symptom);
         let onset = first - self.config.onset_lead.as_millis() as i64;
         let question = Question {
             symptom,
@@ -406,8 +407,9 @@ impl IncidentsRuntime {
     }
 
     /// Degradation advice for the incident's first cause, from the topology around it, the
-    /// changes before `first` (the first alert's start) and, for an entry-point symptom,
-    /// the request rate it served before (span metrics).
+    /// changes before `first` (the first alert's start), the load a service cause received
+    /// against its usual and, for an entry-point symptom, the same and the request rate it
+    /// served before (span metrics).
     fn advise(
         &self,
         tenant: &TenantId,
@@ -491,8 +493,10 @@ impl IncidentsRuntime {
             })
             .and_then(|s| g.entity(&s).map(node));
         let ev = &cause.detail["evidence"][0];
+        let cause_node = node(entity);
+        let end = analysis["end"].as_i64().unwrap_or(first);
         let situation = Situation {
-            cause: node(entity),
+            cause: cause_node.clone(),
             metric: ev["metric"].as_str().map(str::to_string),
             level: ev["level"].as_f64(),
             observed: ev["observed"].as_f64(),
@@ -502,8 +506,15 @@ impl IncidentsRuntime {
                 .as_ref()
                 .filter(|e| e.kind == "service")
                 .and_then(|e| self.served_rate(tenant, &e.name, first)),
-            entry,
             instances: members.len(),
+            load: Some(&cause_node)
+                .filter(|c| c.kind == "service")
+                .and_then(|c| self.load(tenant, &c.name, first, end)),
+            entry_load: entry
+                .as_ref()
+                .filter(|e| e.kind == "service")
+                .and_then(|e| self.load(tenant, &e.name, first, end)),
+            entry,
         };
         drop(g);
         advice::advise(&situation)
@@ -512,8 +523,21 @@ impl IncidentsRuntime {
     /// The request rate (per second) a service served over the half hour before `t`, from
     /// the span metrics of its server spans.
     fn served_rate(&self, tenant: &TenantId, service: &str, t: i64) -> Option<f64> {
+        self.served(tenant, service, "30m", t)
+    }
+
+    /// The requests a service received in the last minute up to `end` over its rate in the
+    /// half hour before the onset (`first` less the rules' one-minute windows and `for`).
+    fn load(&self, tenant: &TenantId, service: &str, first: i64, end: i64) -> Option<f64> {
+        let now = self.served(tenant, service, "1m", end)?;
+        let before = self.served(tenant, service, "30m", first - 3 * 60_000)?;
+        Some(now / before)
+    }
+
+    /// A service's request rate (per second) over `range` up to `t`.
+    fn served(&self, tenant: &TenantId, service: &str, range: &str, t: i64) -> Option<f64> {
         let query = format!(
-            "sum(rate(traces_span_metrics_calls_total{{service_name={}, span_kind=\"SPAN_KIND_SERVER\"}}[30m]))",
+            "sum(rate(traces_span_metrics_calls_total{{service_name={}, span_kind=\"SPAN_KIND_SERVER\"}}[{range}]))",
             serde_json::to_string(service).ok()?
         );
         let source = sightline_promql::TsdbSource::new(&self.root_cause.tsdb, tenant);
@@ -735,6 +759,49 @@ fn causes(v: &Value) -> Vec<Cause> {
 }
 
 /// When the incident's first alert started firing.
+impl IncidentsRuntime {
+    /// The service two or more of whose instances (or pods) alerted first, together: the
+    /// symptom is the whole's (as the analysis holds a fault shared by every member to be
+    /// the whole's, not one member's).
+    fn whole_of_first(&self, tenant: &TenantId, inc: &Incident, first: i64) -> Option<EntityId> {
+        use sightline_topology::RelationKind;
+        let graph = self.topology.graph_for_reading(tenant);
+        let g = read_graph(&graph);
+        let mut members: HashMap<EntityId, HashSet<String>> = HashMap::new();
+        for m in inc.signals.values().filter(|m| m.starts_at == first) {
+            let Some(id) = m.entity.as_deref().and_then(|e| EntityId::parse(e).ok()) else {
+                continue;
+            };
+            if !matches!(id.kind(), Some(EntityKind::Instance | EntityKind::Pod)) {
+                continue;
+            }
+            // A pod's service is its instance's.
+            let instances: Vec<EntityId> = if id.kind() == Some(EntityKind::Pod) {
+                g.neighbours(&id, RelationKind::RunsOn, false)
+                    .map(|e| e.id.clone())
+                    .collect()
+            } else {
+                vec![id.clone()]
+            };
+            for i in instances {
+                for s in g.neighbours(&i, RelationKind::MemberOf, true) {
+                    if s.id.kind() == Some(EntityKind::Service) {
+                        members
+                            .entry(s.id.clone())
+                            .or_default()
+                            .insert(id.to_string());
+                    }
+                }
+            }
+        }
+        members
+            .into_iter()
+            .filter(|(_, m)| m.len() >= 2)
+            .max_by_key(|(s, m)| (m.len(), std::cmp::Reverse(s.to_string())))
+            .map(|(s, _)| s)
+    }
+}
+
 fn first_alert(inc: &Incident) -> i64 {
     inc.signals
         .values()
