@@ -487,14 +487,25 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         changes.sort_by(telling);
         changes
     };
-    // Without a named metric, the symptom's own most telling change names it.
+    // Without a named metric, the symptom's own largest anomalous change names it.
     let derived: Option<String> = match problem.symptom_metric {
         Some(_) => None,
         None => problem
             .entities
             .iter()
             .find(|e| e.id == problem.symptom)
-            .and_then(|e| changes_of(e).into_iter().next())
+            .and_then(|e| {
+                // Its largest anomalous change against its noise: rarity bottoms out at
+                // one over the history's length, so among rare changes it ranks series
+                // by how long they have been kept, not by how much they moved.
+                let changes = changes_of(e);
+                changes
+                    .iter()
+                    .filter(|c| c.anomalous)
+                    .max_by(|a, b| a.z.total_cmp(&b.z))
+                    .or(changes.first())
+                    .cloned()
+            })
             .map(|c| c.metric),
     };
     let symptom_metric = problem.symptom_metric.or(derived.as_deref());
