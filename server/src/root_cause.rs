@@ -84,7 +84,12 @@ impl RootCause {
             // What each entity needs: what it calls and depends on, a service its
             // instances, an instance or pod what it runs on, a node or host its zone.
             let mut out: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
+            // And what is located in or runs on each entity (for the places below).
+            let mut contains: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
             for (a, b, r) in g.relations_in(window) {
+                if matches!(r.kind, Some(RelationKind::RunsOn | RelationKind::LocatedIn)) {
+                    contains.entry(b).or_default().push(a);
+                }
                 match r.kind {
                     Some(RelationKind::Calls | RelationKind::DependsOn | RelationKind::RunsOn) => {
                         out.entry(a).or_default().push(b)
@@ -216,12 +221,6 @@ impl RootCause {
                 .collect();
             // Each zone, region, node or host among the suspects with what is located in it
             // or runs on it, transitively, among the suspects.
-            let mut contains: HashMap<&EntityId, Vec<&EntityId>> = HashMap::new();
-            for (a, b, r) in g.relations_in(window) {
-                if matches!(r.kind, Some(RelationKind::RunsOn | RelationKind::LocatedIn)) {
-                    contains.entry(b).or_default().push(a);
-                }
-            }
             let places: Vec<(String, Vec<String>)> = order
                 .iter()
                 .filter(|id| {
