@@ -134,10 +134,24 @@ pub fn target(
                 .map(|p| p.name.clone())
                 .collect(),
         ),
-        FaultKind::BadDeploy | FaultKind::PoolExhaustion => choose(
+        FaultKind::BadDeploy => choose(
             e.services
                 .iter()
                 .filter(|s| s.name != e.gateway)
+                .map(|s| s.name.clone())
+                .collect(),
+        ),
+        // Only a service that holds a pool of database connections can exhaust one.
+        FaultKind::PoolExhaustion => choose(
+            e.services
+                .iter()
+                .filter(|s| {
+                    s.name != e.gateway
+                        && s.deps.iter().any(|d| {
+                            e.dep(d)
+                                .is_some_and(|d| d.kind == crate::estate::DepKind::Database)
+                        })
+                })
                 .map(|s| s.name.clone())
                 .collect(),
         ),
@@ -313,4 +327,32 @@ pub struct PodEffect {
     pub pool_full: bool,
     pub unreachable: bool,
     pub cpu: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::estate::DepKind;
+
+    #[test]
+    fn a_pool_is_exhausted_only_where_a_service_holds_one() {
+        let e = Estate::finance(1);
+        for pick in 0..64 {
+            let t = target(&e, FaultKind::PoolExhaustion, None, pick).unwrap();
+            let s = e.service(&t).unwrap();
+            assert!(
+                s.deps
+                    .iter()
+                    .any(|d| e.dep(d).unwrap().kind == DepKind::Database),
+                "{t} has no database pool"
+            );
+        }
+        let without = e
+            .services
+            .iter()
+            .find(|s| s.deps.is_empty() && s.name != e.gateway)
+            .unwrap();
+        let err = target(&e, FaultKind::PoolExhaustion, Some(&without.name), 0).unwrap_err();
+        assert!(err.contains(&without.name), "{err}");
+    }
 }
