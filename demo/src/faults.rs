@@ -223,11 +223,13 @@ impl<'a> Effects<'a> {
         (cpu, full)
     }
 
-    /// How a pod's own work is slowed (×) and fails (+), its memory share, whether it is
-    /// restarting (out of memory), and its extra CPU.
+    /// How a pod's requests are slowed (×), how much more CPU each takes (×: waiting for a
+    /// core, a connection or a queue takes time, not CPU), how they fail (+), its memory
+    /// share, whether it is restarting (out of memory), and its node's extra CPU.
     pub fn pod(&self, e: &Estate, pod: &crate::estate::Pod, t: i64) -> PodEffect {
         let mut out = PodEffect {
             slow: 1.0,
+            work: 1.0,
             ..PodEffect::default()
         };
         let (node_cpu, disk_full) = self.node(&pod.node);
@@ -246,7 +248,9 @@ impl<'a> Effects<'a> {
             let phase = ((t - f.start_ms) % 60_000) as f64 / 60_000.0;
             out.memory = 0.45 + 0.55 * phase;
             out.oom = phase >= 0.9;
+            // Garbage collection: slower and busier.
             out.slow *= 1.0 + 2.0 * phase;
+            out.work *= 1.0 + 2.0 * phase;
             if out.oom {
                 out.err += 0.5;
             }
@@ -256,8 +260,10 @@ impl<'a> Effects<'a> {
             .filter(|f| f.target == pod.service)
         {
             let _ = f;
+            // The new version does more work per request.
             out.err += 0.2;
             out.slow *= 2.0;
+            out.work *= 2.0;
         }
         for f in self
             .active(FaultKind::PoolExhaustion)
@@ -268,9 +274,11 @@ impl<'a> Effects<'a> {
             out.slow *= 6.0;
             out.err += 0.08;
         }
-        // A retry storm overwhelms its target: it queues its own requests too.
+        // A retry storm overwhelms its target: it serves each call up to three times and
+        // queues its own requests too.
         if self.storm(&pod.service).is_some() {
             out.slow *= 8.0;
+            out.work *= 3.0;
             out.err += 0.2;
         }
         out.unreachable = self.cut_off(&pod.zone);
@@ -321,6 +329,7 @@ impl<'a> Effects<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct PodEffect {
     pub slow: f64,
+    pub work: f64,
     pub err: f64,
     pub memory: f64,
     pub oom: bool,

@@ -413,7 +413,7 @@ impl Sim {
             let cpu = if standby {
                 0.02
             } else {
-                (0.15 + 0.35 * l) * pe.slow.min(3.0) / 1.5 + 0.02 * self.rng.unit()
+                (0.15 + 0.35 * l) * pe.work.min(3.0) / 1.5 + 0.02 * self.rng.unit()
             };
             *node_cpu.entry(pod.node.clone()).or_default() += cpu / 4.0;
             if pe.oom {

@@ -435,6 +435,20 @@ pub fn is_volume(metric: &str) -> bool {
         })
 }
 
+/// The machine resource a metric measures the use of, if any (by the words of its name:
+/// `system_cpu_utilization`, `container_memory_working_set_bytes`, `node_filesystem_…`).
+fn resource(metric: &str) -> Option<&'static str> {
+    metric
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .find_map(|w| match w.to_ascii_lowercase().as_str() {
+            "cpu" => Some("cpu"),
+            "memory" | "mem" => Some("memory"),
+            "filesystem" | "fs" | "disk" => Some("disk"),
+            "network" | "net" => Some("network"),
+            _ => None,
+        })
+}
+
 /// The caller a series is kept for: its `client` label (the service graph's), if any.
 fn client_of(labels: &str) -> Option<&str> {
     let at = labels.find("client=\"")?;
@@ -463,6 +477,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
     // anything arrives).
     let mut silent: HashMap<&str, Change> = HashMap::new();
     let mut evidence: HashMap<&str, Vec<Change>> = HashMap::new();
+    let mut uses: HashMap<&str, HashSet<&'static str>> = HashMap::new();
     let short_ok = !long_enough(longest_history(problem).saturating_sub(1), p);
     let end_ms = problem
         .entities
@@ -498,11 +513,16 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 // Its largest anomalous change against its noise: rarity bottoms out at
                 // one over the history's length, so among rare changes it ranks series
                 // by how long they have been kept, not by how much they moved.
+                // How its traffic went before how much of it came, as for every entity.
                 let changes = changes_of(e);
-                changes
-                    .iter()
-                    .filter(|c| c.anomalous)
-                    .max_by(|a, b| a.z.total_cmp(&b.z))
+                let largest = |volume: bool| {
+                    changes
+                        .iter()
+                        .filter(|c| c.anomalous && is_volume(&c.metric) == volume)
+                        .max_by(|a, b| a.z.total_cmp(&b.z))
+                };
+                largest(false)
+                    .or_else(|| largest(true))
                     .or(changes.first())
                     .cloned()
             })
@@ -549,6 +569,15 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         // Stopped series are evidence of where, not of what: the entity itself is judged on
         // what it reported (a series also stops when nothing happens — many exporters
         // report no activity as nothing — so on its own a stop says no more than a drop).
+        // The resources whose use it changed in (see `its_own_doing` below).
+        uses.insert(
+            e.id.as_str(),
+            changes
+                .iter()
+                .filter(|c| c.anomalous)
+                .filter_map(|c| resource(&c.metric))
+                .collect(),
+        );
         let stops: Vec<Change> = e
             .series
             .iter()
@@ -606,18 +635,25 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         }
         out
     };
-    let below = paths(&|_| true);
-    let degraded = paths(&|id| anomalous(id));
-    // Places all of whose observed members (two or more, and the place itself when it
-    // reports) stopped reporting, the degradation reaching one of them: the members failed
-    // where they are. Silence, not any anomaly: of an entity's many series one is often
-    // rare enough by chance, and a place has many members; a series stopping is not.
     let observed: HashSet<&str> = problem
         .entities
         .iter()
         .filter(|e| !e.series.is_empty())
         .map(|e| e.id.as_str())
         .collect();
+    let below = paths(&|_| true);
+    // An entity that reports nothing (a pod whose container metrics are kept on its
+    // instance) says nothing either way: the degradation is followed through it, and it is
+    // neither a candidate nor counted.
+    let degraded = {
+        let mut d = paths(&|id| anomalous(id) || !observed.contains(id));
+        d.retain(|id, _| anomalous(id) || *id == problem.symptom);
+        d
+    };
+    // Places all of whose observed members (two or more, and the place itself when it
+    // reports) stopped reporting, the degradation reaching one of them: the members failed
+    // where they are. Silence, not any anomaly: of an entity's many series one is often
+    // rare enough by chance, and a place has many members; a series stopping is not.
     let failed_places: HashMap<&str, Vec<&str>> = problem
         .places
         .iter()
@@ -636,6 +672,26 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         })
         .collect();
     let in_failed_place: HashSet<&str> = failed_places.values().flatten().copied().collect();
+    // What each entity needs and is needed by, seen through those that report nothing
+    // (a failed place is evidence of its own).
+    let transparent = |id: &str| !observed.contains(id) && !failed_places.contains_key(id);
+    let mut needs: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut needed_by: HashMap<&str, Vec<&str>> = HashMap::new();
+    for &id in &ids {
+        let mut seen = HashSet::from([id]);
+        let mut stack: Vec<&str> = callees.get(id).cloned().unwrap_or_default();
+        while let Some(c) = stack.pop() {
+            if !seen.insert(c) {
+                continue;
+            }
+            if transparent(c) {
+                stack.extend(callees.get(c).into_iter().flatten().copied());
+            } else {
+                needs.entry(id).or_default().push(c);
+                needed_by.entry(c).or_default().push(id);
+            }
+        }
+    }
     let in_degraded = |id: &str| degraded.contains_key(id) || failed_places.contains_key(id);
     // The judged change, signed.
     let delta = |id: &str| {
@@ -673,6 +729,15 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         .iter()
         .flat_map(|(w, ms)| ms.iter().map(move |m| (m.as_str(), w.as_str())))
         .collect();
+    // A place's change in a resource that what runs on it changed in too is that
+    // member's doing, not the place's: a node's CPU is the sum of its pods'.
+    let places: HashSet<&str> = problem.places.iter().map(|(p, _)| p.as_str()).collect();
+    let its_own_doing = |place: &str, member: &str| {
+        places.contains(place)
+            && metric_of(place)
+                .and_then(resource)
+                .is_some_and(|r| uses.get(member).is_some_and(|u| u.contains(r)))
+    };
     // A changed caller (a deploy just before) is explained only by a callee whose change
     // in the same signal accounts for its own: its own change is the likelier cause.
     // A callee judged on its volume never explains its caller: its callers sent it.
@@ -684,6 +749,9 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         // changed itself.
         if in_failed_place.contains(callee) {
             return callee != problem.symptom && !changed.contains(caller);
+        }
+        if its_own_doing(callee, caller) {
+            return false;
         }
         let same = metric_of(caller) == metric_of(callee);
         callee != problem.symptom
@@ -714,7 +782,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .get(id)
                 .is_some_and(|w| whole_degraded.contains(w))
             && (id != problem.symptom || anomalous(id) || degraded.len() == 1)
-            && !callees
+            && !needs
                 .get(id)
                 .into_iter()
                 .flatten()
@@ -732,7 +800,7 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
             }
         }
         while let Some(x) = queue.pop_front() {
-            for &y in callers.get(x).into_iter().flatten() {
+            for &y in needed_by.get(x).into_iter().flatten() {
                 if in_degraded(y) && explained_by(y, x) && seen.insert(y) {
                     out.push(y.to_string());
                     queue.push_back(y);
@@ -1280,5 +1348,88 @@ mod tests {
         let r = ranked("front", Some("lat"), &entities, &calls, &[]);
         assert_eq!(r[0].entity, "front");
         assert!(r[0].candidate);
+    }
+    /// A full disk: the service's instance fails, the pod under it reports nothing of its
+    /// own, the node's filesystem filled. The degradation is followed through the pod to
+    /// the node. The same shape with the node's CPU risen as much as its pod's own CPU
+    /// (the pod working harder) is the pod's doing, not the node's.
+    #[test]
+    fn a_node_below_a_silent_pod_explains_unless_its_pod_did_it() {
+        let calls: Vec<(String, String)> = [
+            ("svc", "inst"),
+            ("inst", "pod"),
+            ("pod", "node"),
+            ("node", "zone"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+        let places = vec![
+            (
+                "node".to_string(),
+                vec!["pod".to_string(), "inst".to_string()],
+            ),
+            (
+                "zone".to_string(),
+                vec!["node".to_string(), "pod".to_string(), "inst".to_string()],
+            ),
+        ];
+        let run = |entities: &[Entity]| {
+            let problem = Problem {
+                symptom: "svc",
+                symptom_metric: Some("err"),
+                onset_ms: ONSET,
+                entities,
+                calls: &calls,
+                groups: &[],
+                places: &places,
+            };
+            rank(&problem, &Params::default())
+        };
+        let err = || series("err", 0.01, 0.001, 100, &[0.25; 3]);
+        let full = run(&[
+            entity("svc", vec![err()]),
+            entity("inst", vec![err()]),
+            entity("pod", vec![]),
+            entity(
+                "node",
+                vec![series(
+                    "system_filesystem_utilization",
+                    0.55,
+                    0.005,
+                    100,
+                    &[1.0; 3],
+                )],
+            ),
+        ]);
+        assert_eq!(full[0].entity, "node", "{full:#?}");
+        assert_eq!(full[0].explains, ["inst", "svc"], "{full:#?}");
+        assert!(!full.iter().any(|r| r.entity == "pod" && r.candidate));
+        let busy = run(&[
+            entity("svc", vec![err()]),
+            entity(
+                "inst",
+                vec![
+                    err(),
+                    series("container_cpu_utilization", 0.3, 0.01, 100, &[0.9; 3]),
+                ],
+            ),
+            entity("pod", vec![]),
+            entity(
+                "node",
+                vec![series(
+                    "system_cpu_utilization",
+                    0.3,
+                    0.005,
+                    100,
+                    &[0.45; 3],
+                )],
+            ),
+        ]);
+        assert_eq!(busy[0].entity, "inst", "{busy:#?}");
+        assert!(
+            busy.iter()
+                .any(|r| r.entity == "node" && r.explains.is_empty())
+        );
     }
 }
