@@ -15,6 +15,7 @@ mod eval;
 mod functions;
 mod histogram;
 mod labels;
+mod lean_regexes;
 mod nesting;
 mod parse_error;
 mod plan;
@@ -379,7 +380,18 @@ pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryErr
     nesting::check(query).map_err(QueryError::Parse)?;
     // Before the parser compiles the matchers' regexes: counts RE2 refuses.
     regex_limits::check(query).map_err(QueryError::Parse)?;
-    upstream_parse(query).map_err(|message| QueryError::Parse(parse_error::locate(query, &message)))
+    // The parser compiles matcher regexes the costly way: it sees stand-ins.
+    let neutral = lean_regexes::neutralise(query);
+    match upstream_parse(&neutral.text) {
+        Ok(mut expr) => {
+            lean_regexes::restore(&mut expr, &neutral.originals);
+            Ok(expr)
+        }
+        Err(message) => {
+            let message = lean_regexes::restore_message(message, &neutral.originals);
+            Err(QueryError::Parse(parse_error::locate(query, &message)))
+        }
+    }
 }
 
 /// `promql-parser`'s parse with its panics turned into errors. Its grammar makes a number

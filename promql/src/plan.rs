@@ -674,7 +674,7 @@ fn convert_matcher(m: &Matcher) -> Result<LabelMatcher, QueryError> {
 
 /// Go's regexp treats a `{` that does not start a valid repetition (`a{bc}`) as a literal;
 /// Rust's rejects it. Escape those braces so the same patterns compile.
-fn escape_go_only_braces(re: &str) -> String {
+pub(crate) fn escape_go_only_braces(re: &str) -> String {
     let chars: Vec<char> = re.chars().collect();
     let mut out = String::with_capacity(re.len() + 4);
     let mut i = 0;
