@@ -188,7 +188,8 @@ pub async fn post_otlp(client: &reqwest::Client, url: &str, body: Vec<u8>) -> an
 }
 
 /// Announces each bad deploy that has started by `t`, once, as the pipeline that rolled it
-/// out would: a deploy event on its service, stamped with the fault's start.
+/// out would: a deploy event on its service, stamped with the fault's start; and, once it
+/// has ended, its rollback, stamped with the fault's end.
 pub async fn announce_deploys(
     client: &reqwest::Client,
     http: &str,
@@ -207,6 +208,18 @@ pub async fn announce_deploys(
                               "previous_version": "1.4.2",
                               "time": f.start_ms as f64 / 1000.0,
                               "description": "release 1.5.0 rolled out"}))
+                .send()
+                .await?
+                .error_for_status()?;
+        }
+        // The fault's id with the top bit set marks its rollback as announced.
+        if f.end_ms <= t && announced.insert(f.id | 1 << 63) {
+            client
+                .post(format!("{http}/api/v1/events"))
+                .json(&json!({"service": f.target, "version": "1.4.2",
+                              "previous_version": "1.5.0",
+                              "time": f.end_ms as f64 / 1000.0,
+                              "description": "release 1.5.0 rolled back to 1.4.2"}))
                 .send()
                 .await?
                 .error_for_status()?;

@@ -146,8 +146,17 @@ pub fn advise(s: &Situation) -> Vec<Action> {
     let mut out = Vec::new();
     let ns = c.namespace.as_deref().unwrap_or("default");
 
-    // A change just before the onset: undo it.
-    if let Some(ch) = s.changes.iter().max_by_key(|ch| ch.time) {
+    // A change just before the onset: undo it — unless it put back what ran before (a
+    // rollback already done: undoing it would bring back the version it removed).
+    let latest = s.changes.iter().max_by_key(|ch| ch.time).filter(|ch| {
+        !s.changes.iter().any(|earlier| {
+            earlier.time < ch.time
+                && earlier.kind == ch.kind
+                && earlier.from.is_some()
+                && earlier.from == ch.to
+        })
+    });
+    if let Some(ch) = latest {
         let to = ch
             .from
             .clone()
@@ -395,6 +404,19 @@ mod tests {
         );
         // A core caller is never degraded.
         assert!(a.iter().all(|x| x.kind != "degrade"), "{a:#?}");
+        // Once 1.1 was rolled back to 1.0, undoing that would bring 1.1 back.
+        let mut reverted = s.clone();
+        reverted.changes.push(Change {
+            kind: "version".into(),
+            from: Some("1.1".into()),
+            to: Some("1.0".into()),
+            time: 9,
+        });
+        assert!(
+            advise(&reverted).iter().all(|x| x.kind != "rollback"),
+            "{:#?}",
+            advise(&reverted)
+        );
     }
 
     #[test]

@@ -548,13 +548,15 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
                 .cloned()
         };
         // Seen changed by one caller only: of the judged metric's series kept per caller
-        // (a `client` label, as the service graph's), the anomalous ones are all one
-        // caller's while two or more callers report it.
+        // (a `client` label, as the service graph's), the changed ones are all one
+        // caller's while two or more callers report it. Changed: anomalous by at least
+        // `z` — a smooth series makes a change hardly above its noise rare, and a shared
+        // dependency's fault moves every caller's view of it well above.
         if let Some(b) = best.as_ref().filter(|b| b.anomalous) {
             let per_client: Vec<(&str, bool)> = changes
                 .iter()
                 .filter(|c| c.metric == b.metric)
-                .filter_map(|c| client_of(&c.labels).map(|x| (x, c.anomalous)))
+                .filter_map(|c| client_of(&c.labels).map(|x| (x, c.anomalous && c.z >= p.z)))
                 .collect();
             let clients: HashSet<&str> = per_client.iter().map(|(x, _)| *x).collect();
             let changed: HashSet<&str> = per_client
@@ -717,11 +719,31 @@ pub fn rank(problem: &Problem<'_>, p: &Params) -> Vec<Ranked> {
         .filter(|e| e.changed)
         .map(|e| e.id.as_str())
         .collect();
-    // Wholes all of whose (two or more) members are degraded.
+    // Wholes all of whose (two or more) members are degraded — of the members that serve,
+    // when some are seen serving: a standby that receives nothing (a disaster-recovery
+    // replica) cannot show a fault in how it serves.
+    let serving: HashSet<&str> = problem
+        .entities
+        .iter()
+        .filter(|e| {
+            e.series
+                .iter()
+                .any(|s| is_volume(&s.metric) && s.samples.last().is_some_and(|&(_, v)| v > 0.0))
+        })
+        .map(|e| e.id.as_str())
+        .collect();
     let whole_degraded: HashSet<&str> = problem
         .groups
         .iter()
-        .filter(|(_, m)| m.len() >= 2 && m.iter().all(|x| in_degraded(x)))
+        .filter(|(_, m)| {
+            let any_serving = m.iter().any(|x| serving.contains(x.as_str()));
+            let counted: Vec<&str> = m
+                .iter()
+                .map(String::as_str)
+                .filter(|x| !any_serving || serving.contains(x) || in_degraded(x))
+                .collect();
+            counted.len() >= 2 && counted.iter().all(|x| in_degraded(x))
+        })
         .map(|(w, _)| w.as_str())
         .collect();
     let member_of: HashMap<&str, &str> = problem
@@ -1102,6 +1124,32 @@ mod tests {
             r[0].candidate && !r[1].candidate && !r[2].candidate,
             "{r:#?}"
         );
+        // A standby member that serves nothing (a disaster-recovery replica) does not
+        // make the fault its serving members'.
+        let serving = |id: &str| {
+            entity(
+                id,
+                vec![
+                    series("err", 0.01, 0.001, 100, &[0.3]),
+                    series("rate(requests_total)", 20.0, 1.0, 100, &[20.0]),
+                ],
+            )
+        };
+        let mut with_standby = vec![entities[0].clone(), entities[1].clone()];
+        with_standby.extend([
+            serving("pay-1"),
+            serving("pay-2"),
+            entity("pay-dr", vec![series("cpu", 0.02, 0.001, 100, &[0.02])]),
+        ]);
+        let mut calls = calls;
+        calls.push(("pay".into(), "pay-dr".into()));
+        let groups = vec![(
+            "pay".to_string(),
+            vec!["pay-1".into(), "pay-2".into(), "pay-dr".into()],
+        )];
+        let r = ranked("front", None, &with_standby, &calls, &groups);
+        assert_eq!(r[0].entity, "pay", "{r:#?}");
+        assert!(r[0].candidate && !r[1].candidate, "{r:#?}");
     }
 
     /// A service deployed just before is its own cause, not a callee whose different
@@ -1306,6 +1354,18 @@ mod tests {
         .collect();
         let r = ranked("front", None, &entities, &calls, &[]);
         assert_eq!(r[0].entity, "pay", "{r:#?}");
+        // The other caller's view barely moved (rare on its smooth series, not telling).
+        let mut barely = entities.clone();
+        barely[3].series[1] = per_client("list", &[0.0111]);
+        let r = ranked("front", None, &barely, &calls, &[]);
+        assert_eq!(r[0].entity, "pay", "{r:#?}");
+        let db = r.iter().find(|x| x.entity == "db").unwrap();
+        assert!(
+            db.evidence
+                .iter()
+                .any(|c| c.labels.contains("list") && c.anomalous && c.z < 5.0),
+            "{db:#?}"
+        );
         // Both callers see it: the database is the cause.
         let mut both = entities.clone();
         both[3].series[1] = per_client("list", &[0.16]);

@@ -12,6 +12,7 @@ use sightline_model::{Cancellation, METRIC_NAME_LABEL, MetricSeries, TenantId};
 use sightline_promql::{Engine, QueryError, TsdbSource, Value as PromValue};
 use sightline_rca::{Entity, Params as RcaParams, Problem, Series};
 use sightline_topology::graph::Window;
+use sightline_topology::model::ChangeEvent;
 use sightline_topology::store::read_graph;
 use sightline_topology::views::{Renderer, selectors};
 use sightline_topology::{EntityId, EntityKind, RelationKind, Topology};
@@ -185,8 +186,10 @@ impl RootCause {
                 }
             }
             // Changed shortly before the onset (a deploy, a version, a revision, an image),
-            // an instance's change counting for its service too.
+            // an instance's change counting for its service too — unless its latest change
+            // put back what ran before (a rollback done: the entity runs what it ran).
             let mut changed_before: HashSet<EntityId> = HashSet::new();
+            let mut releases: HashMap<EntityId, Vec<ChangeEvent>> = HashMap::new();
             for c in g.changes(
                 Window {
                     start: onset.saturating_sub(CHANGES_BEFORE_MS),
@@ -197,10 +200,23 @@ impl RootCause {
                 end,
             ) {
                 if matches!(c.kind.as_str(), "deploy" | "version" | "revision" | "image") {
-                    for s in g.neighbours(&c.entity, RelationKind::MemberOf, true) {
+                    releases.entry(c.entity.clone()).or_default().push(c);
+                }
+            }
+            for (entity, cs) in releases {
+                let undone = cs.iter().max_by_key(|c| c.time).is_some_and(|last| {
+                    cs.iter().any(|earlier| {
+                        earlier.time < last.time
+                            && earlier.kind == last.kind
+                            && earlier.from.is_some()
+                            && earlier.from == last.to
+                    })
+                });
+                if !undone {
+                    for s in g.neighbours(&entity, RelationKind::MemberOf, true) {
                         changed_before.insert(s.id.clone());
                     }
-                    changed_before.insert(c.entity);
+                    changed_before.insert(entity);
                 }
             }
             // Each service with its instances among the suspects.
