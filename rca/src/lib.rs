@@ -32,7 +32,9 @@
 //!    tail probability that small to exist, rarity at most [`Params::alpha`]. With a history
 //!    too short (two samples), `z` alone decides.
 //! 4. **Propagation**: the anomalous subgraph is what the symptom reaches along calls
-//!    through anomalous entities only. A callee there *explains* its caller when its change
+//!    through anomalous entities only — and through entities that report nothing at all (a
+//!    pod whose container metrics are kept on its instance says nothing either way; it is
+//!    neither a candidate nor counted). A callee there *explains* its caller when its change
 //!    goes the same way and is at least half the caller's (or when the two are judged on
 //!    different signals, which cannot be compared: a node's CPU below a service's
 //!    latency — provided the callee's change is large against its noise, `z` above
@@ -58,7 +60,13 @@
 //!    whose judged change is kept per caller (the service graph's `client` label) and
 //!    shows in one caller's series only, while others report it unchanged, explains
 //!    nothing either: a shared dependency's fault reaches every caller, so that caller's
-//!    own side (its connection pool, its network) is where it is.
+//!    own side (its connection pool, its network) is where it is (another caller's view
+//!    counts as changed when its change is telling, `z` above [`Params::z`]). A place's
+//!    change in a resource (CPU, memory, disk, network, by the words of the metric's name)
+//!    that the member it would explain also changed in is that member's doing: a node's
+//!    CPU is the sum of its pods'. A service all of whose members that serve (that report
+//!    traffic, when any does: a standby receiving nothing cannot show a fault in serving)
+//!    are degraded is the cause shared by them, not any member or what one runs on.
 //! 5. **Silence and place.** A series that reported regularly up to the onset and has been
 //!    silent since for more than three of its steps has *stopped* — its rarity the share of
 //!    its history's gaps as long (push and scrape both miss a sample now and then; three
