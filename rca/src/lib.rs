@@ -66,7 +66,7 @@
 //!    that the member it would explain also changed in is that member's doing: a node's
 //!    CPU is the sum of its pods'. A service all of whose members that serve (that report
 //!    traffic, when any does: a standby receiving nothing cannot show a fault in serving)
-//!    are degraded is the cause shared by them, not any member or what one runs on.
+//!    are degraded is the cause shared by them, not any one member.
 //! 5. **Silence and place.** A series that reported regularly up to the onset and has been
 //!    silent since for more than three of its steps has *stopped* — its rarity the share of
 //!    its history's gaps as long (push and scrape both miss a sample now and then; three
