@@ -201,25 +201,27 @@ pub async fn announce_deploys(
         .iter()
         .filter(|f| f.kind == FaultKind::BadDeploy && f.start_ms <= t)
     {
+        // `(version, previous, when, what)`; the fault's id with the top bit set marks
+        // its rollback as announced.
+        let mut events = Vec::new();
         if announced.insert(f.id) {
-            client
-                .post(format!("{http}/api/v1/events"))
-                .json(&json!({"service": f.target, "version": "1.5.0",
-                              "previous_version": "1.4.2",
-                              "time": f.start_ms as f64 / 1000.0,
-                              "description": "release 1.5.0 rolled out"}))
-                .send()
-                .await?
-                .error_for_status()?;
+            events.push(("1.5.0", "1.4.2", f.start_ms, "release 1.5.0 rolled out"));
         }
-        // The fault's id with the top bit set marks its rollback as announced.
         if f.end_ms <= t && announced.insert(f.id | 1 << 63) {
+            events.push((
+                "1.4.2",
+                "1.5.0",
+                f.end_ms,
+                "release 1.5.0 rolled back to 1.4.2",
+            ));
+        }
+        for (version, previous, time, description) in events {
             client
                 .post(format!("{http}/api/v1/events"))
-                .json(&json!({"service": f.target, "version": "1.4.2",
-                              "previous_version": "1.5.0",
-                              "time": f.end_ms as f64 / 1000.0,
-                              "description": "release 1.5.0 rolled back to 1.4.2"}))
+                .json(&json!({"service": f.target, "version": version,
+                              "previous_version": previous,
+                              "time": time as f64 / 1000.0,
+                              "description": description}))
                 .send()
                 .await?
                 .error_for_status()?;
