@@ -47,6 +47,9 @@ pub struct Situation {
     pub metric: Option<String>,
     pub level: Option<f64>,
     pub observed: Option<f64>,
+    /// A resource of the cause (its metric) used to its limit since the onset: a
+    /// connection pool, memory, a disk.
+    pub at_limit: Option<String>,
     /// Changes on the cause (or its workload) shortly before the onset.
     pub changes: Vec<Change>,
     /// Entities that call or depend on the cause directly.
@@ -76,6 +79,29 @@ impl Situation {
         let load = self.load?;
         (load >= AMPLIFIED && self.entry_load.unwrap_or(1.0) < ENTRY_STEADY).then_some(load)
     }
+}
+
+/// Of the changes on an entity, those to undo: the ones since `since`, unless the latest
+/// of all put back what ran before (a rollback already done — undoing it would bring back
+/// the version it removed; the release it undid may be older than `since`).
+pub fn changes_to_undo(history: &[Change], since: i64) -> Vec<Change> {
+    let Some(latest) = history.iter().max_by_key(|ch| ch.time) else {
+        return Vec::new();
+    };
+    let undone = history.iter().any(|earlier| {
+        earlier.time < latest.time
+            && earlier.kind == latest.kind
+            && earlier.from.is_some()
+            && earlier.from == latest.to
+    });
+    if undone {
+        return Vec::new();
+    }
+    history
+        .iter()
+        .filter(|ch| ch.time >= since)
+        .cloned()
+        .collect()
 }
 
 /// One recommended action.
@@ -146,17 +172,8 @@ pub fn advise(s: &Situation) -> Vec<Action> {
     let mut out = Vec::new();
     let ns = c.namespace.as_deref().unwrap_or("default");
 
-    // A change just before the onset: undo it — unless it put back what ran before (a
-    // rollback already done: undoing it would bring back the version it removed).
-    let latest = s.changes.iter().max_by_key(|ch| ch.time).filter(|ch| {
-        !s.changes.iter().any(|earlier| {
-            earlier.time < ch.time
-                && earlier.kind == ch.kind
-                && earlier.from.is_some()
-                && earlier.from == ch.to
-        })
-    });
-    if let Some(ch) = latest {
+    // A change just before the onset: undo it.
+    if let Some(ch) = s.changes.iter().max_by_key(|ch| ch.time) {
         let to = ch
             .from
             .clone()
@@ -250,7 +267,8 @@ pub fn advise(s: &Situation) -> Vec<Action> {
         out.push(circuit_break(
             s,
             format!(
-                "{} receives {load:.1}× its usual requests while the entry point's traffic                  did not grow: its callers' retries (or a loop) multiply its load",
+                "{} receives {load:.1}× its usual requests while the entry point's traffic \
+                 did not grow: its callers' retries (or a loop) multiply its load",
                 c.name
             ),
         ));
@@ -258,12 +276,13 @@ pub fn advise(s: &Situation) -> Vec<Action> {
 
     // A saturated service: more instances.
     if c.kind == "service" && s.changes.is_empty() && amplified.is_none() {
-        let saturated = s.metric.as_deref().is_some_and(|m| {
-            m.contains("cpu")
-                || m.contains("memory")
-                || m.contains("latency")
-                || m.contains("duration")
-        });
+        let saturated = s.at_limit.is_some()
+            || s.metric.as_deref().is_some_and(|m| {
+                m.contains("cpu")
+                    || m.contains("memory")
+                    || m.contains("latency")
+                    || m.contains("duration")
+            });
         if saturated && s.instances > 0 {
             let ratio = match (s.level, s.observed) {
                 (Some(l), Some(o)) if l > 0.0 && o > l => (o / l).min(3.0),
@@ -274,13 +293,16 @@ pub fn advise(s: &Situation) -> Vec<Action> {
             out.push(Action {
                 kind: "scale_out".into(),
                 target: c.id.clone(),
-                rationale: format!(
-                    "{} is saturated: {} went from {} to {}",
-                    c.name,
-                    s.metric.as_deref().unwrap_or("its signal"),
-                    s.level.map_or("?".into(), |v| format!("{v:.3}")),
-                    s.observed.map_or("?".into(), |v| format!("{v:.3}"))
-                ),
+                rationale: match &s.at_limit {
+                    Some(m) => format!("{} is saturated: {m} reached its limit", c.name),
+                    None => format!(
+                        "{} is saturated: {} went from {} to {}",
+                        c.name,
+                        s.metric.as_deref().unwrap_or("its signal"),
+                        s.level.map_or("?".into(), |v| format!("{v:.3}")),
+                        s.observed.map_or("?".into(), |v| format!("{v:.3}"))
+                    ),
+                },
                 effect: format!(
                     "{} → {replicas} instances: the same load over more capacity",
                     s.instances
@@ -404,19 +426,20 @@ mod tests {
         );
         // A core caller is never degraded.
         assert!(a.iter().all(|x| x.kind != "degrade"), "{a:#?}");
-        // Once 1.1 was rolled back to 1.0, undoing that would bring 1.1 back.
-        let mut reverted = s.clone();
-        reverted.changes.push(Change {
-            kind: "version".into(),
-            from: Some("1.1".into()),
-            to: Some("1.0".into()),
-            time: 9,
-        });
-        assert!(
-            advise(&reverted).iter().all(|x| x.kind != "rollback"),
-            "{:#?}",
-            advise(&reverted)
-        );
+        // Once 1.1 was rolled back to 1.0, undoing that would bring 1.1 back, though 1.1
+        // went out before the window.
+        let history = vec![
+            s.changes[0].clone(),
+            Change {
+                kind: "version".into(),
+                from: Some("1.1".into()),
+                to: Some("1.0".into()),
+                time: 9,
+            },
+        ];
+        assert!(changes_to_undo(&history, 7).is_empty());
+        assert_eq!(changes_to_undo(&history[..1], 5), history[..1]);
+        assert!(changes_to_undo(&history[..1], 6).is_empty());
     }
 
     #[test]
@@ -486,6 +509,19 @@ mod tests {
         });
         assert_eq!(a[0].kind, "scale_out");
         assert_eq!(a[0].spec["replicas"], 5);
+        // Judged on its errors, with its connection pool used up: saturated too.
+        let a = advise(&Situation {
+            cause: node("service:accounting", true),
+            metric: Some("service:errors:rate5m".into()),
+            level: Some(0.0),
+            observed: Some(0.1),
+            at_limit: Some("db_client_connections_utilization_ratio".into()),
+            instances: 2,
+            callers: vec![node("service:gateway", true)],
+            ..Situation::default()
+        });
+        assert_eq!(a[0].kind, "scale_out", "{a:#?}");
+        assert!(a[0].rationale.contains("db_client_connections"));
     }
 
     /// Three times its usual requests while the users send no more: its callers retry.

@@ -457,10 +457,12 @@ impl IncidentsRuntime {
             .neighbours(&cause_id, RelationKind::MemberOf, false)
             .map(|e| e.id.clone())
             .collect();
-        let changes = g
+        // The hour before, and the hour before that to tell a rollback already done (its
+        // release may have gone out more than an hour ago).
+        let history: Vec<advice::Change> = g
             .changes(
                 Window {
-                    start: first - 3_600_000,
+                    start: first - 2 * 3_600_000,
                     end: first,
                 },
                 first,
@@ -475,6 +477,7 @@ impl IncidentsRuntime {
                 time: c.time,
             })
             .collect();
+        let changes = advice::changes_to_undo(&history, first - 3_600_000);
         let mut callers: Vec<Node> = g
             .neighbours(&cause_id, RelationKind::Calls, false)
             .chain(g.neighbours(&cause_id, RelationKind::DependsOn, false))
@@ -493,6 +496,20 @@ impl IncidentsRuntime {
             })
             .and_then(|s| g.entity(&s).map(node));
         let ev = &cause.detail["evidence"][0];
+        // A resource of the cause used to its limit (a utilization, OpenTelemetry's ratio of
+        // a limit, that reached 95 %).
+        let at_limit = cause.detail["evidence"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["anomalous"] == true)
+            .find(|e| {
+                let m = e["metric"].as_str().unwrap_or("");
+                m.contains("utilization")
+                    && e["observed"].as_f64().is_some_and(|o| o >= 0.95)
+                    && e["level"].as_f64().is_some_and(|l| l < 0.95)
+            })
+            .and_then(|e| e["metric"].as_str().map(str::to_string));
         let cause_node = node(entity);
         let end = analysis["end"].as_i64().unwrap_or(first);
         let situation = Situation {
@@ -500,6 +517,7 @@ impl IncidentsRuntime {
             metric: ev["metric"].as_str().map(str::to_string),
             level: ev["level"].as_f64(),
             observed: ev["observed"].as_f64(),
+            at_limit,
             changes,
             callers,
             entry_rate: entry

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use sightline_http::ApiError;
+use sightline_incidents::advice;
 use sightline_model::{Cancellation, METRIC_NAME_LABEL, MetricSeries, TenantId};
 use sightline_promql::{Engine, QueryError, TsdbSource, Value as PromValue};
 use sightline_rca::{Entity, Params as RcaParams, Problem, Series};
@@ -190,9 +191,10 @@ impl RootCause {
             // put back what ran before (a rollback done: the entity runs what it ran).
             let mut changed_before: HashSet<EntityId> = HashSet::new();
             let mut releases: HashMap<EntityId, Vec<ChangeEvent>> = HashMap::new();
+            // (From twice as long before, to tell a rollback of an older release.)
             for c in g.changes(
                 Window {
-                    start: onset.saturating_sub(CHANGES_BEFORE_MS),
+                    start: onset.saturating_sub(2 * CHANGES_BEFORE_MS),
                     end: onset
                         .saturating_add(CHANGES_AFTER_MS)
                         .max(q.seen.unwrap_or(i64::MIN)),
@@ -204,15 +206,17 @@ impl RootCause {
                 }
             }
             for (entity, cs) in releases {
-                let undone = cs.iter().max_by_key(|c| c.time).is_some_and(|last| {
-                    cs.iter().any(|earlier| {
-                        earlier.time < last.time
-                            && earlier.kind == last.kind
-                            && earlier.from.is_some()
-                            && earlier.from == last.to
+                let history: Vec<advice::Change> = cs
+                    .into_iter()
+                    .map(|c| advice::Change {
+                        kind: c.kind,
+                        from: c.from,
+                        to: c.to,
+                        time: c.time,
                     })
-                });
-                if !undone {
+                    .collect();
+                let since = onset.saturating_sub(CHANGES_BEFORE_MS);
+                if !advice::changes_to_undo(&history, since).is_empty() {
                     for s in g.neighbours(&entity, RelationKind::MemberOf, true) {
                         changed_before.insert(s.id.clone());
                     }
