@@ -27,7 +27,7 @@ pub use log_query::{
     BucketCounts, Buckets, Direction, Entry, EntryIter, LineFilter, LineFilterOp, LogSource,
     SelectRequest,
 };
-pub use matcher::{LabelMatcher, MatchOp};
+pub use matcher::{LabelMatcher, MAX_REPEAT, MatchOp, largest_repeat};
 pub use metric::{
     AppendReport, METRIC_NAME_LABEL, MetricBatch, MetricSeries, RejectReason, STALE_NAN_BITS,
     Sample, is_stale_nan, stale_nan,

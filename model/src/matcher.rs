@@ -12,6 +12,39 @@ use crate::Labels;
 /// query thread's memory.
 const REGEX_SIZE_LIMIT: usize = 1 << 22;
 
+/// RE2's `maxRepeat` (Go's `regexp/syntax`): Prometheus and Loki refuse a regex repeating
+/// anything more often (`invalid repeat count`). Rust's `regex` compiles far larger counts
+/// up to its size limit, at a cost of tens of milliseconds each (found by fuzzing).
+pub const MAX_REPEAT: u32 = 1000;
+
+/// The largest repetition count in `re` (0 if none), or `None` if it does not parse (the
+/// compiler will say why).
+pub fn largest_repeat(re: &str) -> Option<u32> {
+    let ast = regex_syntax::ast::parse::Parser::new().parse(re).ok()?;
+    struct Largest(u32);
+    impl regex_syntax::ast::Visitor for Largest {
+        type Output = u32;
+        type Err = ();
+        fn finish(self) -> Result<u32, ()> {
+            Ok(self.0)
+        }
+        fn visit_pre(&mut self, ast: &regex_syntax::ast::Ast) -> Result<(), ()> {
+            if let regex_syntax::ast::Ast::Repetition(r) = ast
+                && let regex_syntax::ast::RepetitionKind::Range(range) = &r.op.kind
+            {
+                let n = match *range {
+                    regex_syntax::ast::RepetitionRange::Exactly(n)
+                    | regex_syntax::ast::RepetitionRange::AtLeast(n) => n,
+                    regex_syntax::ast::RepetitionRange::Bounded(a, b) => a.max(b),
+                };
+                self.0 = self.0.max(n);
+            }
+            Ok(())
+        }
+    }
+    regex_syntax::ast::visit(&ast, Largest(0)).ok()
+}
+
 /// How a [`LabelMatcher`] compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MatchOp {
@@ -63,7 +96,13 @@ enum Compiled {
 }
 
 impl Compiled {
-    fn new(pattern: &str) -> Result<Compiled, regex::Error> {
+    fn new(value: &str) -> Result<Compiled, regex::Error> {
+        if let Some(n) = largest_repeat(value).filter(|&n| n > MAX_REPEAT) {
+            return Err(regex::Error::Syntax(format!(
+                "regex parse error:\n    {value}\nerror: invalid repeat count {n} (at most {MAX_REPEAT}, as in Prometheus and Loki)"
+            )));
+        }
+        let pattern = &format!("^(?s:{value})$");
         let lean = regex_automata::meta::Builder::new()
             .configure(
                 regex_automata::meta::Config::new()
@@ -73,6 +112,10 @@ impl Compiled {
             .build(pattern);
         match lean {
             Ok(re) => Ok(Compiled::Lean(re)),
+            // Over the size limit: compiling again would cost as much.
+            Err(e) if e.size_limit().is_some() => Err(regex::Error::CompiledTooBig(
+                e.size_limit().unwrap_or(REGEX_SIZE_LIMIT),
+            )),
             // `regex`'s own error, as users of `regex` expect it (a build that fails
             // does so before any prefilter is made).
             Err(_) => regex::RegexBuilder::new(pattern)
@@ -99,7 +142,7 @@ impl LabelMatcher {
     ) -> Result<Self, regex::Error> {
         let value = value.into();
         let regex = match op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(Compiled::new(&format!("^(?s:{value})$"))?),
+            MatchOp::Regex | MatchOp::NotRegex => Some(Compiled::new(&value)?),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(Self {

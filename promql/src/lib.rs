@@ -373,7 +373,7 @@ fn public_result(out: eval::Output) -> QueryResult {
 }
 
 /// Parses a query with `promql-parser`, mapping its error to [`QueryError::Parse`] with the
-/// fault's position ([`parse_error::locate`]).
+/// fault's position ([`parse_error::locate_in`]).
 pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryError> {
     // Before the parser: a tree too deep to walk must never be built (it would overflow the
     // stack of whichever thread parses, evaluates or drops it).
@@ -389,7 +389,11 @@ pub(crate) fn parse(query: &str) -> Result<promql_parser::parser::Expr, QueryErr
         }
         Err(message) => {
             let message = lean_regexes::restore_message(message, &neutral.originals);
-            Err(QueryError::Parse(parse_error::locate(query, &message)))
+            Err(QueryError::Parse(parse_error::locate_in(
+                query,
+                &neutral.text,
+                &message,
+            )))
         }
     }
 }

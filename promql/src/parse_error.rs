@@ -102,7 +102,16 @@ impl Position {
 
 /// The error for `query`, which `promql-parser` refused with `message`: the message made
 /// specific (a syntax error names the token it met) and placed where the fault is.
+#[cfg(test)]
 pub fn locate(query: &str, message: &str) -> ParseError {
+    locate_in(query, query, message)
+}
+
+/// [`locate`], re-parsing from `searched`: `query` with some of its regexes replaced by
+/// stand-ins of the same length that give the same errors (`lean_regexes`), so that placing
+/// an error never compiles the costly ones.
+pub(crate) fn locate_in(query: &str, searched: &str, message: &str) -> ParseError {
+    debug_assert_eq!(query.len(), searched.len());
     let unplaced = || ParseError::new(format!("parse error: {message}"));
     if query.len() > MAX_LOCATED_BYTES {
         return unplaced();
@@ -153,7 +162,7 @@ pub fn locate(query: &str, message: &str) -> ParseError {
         None => match locate_action_error(
             query,
             &grammar.without_regexes(
-                query,
+                searched,
                 lexemes.iter().flatten().map(|l| (l.tok_id(), l.span())),
                 message,
             ),

@@ -10,13 +10,12 @@
 //! gives, placed at the string.
 
 use promql_parser::parser::token::{T_EQL_REGEX, T_NEQ_REGEX, T_STRING};
-use regex_syntax::ast::{self, Ast, RepetitionKind, RepetitionRange};
+use sightline_model::largest_repeat;
 
 use crate::ParseError;
 use crate::parse_error::Position;
 
-/// RE2's `maxRepeat` (Go's `regexp/syntax`).
-pub const MAX_REPEAT: u32 = 1000;
+pub use sightline_model::MAX_REPEAT;
 
 /// Refuses a query whose regex matchers repeat something more than [`MAX_REPEAT`] times.
 /// Queries the lexer refuses pass: the parser says why.
@@ -50,33 +49,6 @@ pub(crate) fn check(query: &str) -> Result<(), ParseError> {
         after_regex_op = tok == T_EQL_REGEX || tok == T_NEQ_REGEX;
     }
     Ok(())
-}
-
-/// The largest repetition count in `re` (0 if none), or `None` if it does not parse (the
-/// compiler will say why).
-fn largest_repeat(re: &str) -> Option<u32> {
-    let ast = ast::parse::Parser::new().parse(re).ok()?;
-    struct Largest(u32);
-    impl ast::Visitor for Largest {
-        type Output = u32;
-        type Err = ();
-        fn finish(self) -> Result<u32, ()> {
-            Ok(self.0)
-        }
-        fn visit_pre(&mut self, ast: &Ast) -> Result<(), ()> {
-            if let Ast::Repetition(r) = ast
-                && let RepetitionKind::Range(range) = &r.op.kind
-            {
-                let n = match *range {
-                    RepetitionRange::Exactly(n) | RepetitionRange::AtLeast(n) => n,
-                    RepetitionRange::Bounded(a, b) => a.max(b),
-                };
-                self.0 = self.0.max(n);
-            }
-            Ok(())
-        }
-    }
-    ast::visit(&ast, Largest(0)).ok()
 }
 
 #[cfg(test)]
