@@ -470,12 +470,7 @@ impl IncidentsRuntime {
             .into_iter()
             .filter(|c| c.entity == cause_id || members.contains(&c.entity))
             .filter(|c| matches!(c.kind.as_str(), "version" | "revision" | "image" | "deploy"))
-            .map(|c| advice::Change {
-                kind: c.kind,
-                from: c.from,
-                to: c.to,
-                time: c.time,
-            })
+            .map(crate::root_cause::release)
             .collect();
         let changes = advice::changes_to_undo(&history, first - 3_600_000);
         let mut callers: Vec<Node> = g

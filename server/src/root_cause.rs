@@ -19,6 +19,16 @@ use sightline_topology::views::{Renderer, selectors};
 use sightline_topology::{EntityId, EntityKind, RelationKind, Topology};
 use sightline_tsdb::Tsdb;
 
+/// A topology change as the advice reads a release (a deploy, version, revision or image).
+pub(crate) fn release(c: ChangeEvent) -> advice::Change {
+    advice::Change {
+        kind: c.kind,
+        from: c.from,
+        to: c.to,
+        time: c.time,
+    }
+}
+
 /// What the analysis reads.
 #[derive(Clone)]
 pub struct RootCause {
@@ -206,15 +216,7 @@ impl RootCause {
                 }
             }
             for (entity, cs) in releases {
-                let history: Vec<advice::Change> = cs
-                    .into_iter()
-                    .map(|c| advice::Change {
-                        kind: c.kind,
-                        from: c.from,
-                        to: c.to,
-                        time: c.time,
-                    })
-                    .collect();
+                let history: Vec<advice::Change> = cs.into_iter().map(release).collect();
                 let since = onset.saturating_sub(CHANGES_BEFORE_MS);
                 if !advice::changes_to_undo(&history, since).is_empty() {
                     for s in g.neighbours(&entity, RelationKind::MemberOf, true) {
