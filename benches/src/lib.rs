@@ -1,7 +1,9 @@
 //! Benchmarks and load harnesses of Sightline: the deterministic log generator and its
-//! random numbers, and the accuracy scorers (NAB for anomaly detection, Loghub for log
-//! template mining), shared by the harness binaries (`src/bin/`) and their tests.
+//! random numbers, the accuracy scorers (NAB for anomaly detection, Loghub for log
+//! template mining) and the generalisation protocol's folds, shared by the harness
+//! binaries (`src/bin/`) and their tests.
 
+pub mod folds;
 pub mod loggen;
 pub mod loghub;
 pub mod metricgen;

@@ -10,6 +10,12 @@
 //! `--score-only DIR` scores another parser's outputs in that layout instead of running the
 //! miner (the drain3 peer run uses it), and `--contents-out DIR` writes the split contents as
 //! `DIR/<System>.txt`, one per line, so a peer parses exactly the same input.
+//!
+//! `--protocol` runs the generalisation protocol instead (`benches/PROTOCOL.md`): one system
+//! held out at a time, the configuration (from `--grid`, a JSON array of partial miner
+//! configurations; the default alone if absent) chosen by the mean corrected-label GA on
+//! the other systems and scored on the held-out one. Prints each fold and the mean and
+//! spread of the held-out GA beside the all-systems figure; the last line is JSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,6 +25,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use serde_json::json;
+use sightline_benches::folds;
 use sightline_benches::loghub::{
     Accuracy, ContentSource, Labels, ParsedLine, System, list_systems, read_output, read_system,
     score, write_output,
@@ -46,6 +53,13 @@ struct Args {
     /// Ablation only: override the word-variant count of the default configuration.
     #[arg(long)]
     min_word_variants: Option<usize>,
+    /// Run the generalisation protocol (leave one system out) instead.
+    #[arg(long)]
+    protocol: bool,
+    /// With `--protocol`: the configurations to choose from, a JSON array of partial
+    /// miner configurations (each over the default).
+    #[arg(long)]
+    grid: Option<String>,
     /// Minimum total time spent in the throughput measurement, in seconds.
     #[arg(long, default_value_t = 2.0)]
     min_seconds: f64,
@@ -196,6 +210,68 @@ fn summary_json(rows: &[Row]) -> serde_json::Value {
     })
 }
 
+/// Leave one system out: on each fold the configuration with the highest mean GA on the
+/// other systems (the grid's order breaks ties), scored on the held-out system.
+fn protocol(grid_text: Option<&str>, systems: &[System]) -> Result<()> {
+    let grid = folds::grid(&MinerConfig::default(), grid_text)?;
+    let scored: Vec<&System> = systems.iter().filter(|s| s.corrected.is_some()).collect();
+    // GA of every configuration on every system: the folds only choose among them.
+    let mut ga = vec![vec![0.0; scored.len()]; grid.len()];
+    for (c, config) in grid.iter().enumerate() {
+        for (s, system) in scored.iter().enumerate() {
+            let output: Vec<Option<ParsedLine>> = mine_system(config, &system.contents)?
+                .into_iter()
+                .map(Some)
+                .collect();
+            let truth = system.corrected.as_ref().expect("filtered on labels");
+            ga[c][s] = score(truth, &output, Labels::Corrected).ga;
+        }
+    }
+    let mean_over = |c: usize, systems: &[usize]| {
+        systems.iter().map(|&s| ga[c][s]).sum::<f64>() / systems.len().max(1) as f64
+    };
+    let best = |systems: &[usize]| {
+        (0..grid.len()).fold(0, |best, c| {
+            if mean_over(c, systems) > mean_over(best, systems) {
+                c
+            } else {
+                best
+            }
+        })
+    };
+    let names: Vec<&str> = scored.iter().map(|s| s.name.as_str()).collect();
+    let all: Vec<usize> = (0..scored.len()).collect();
+    let in_sample = best(&all);
+    println!(
+        "{} systems, {} configurations; all systems: configuration {in_sample} GA {:.4}",
+        scored.len(),
+        grid.len(),
+        mean_over(in_sample, &all)
+    );
+    let mut held_out = Vec::new();
+    let mut per_system = BTreeMap::new();
+    for fold in folds::leave_one_group_out(&names) {
+        let chosen = best(&fold.train);
+        let figure = mean_over(chosen, &fold.test);
+        println!(
+            "held out {:<12} configuration {chosen} training GA {:.4} held-out GA {figure:.4}",
+            fold.name,
+            mean_over(chosen, &fold.train)
+        );
+        held_out.push(figure);
+        per_system.insert(fold.name, figure);
+    }
+    let spread = folds::Spread::of(&held_out).context("no system with corrected labels")?;
+    println!("leave one system out: held-out GA {spread:.4}");
+    println!(
+        "{}",
+        json!({"all_systems": mean_over(in_sample, &all), "leave_one_system_out": {
+            "mean": spread.mean, "std": spread.std, "min": spread.min, "max": spread.max,
+            "systems": per_system}})
+    );
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     let names = list_systems(&args.data)
@@ -214,6 +290,10 @@ fn main() -> Result<()> {
         for system in &systems {
             write_contents(dir, system)?;
         }
+    }
+
+    if args.protocol {
+        return protocol(args.grid.as_deref(), &systems);
     }
 
     let mut config = MinerConfig::default();

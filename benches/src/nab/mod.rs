@@ -14,4 +14,4 @@ pub mod corpus;
 pub mod scorer;
 
 pub use corpus::{DataFile, NabError, read_corpus, read_profiles, write_results};
-pub use scorer::{CostProfile, ScoredFile, SweepResult, file_outcome, score_corpus};
+pub use scorer::{CostProfile, ScoredFile, SweepResult, file_outcome, score_at, score_corpus};

@@ -224,9 +224,9 @@ fn sweep_raw(files: &[ScoredFile], profile: &CostProfile) -> (f64, f64) {
     best
 }
 
-/// Scores a detector's output over a corpus for one profile (§5–§7).
-pub fn score_corpus(files: &[ScoredFile], profile: &CostProfile) -> SweepResult {
-    let (threshold, raw) = sweep_raw(files, profile);
+/// The raw scores of the null detector (a constant 0.5, at its best threshold) and of the
+/// perfect one (`tpWeight × windows`) over `files`: the ends of the normalisation (§7).
+fn null_and_perfect(files: &[ScoredFile], profile: &CostProfile) -> (f64, f64) {
     let null_files: Vec<ScoredFile> = files
         .iter()
         .map(|f| ScoredFile {
@@ -237,7 +237,13 @@ pub fn score_corpus(files: &[ScoredFile], profile: &CostProfile) -> SweepResult 
         .collect();
     let (_, null) = sweep_raw(&null_files, profile);
     let windows: usize = files.iter().map(|f| f.windows.len()).sum();
-    let perfect = profile.tp_weight * windows as f64;
+    (null, profile.tp_weight * windows as f64)
+}
+
+/// Scores a detector's output over a corpus for one profile (§5–§7).
+pub fn score_corpus(files: &[ScoredFile], profile: &CostProfile) -> SweepResult {
+    let (threshold, raw) = sweep_raw(files, profile);
+    let (null, perfect) = null_and_perfect(files, profile);
     let normalized = if perfect > null {
         100.0 * (raw - null) / (perfect - null)
     } else {
@@ -250,6 +256,29 @@ pub fn score_corpus(files: &[ScoredFile], profile: &CostProfile) -> SweepResult 
         perfect,
         normalized,
     }
+}
+
+/// Scores files at a threshold chosen elsewhere (on other files: the generalisation
+/// protocol's held-out fold), normalised between the null and the perfect detector on
+/// these files as [`score_corpus`] does. `None` when the files hold no window, where the
+/// normalisation is undefined.
+pub fn score_at(
+    files: &[ScoredFile],
+    profile: &CostProfile,
+    threshold: f64,
+) -> Option<SweepResult> {
+    let raw: f64 = files
+        .iter()
+        .map(|f| file_outcome(f, profile, threshold).raw)
+        .sum();
+    let (null, perfect) = null_and_perfect(files, profile);
+    (perfect > 0.0 && perfect > null).then(|| SweepResult {
+        threshold,
+        raw,
+        null,
+        perfect,
+        normalized: 100.0 * (raw - null) / (perfect - null),
+    })
 }
 
 /// The outcome of one file at a fixed threshold (for per-file reports).
@@ -442,5 +471,30 @@ mod tests {
         scores[540] = 0.4;
         let result = score_corpus(&[file(1000, windows, scores)], &CostProfile::STANDARD);
         assert_eq!(result.threshold, 0.8);
+    }
+
+    #[test]
+    fn scoring_at_the_sweeps_threshold_is_the_sweeps_score() {
+        let mut scores = vec![0.0; 1000];
+        scores[300] = 0.7; // a false positive
+        scores[520] = 0.9; // inside the window
+        let files = [file(1000, vec![(500, 600)], scores)];
+        let swept = score_corpus(&files, &CostProfile::STANDARD);
+        let fixed = score_at(&files, &CostProfile::STANDARD, swept.threshold).unwrap();
+        assert_eq!(fixed.threshold, swept.threshold);
+        assert!((fixed.raw - swept.raw).abs() < 1e-12, "{fixed:?} {swept:?}");
+        assert!((fixed.normalized - swept.normalized).abs() < 1e-9);
+        // A threshold chosen elsewhere, lower, pays the false positive here.
+        let lower = score_at(&files, &CostProfile::STANDARD, 0.5).unwrap();
+        assert!(lower.normalized < swept.normalized);
+        // No window: nothing to normalise against.
+        assert!(
+            score_at(
+                &[file(1000, vec![], vec![0.0; 1000])],
+                &CostProfile::STANDARD,
+                0.5
+            )
+            .is_none()
+        );
     }
 }
