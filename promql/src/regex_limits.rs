@@ -70,5 +70,8 @@ mod tests {
         assert!(check(r#"up{job="a.{5000}"}"#).is_ok());
         // The fuzzer's input: a count followed by carriage returns inside the braces.
         assert!(check("{__am=~\"Infa.{55517\r\r\r\r\r\r}\r\u{16}\rm\r]\"}").is_err());
+        // And one whose literal braces (RE2 reads `{{` as text) kept it from parsing: the
+        // parser escapes them and compiles the count (300 ms in release).
+        assert!(check(r#"{ie__=~"66:6{{{{.{66666}{{{x"}"#).is_err());
     }
 }
