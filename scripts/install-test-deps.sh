@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine: util-linux's logger (syslog
 # peer), Debian's prometheus and promtool (the PromQL/remote_write peer), prometheus-alertmanager
-# with amtool (the alerting peer) and, in a virtual
+# with amtool (the alerting peer), prometheus-node-exporter (the host metrics peer) and, in a virtual
 # environment of their own (never into the system's interpreter), the OpenTelemetry Python
 # SDK with its OTLP exporters and aiosmtpd. Idempotent and quiet when everything is already there.
 #
@@ -24,6 +24,8 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 # Alertmanager and amtool: the peers of the alert manager's differential tests (issue 14).
 command -v prometheus-alertmanager >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
 command -v amtool >/dev/null 2>&1 || need_apt+=(prometheus-alertmanager)
+# node_exporter: the peer of the agent's host metrics (issue 17); the test starts its own.
+command -v prometheus-node-exporter >/dev/null 2>&1 || need_apt+=(prometheus-node-exporter)
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2

@@ -1,6 +1,7 @@
 //! Receivers: turn what clients send (OTLP, Loki push, syslog, Prometheus remote write) and
 //! what Prometheus targets expose (scraping) into [`sightline_model`] batches and hand them
-//! to the ingest path.
+//! to the ingest path; and the agent's sources: host metrics from `/proc` and `/sys`
+//! ([`host`]).
 //!
 //! One module per source, each with its decoder, its receiver (HTTP routes, gRPC service or
 //! socket listener) and its tests. A receiver answers a client only after
@@ -12,6 +13,7 @@
 //! ingest failure is answered and counted is written once, in `refusal.rs`.
 
 pub mod connectors;
+pub mod host;
 pub mod loki_push;
 pub mod metrics;
 pub mod otlp;
