@@ -594,6 +594,43 @@ pub fn config(data: &[u8]) {
     });
 }
 
+/// A rule file as the rule loader reads it (`rulefmt::parse`: YAML, the group and rule
+/// checks, every expression parsed as PromQL or LogQL, every annotation and label parsed as
+/// a template). The first byte picks the options: bit 0 ignores unknown fields (promtool's
+/// `--ignore-unknown-fields`), bit 1 reads the expressions as LogQL (Loki's ruler).
+pub fn rule_file(data: &[u8]) {
+    let_panics_unwind();
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    let Ok(text) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let options = sightline_alerting::rulefmt::ParseOptions {
+        ignore_unknown_fields: mode & 1 == 1,
+        logql: mode & 2 == 2,
+    };
+    check::linear_time(data.len(), || {
+        if let Err(errors) = sightline_alerting::rulefmt::parse("fuzz.yml", text, options) {
+            assert!(!errors.is_empty(), "a refused file says why");
+        }
+    });
+}
+
+/// An Alertmanager configuration as the alert manager loads it (`Config::parse`: YAML, the
+/// route tree, receivers and their integrations, inhibit rules, time intervals, matchers).
+pub fn alertmanager_config(data: &[u8]) {
+    let_panics_unwind();
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    check::linear_time(data.len(), || {
+        if let Err(message) = sightline_alerting::alertmanager::config::Config::parse(text) {
+            assert!(!message.is_empty(), "a refused configuration says why");
+        }
+    });
+}
+
 /// A harness: one input, panics on a finding.
 pub type Harness = fn(&[u8]);
 
@@ -612,4 +649,6 @@ pub const ALL: &[(&str, Harness)] = &[
     ("config", config),
     ("traceql", traceql),
     ("otlp_traces_proto", otlp_traces_proto),
+    ("rule_file", rule_file),
+    ("alertmanager_config", alertmanager_config),
 ];

@@ -57,6 +57,8 @@ replay_tests!(
     config,
     traceql,
     otlp_traces_proto,
+    rule_file,
+    alertmanager_config,
 );
 
 /// Finding of issue 10's fuzzing (`regressions/promql/unterminated-string-4k`): locating a
