@@ -2,28 +2,14 @@
 //! noise, a clean week that must raise no alert, then a level shift that must raise one
 //! within three points.
 
+mod common;
+
+use common::Noise;
 use sightline_anomaly::{Detector, DetectorConfig};
 
 const STEP: i64 = 300; // five-minute samples
 const PER_DAY: usize = 288;
 const PER_WEEK: usize = 7 * PER_DAY;
-
-/// Deterministic noise: the sum of four uniforms (roughly normal), standard deviation ~0.58.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        let mut sum = 0.0;
-        for _ in 0..4 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            sum += (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-        }
-        sum
-    }
-}
 
 fn daily(i: usize) -> f64 {
     let t = i as i64 * STEP;

@@ -4,6 +4,9 @@
 //! raises nothing, a leak is flagged before it has added half the daily swing, and a step
 //! of a third of the level is flagged within three points.
 
+mod common;
+
+use common::Noise;
 use sightline_anomaly::{Detector, DetectorConfig};
 
 const STEP: i64 = 300; // five-minute samples
@@ -11,23 +14,6 @@ const PER_DAY: usize = 288;
 const PER_WEEK: usize = 7 * PER_DAY;
 /// Monday 2026-01-05 00:00 UTC, so that days 5 and 6 of each week are the weekend.
 const T0: i64 = 1_767_571_200;
-
-/// Deterministic noise: the sum of four uniforms (roughly normal), standard deviation ~0.58.
-struct Noise(u64);
-
-impl Noise {
-    fn next(&mut self) -> f64 {
-        let mut sum = 0.0;
-        for _ in 0..4 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            sum += (self.0 >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
-        }
-        sum
-    }
-}
 
 /// Busy weekdays (level 50, swing ±10 over the day), quiet weekends (level 30, ±5).
 fn usual(i: usize) -> f64 {
