@@ -155,8 +155,9 @@ fn read(path: &Path) -> Result<String, String> {
 pub fn collect(paths: &HostPaths, collectors: &[Collector]) -> (Vec<Family>, Vec<CollectError>) {
     let mut families = Vec::new();
     let mut errors = Vec::new();
+    let mut proc_stat = None;
     for &collector in collectors {
-        match collect_one(paths, collector) {
+        match collect_one(paths, collector, &mut proc_stat) {
             Ok(mut f) => families.append(&mut f),
             Err(message) => errors.push(CollectError {
                 collector: collector.name(),
@@ -167,11 +168,20 @@ pub fn collect(paths: &HostPaths, collectors: &[Collector]) -> (Vec<Family>, Vec
     (families, errors)
 }
 
-fn collect_one(paths: &HostPaths, collector: Collector) -> Result<Vec<Family>, String> {
+/// `/proc/stat` parsed into the `cpu` and `stat` collectors' families.
+type ProcStat = Result<(Vec<Family>, Vec<Family>), String>;
+
+/// `cpu` and `stat` both come from `/proc/stat`: it is read and parsed once per collection,
+/// in `proc_stat`, and each takes its half.
+fn collect_one(
+    paths: &HostPaths,
+    collector: Collector,
+    proc_stat: &mut Option<ProcStat>,
+) -> Result<Vec<Family>, String> {
     let proc = |p: &str| paths.proc.join(p);
     Ok(match collector {
-        Collector::Cpu => parse::stat(&read(&proc("stat"))?).0,
-        Collector::Stat => parse::stat(&read(&proc("stat"))?).1,
+        Collector::Cpu => std::mem::take(&mut proc_stat_once(paths, proc_stat)?.0),
+        Collector::Stat => std::mem::take(&mut proc_stat_once(paths, proc_stat)?.1),
         Collector::Meminfo => parse::meminfo(&read(&proc("meminfo"))?),
         Collector::Loadavg => parse::loadavg(&read(&proc("loadavg"))?),
         Collector::Filefd => parse::file_nr(&read(&proc("sys/fs/file-nr"))?),
@@ -181,6 +191,16 @@ fn collect_one(paths: &HostPaths, collector: Collector) -> Result<Vec<Family>, S
         Collector::Filesystem => filesystem(paths, &read(&proc("1/mounts"))?),
         Collector::Time => time(paths),
     })
+}
+
+fn proc_stat_once<'a>(
+    paths: &HostPaths,
+    proc_stat: &'a mut Option<ProcStat>,
+) -> Result<&'a mut (Vec<Family>, Vec<Family>), String> {
+    proc_stat
+        .get_or_insert_with(|| read(&paths.proc.join("stat")).map(|text| parse::stat(&text)))
+        .as_mut()
+        .map_err(|e| e.clone())
 }
 
 fn netdev(paths: &HostPaths, text: &str) -> Vec<Family> {
@@ -322,8 +342,8 @@ fn filesystem(paths: &HostPaths, text: &str) -> Vec<Family> {
                 ("mountpoint", mount.mount_point.clone()),
             ]
         };
-        // The mount point as this process sees it: under the configured root when the
-        // host's file systems are mounted elsewhere (node_exporter's --path.rootfs).
+        // The mount point as this process sees it (node_exporter's `--path.rootfs`, for an
+        // agent in a container, is not supported yet).
         match rustix::fs::statvfs(Path::new(&mount.mount_point)) {
             Ok(st) => {
                 let block = st.f_frsize as f64;
