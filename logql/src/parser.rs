@@ -119,6 +119,7 @@ pub fn parse(query: &str) -> Result<Expr, ParseError> {
         tokens: tokenize(query)?,
         pos: 0,
         depth: 0,
+        fold_budget: sightline_model::FoldBudget::for_query(query.len()),
     };
     let parsed = parser.expr("{ or (")?;
     let token = parser.peek();
@@ -261,9 +262,19 @@ struct Parser {
     tokens: Vec<Token>,
     pos: usize,
     depth: usize,
+    /// What the query's regexes may cost to compile together
+    /// (`sightline_model::regex_cost`: a few bytes of `(?i)[a[^b]]` walk all of Unicode).
+    fold_budget: sightline_model::FoldBudget,
 }
 
 impl Parser {
+    /// Charges a regex (matcher, line or label filter) to the query's budget.
+    fn charge_regex(&mut self, token: &Token, value: &str) -> Result<(), ParseError> {
+        self.fold_budget
+            .charge(value)
+            .map_err(|e| ParseError::at(token, format!("error parsing regexp: {e}: `{value}`")))
+    }
+
     fn peek(&self) -> &Token {
         // The lexer always ends with Eof and `next` never moves past it.
         &self.tokens[self.pos.min(self.tokens.len() - 1)]
@@ -694,6 +705,9 @@ impl Parser {
                 _ => return Err(self.unexpected(&op_token, Some("=, !=, =~ or !~"))),
             };
             let (value, value_token) = self.expect_string()?;
+            if matches!(op, MatchOp::Regex | MatchOp::NotRegex) {
+                self.charge_regex(&value_token, &value)?;
+            }
             let matcher = LabelMatcher::new(name, op, value.as_str())
                 .map_err(|e| ParseError::at(&value_token, regex_message(&value, &e)))?;
             matchers.push(matcher);
@@ -723,6 +737,9 @@ impl Parser {
             };
             self.next();
             let (value, token) = self.expect_string()?;
+            if matches!(op, LineFilterOp::Regex | LineFilterOp::NotRegex) {
+                self.charge_regex(&token, &value)?;
+            }
             let filter = LineFilter::new(op, value.as_str())
                 .map_err(|e| ParseError::at(&token, regex_message(&value, &e)))?;
             stages.push(Stage::LineFilter(filter));
@@ -865,6 +882,9 @@ impl Parser {
                     TokenKind::Nre => MatchOp::NotRegex,
                     _ => return Err(self.unexpected(&value_token, Some("NUMBER or DURATION"))),
                 };
+                if matches!(op, MatchOp::Regex | MatchOp::NotRegex) {
+                    self.charge_regex(&value_token, value)?;
+                }
                 LabelMatcher::new(name, op, value.as_str())
                     .map(LabelFilter::String)
                     .map_err(|e| ParseError::at(&value_token, regex_message(value, &e)))
@@ -1123,6 +1143,22 @@ mod tests {
         }
         let e = error(r#"sum(rate({a=~".*"}[1m]))"#);
         assert_eq!(e.column, 10);
+    }
+
+    #[test]
+    fn regexes_share_one_case_folding_budget_per_query() {
+        // Found by fuzzing PromQL: `(?i)[a[^b]]` walks all of Unicode to compile (~8 ms).
+        let q = format!(r#"{{a="b"}} |~ "(?i){}""#, "[a[^b]]".repeat(100));
+        let e = parse(&q).unwrap_err();
+        assert!(
+            e.message
+                .contains("case-insensitive character classes too large"),
+            "{e}"
+        );
+        assert_eq!(e.column, 12);
+        let spread = r"{a=~`(?i)[\s\S]`} |~ `(?i)[\s\S]` | b=~`(?i)[\s\S]`";
+        assert!(parse(spread).is_err());
+        assert!(parse(r"{a=~`(?i)[\s\S]`} |~ `(?i)[\s\S]` | b=~`(?i)err.*`").is_ok());
     }
 
     #[test]

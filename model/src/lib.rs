@@ -13,6 +13,7 @@ pub mod log;
 pub mod log_query;
 pub mod matcher;
 pub mod metric;
+pub mod regex_cost;
 pub mod span;
 pub mod store_error;
 pub mod tenant;
@@ -32,6 +33,7 @@ pub use metric::{
     AppendReport, METRIC_NAME_LABEL, MetricBatch, MetricSeries, RejectReason, STALE_NAN_BITS,
     Sample, is_stale_nan, stale_nan,
 };
+pub use regex_cost::{FoldBudget, check_fold_work};
 pub use span::{
     AnyValue, Attributes, ResourceSpans, ScopeSpans, Span, SpanBatch, SpanEvent, SpanId, SpanKind,
     SpanLink, StatusCode, TraceId,

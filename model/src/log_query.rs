@@ -65,7 +65,12 @@ impl LineFilter {
     pub fn new(op: LineFilterOp, value: impl Into<String>) -> Result<Self, regex::Error> {
         let value = value.into();
         let regex = match op {
-            LineFilterOp::Regex | LineFilterOp::NotRegex => Some(Regex::new(&value)?),
+            LineFilterOp::Regex | LineFilterOp::NotRegex => {
+                crate::regex_cost::check_fold_work(&value).map_err(|e| {
+                    regex::Error::Syntax(format!("regex parse error:\n    {value}\nerror: {e}"))
+                })?;
+                Some(Regex::new(&value)?)
+            }
             LineFilterOp::Contains | LineFilterOp::NotContains => None,
         };
         Ok(Self { op, value, regex })

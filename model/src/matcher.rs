@@ -50,7 +50,7 @@ pub fn largest_repeat(re: &str) -> Option<u32> {
 
 /// `re` with every `{` that does not open a counted repetition (`{n}`, `{n,}`, `{n,m}`)
 /// escaped: RE2 reads such a brace as a literal, Rust's regex parser refuses it.
-fn escape_literal_braces(re: &str) -> String {
+pub(crate) fn escape_literal_braces(re: &str) -> String {
     let mut out = String::with_capacity(re.len() + 8);
     let mut chars = re.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -142,6 +142,9 @@ impl Compiled {
                 "regex parse error:\n    {value}\nerror: invalid repeat count {n} (at most {MAX_REPEAT}, as in Prometheus and Loki)"
             )));
         }
+        crate::regex_cost::check_fold_work(value).map_err(|e| {
+            regex::Error::Syntax(format!("regex parse error:\n    {value}\nerror: {e}"))
+        })?;
         let pattern = &format!("^(?s:{value})$");
         let lean = regex_automata::meta::Builder::new()
             .configure(

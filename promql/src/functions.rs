@@ -1440,6 +1440,7 @@ fn natural_cmp(a: &str, b: &str) -> std::cmp::Ordering {
 }
 
 fn compile_anchored(re: &str) -> std::result::Result<regex::Regex, regex::Error> {
+    sightline_model::check_fold_work(re).map_err(regex::Error::Syntax)?;
     regex::Regex::new(&format!("^(?s:{re})$"))
 }
 

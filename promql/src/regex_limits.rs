@@ -17,8 +17,11 @@ use crate::parse_error::Position;
 
 pub use sightline_model::MAX_REPEAT;
 
-/// Refuses a query whose regex matchers repeat something more than [`MAX_REPEAT`] times.
-/// Queries the lexer refuses pass: the parser says why.
+/// Refuses a query whose regex matchers repeat something more than [`MAX_REPEAT`] times, or
+/// whose case-insensitive classes together cost more to fold than the query's length buys
+/// ([`sightline_model::FoldBudget`]: `(?i)[a[^b]]` walks all of Unicode, and 400 of them in
+/// one selector took seconds to parse; found by fuzzing). Queries the lexer refuses pass:
+/// the parser says why.
 pub(crate) fn check(query: &str) -> Result<(), ParseError> {
     // Cheap exit: no counted repetition can be there without a digit after a brace.
     if !query.contains("=~") && !query.contains("!~") {
@@ -28,6 +31,7 @@ pub(crate) fn check(query: &str) -> Result<(), ParseError> {
         return Ok(());
     };
     use lrpar::{Lexeme, Lexer};
+    let mut fold_budget = sightline_model::FoldBudget::for_query(query.len());
     let mut after_regex_op = false;
     for lexeme in lexer.iter().flatten() {
         let tok = lexeme.tok_id();
@@ -42,6 +46,14 @@ pub(crate) fn check(query: &str) -> Result<(), ParseError> {
                     message: format!(
                         "invalid regular expression {re:?}: invalid repeat count {count} (at most {MAX_REPEAT}, as in Prometheus)"
                     ),
+                    position: Some(Position::at(query, span.start(), span.len())),
+                });
+            }
+            if let Ok(re) = sightline_model::go_string::unquote(raw)
+                && let Err(e) = fold_budget.charge(&re)
+            {
+                return Err(ParseError {
+                    message: format!("invalid regular expression {re:?}: {e}"),
                     position: Some(Position::at(query, span.start(), span.len())),
                 });
             }
@@ -73,5 +85,26 @@ mod tests {
         // And one whose literal braces (RE2 reads `{{` as text) kept it from parsing: the
         // parser escapes them and compiles the count (300 ms in release).
         assert!(check(r#"{ie__=~"66:6{{{{.{66666}{{{x"}"#).is_err());
+    }
+
+    #[test]
+    fn case_insensitive_classes_that_walk_all_of_unicode_are_refused_past_the_budget() {
+        // Found by fuzzing: each `[a[^b]]` under (?i) walks 1.1 M code points to compile.
+        let many = format!(r#"{{a=~"(?i){}"}}"#, "[a[^b]]".repeat(400));
+        let e = check(&many).unwrap_err();
+        assert!(
+            e.message
+                .contains("case-insensitive character classes too large"),
+            "{e}"
+        );
+        assert_eq!(e.position.map(|p| p.column), Some(5));
+        // Spread over matchers, they share one budget.
+        let spread: Vec<String> = (0..10)
+            .map(|i| format!(r#"l{i}=~"(?i)[\\s\\S]""#))
+            .collect();
+        assert!(check(&format!("{{{}}}", spread.join(","))).is_err());
+        // Two are within it, and the usual case-insensitive matchers cost nothing.
+        assert!(check(r#"{a=~"(?i)[\\s\\S]", b=~"(?i)[a[^b]]"}"#).is_ok());
+        assert!(check(r#"up{job=~"(?i)api-.*|[^x]+", code!~"(?i:5..)"}"#).is_ok());
     }
 }

@@ -272,6 +272,7 @@ pub(crate) fn parse_query(text: &str) -> Result<Body, TraceQlError> {
         nesting: 0,
         invalid: None,
         unsupported: None,
+        fold_budget: sightline_model::FoldBudget::for_query(text.len()),
     };
     let root = parser.query(0)?;
     let mut hints = None;
@@ -322,6 +323,8 @@ struct Parser {
     invalid: Option<TraceQlError>,
     /// The first construct outside our subset, reported once the query is known valid.
     unsupported: Option<TraceQlError>,
+    /// What the query's regexes may cost to compile (`sightline_model::regex_cost`).
+    fold_budget: sightline_model::FoldBudget,
 }
 
 impl Parser {
@@ -983,6 +986,10 @@ impl Parser {
                 let negated = cmp == CmpOp::NotRegex;
                 match *r {
                     Expr::Static(Static::Str(source)) => {
+                        if let Err(e) = self.fold_budget.charge(&source) {
+                            self.invalid(pos, format!("invalid regex {source:?}: {e}"));
+                            return Ok(boolean(Expr::Static(Static::Bool(false))));
+                        }
                         let anchored = format!("^(?:{source})$");
                         match RegexBuilder::new(&anchored)
                             .size_limit(REGEX_SIZE_LIMIT)

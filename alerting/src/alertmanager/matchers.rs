@@ -77,9 +77,13 @@ impl Matcher {
     pub fn new(name: &str, op: MatchOp, value: &str) -> Result<Matcher, String> {
         let regex = match op {
             MatchOp::Regex | MatchOp::NotRegex => Some(
-                regex::RegexBuilder::new(&format!("^(?:{value})$"))
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
+                sightline_model::check_fold_work(value)
+                    .and_then(|()| {
+                        regex::RegexBuilder::new(&format!("^(?:{value})$"))
+                            .size_limit(REGEX_SIZE_LIMIT)
+                            .build()
+                            .map_err(|e| e.to_string())
+                    })
                     .map_err(|e| format!("invalid regular expression {value:?}: {e}"))?,
             ),
             _ => None,

@@ -73,6 +73,7 @@ pub struct RelabelRegex {
 impl RelabelRegex {
     /// Compiles `source` anchored at both ends.
     pub fn new(source: &str) -> Result<Self, regex::Error> {
+        sightline_model::check_fold_work(source).map_err(regex::Error::Syntax)?;
         let regex = regex::RegexBuilder::new(&format!("^(?s:{source})$"))
             .size_limit(1 << 22)
             .build()?;

@@ -119,7 +119,9 @@ fn filters(pairs: &[(String, String)]) -> Result<Matchers> {
 fn receiver_filter(pairs: &[(String, String)]) -> Result<Option<regex::Regex>> {
     match pairs.iter().rev().find(|(k, _)| k == "receiver") {
         None => Ok(None),
-        Some((_, v)) => regex::Regex::new(&format!("^(?:{v})$"))
+        Some((_, v)) => sightline_model::check_fold_work(v)
+            .map_err(regex::Error::Syntax)
+            .and_then(|()| regex::Regex::new(&format!("^(?:{v})$")))
             .map(Some)
             .map_err(|e| bad(format!("failed to parse receiver param: {e}"))),
     }
