@@ -4,6 +4,7 @@
 //! the collector's receivers to the WAL and the indexer, and serves the query APIs. It is the
 //! only crate that returns `anyhow` errors.
 
+mod agent;
 mod alertmanager;
 mod anomalies;
 mod api;
@@ -52,6 +53,9 @@ struct Cli {
 enum Command {
     /// Run the all-in-one server.
     Serve(config::Overrides),
+    /// Run the host agent: host metrics (node_exporter's names) forwarded to a server
+    /// through a disk buffer that outlasts an outage.
+    Agent(agent::AgentArgs),
     /// Configuration utilities.
     Config {
         #[command(subcommand)]
@@ -111,6 +115,7 @@ enum ConfigCommand {
 fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Serve(overrides) => serve::serve(overrides),
+        Command::Agent(args) => agent::run(args),
         client => run_client(client),
     };
     match result {
@@ -131,7 +136,9 @@ fn run_client(command: Command) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let out = &mut stdout.lock();
     match command {
-        Command::Serve(_) => unreachable!("`serve` prints nothing and is run by main"),
+        Command::Serve(_) | Command::Agent(_) => {
+            unreachable!("`serve` and `agent` print nothing and are run by main")
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {

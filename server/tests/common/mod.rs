@@ -49,16 +49,24 @@ impl Server {
         } else {
             &["--rule-packs", "false"]
         };
+        // Port 0 for every listener `extra` does not place (a restart on the same port does).
+        let addrs: Vec<&str> = [
+            "--http-addr",
+            "--otlp-grpc-addr",
+            "--otlp-http-addr",
+            "--syslog-addr",
+        ]
+        .into_iter()
+        .filter(|flag| !extra.contains(flag))
+        .flat_map(|flag| [flag, "127.0.0.1:0"])
+        .collect();
         let mut child = Command::new(env!("CARGO_BIN_EXE_sightline"))
             .arg("serve")
             .args(self_scrape)
             .args(rule_packs)
             .arg("--data-dir")
             .arg(data_dir)
-            .args(["--http-addr", "127.0.0.1:0"])
-            .args(["--otlp-grpc-addr", "127.0.0.1:0"])
-            .args(["--otlp-http-addr", "127.0.0.1:0"])
-            .args(["--syslog-addr", "127.0.0.1:0"])
+            .args(addrs)
             .args(extra)
             .env("SIGHTLINE_LOG", "info")
             .env_remove("SIGHTLINE_CONFIG")
