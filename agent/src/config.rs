@@ -230,8 +230,8 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         Config::from_file(&root.join("deploy/agent.toml")).unwrap();
         // The DaemonSet's ConfigMap.
-        let text = std::fs::read_to_string(root.join("deploy/kubernetes/agent-daemonset.yaml"))
-            .unwrap();
+        let text =
+            std::fs::read_to_string(root.join("deploy/kubernetes/agent-daemonset.yaml")).unwrap();
         let mut found = 0;
         for doc in serde_yaml_ng::Deserializer::from_str(&text) {
             let v = serde_yaml_ng::Value::deserialize(doc).unwrap();

@@ -1,0 +1,172 @@
+//! The agent's footprint (issue 17): CPU and memory of `sightline agent` collecting host
+//! metrics and forwarding them to a release server, beside Debian's
+//! `prometheus-node-exporter` with the same collectors scraped on the same schedule, in the
+//! same run.
+//!
+//!     cargo build --release -p sightline-server -p sightline-benches
+//!     target/release/agent_footprint --work /tmp/agent-footprint
+//!
+//! Both run for `--duration` (300 s) after one interval of warm-up; figures: CPU as a share of
+//! one core (user + system time over wall time), RSS at the end and at peak, collections and
+//! bytes sent. node_exporter collects when scraped, so this bench scrapes it every
+//! `--interval` (its scrape-side cost, reading the body, is ours, not its).
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use sightline_benches::process::{ServerProcess, clock_ticks, cpu_seconds, memory_bytes};
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// The `sightline` binary (release).
+    #[arg(long, default_value = "target/release/sightline")]
+    bin: PathBuf,
+    #[arg(long, default_value = "/tmp/agent-footprint")]
+    work: PathBuf,
+    /// Measured time, after one interval of warm-up.
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    interval: Duration,
+}
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn metric(url: &str, name: &str) -> Option<f64> {
+    let text = reqwest::blocking::get(url).ok()?.text().ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let _ = std::fs::remove_dir_all(&args.work);
+    std::fs::create_dir_all(&args.work)?;
+    let ticks = clock_ticks()?;
+    let mut server = ServerProcess::start(
+        &args.bin,
+        &args.work.join("server"),
+        None,
+        &args.work.join("server.log"),
+    )?;
+
+    let agent_port = free_port()?;
+    let config = args.work.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{agent_port}\"\n[server]\nurl = \"http://{}\"\n\
+             [buffer]\ndir = \"{}\"\n[host]\ninterval = \"{}ms\"\n",
+            server.http,
+            args.work.join("buffer").display(),
+            args.interval.as_millis()
+        ),
+    )?;
+    let agent = Killed(
+        Command::new(&args.bin)
+            .args(["agent", "--config"])
+            .arg(&config)
+            .env("SIGHTLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the agent")?,
+    );
+    let ne_port = free_port()?;
+    let mut ne_args = vec![
+        format!("--web.listen-address=127.0.0.1:{ne_port}"),
+        "--collector.disable-defaults".to_string(),
+    ];
+    for c in sightline_collector::host::Collector::ALL {
+        ne_args.push(format!("--collector.{}", c.name()));
+    }
+    let node_exporter = Killed(
+        Command::new("prometheus-node-exporter")
+            .args(&ne_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting prometheus-node-exporter (scripts/install-test-deps.sh)")?,
+    );
+    let agent_metrics = format!("http://127.0.0.1:{agent_port}/metrics");
+    let ne_url = format!("http://127.0.0.1:{ne_port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(&agent_metrics, "sightline_agent_host_collections_total").is_none()
+        || reqwest::blocking::get(&ne_url).is_err()
+    {
+        if Instant::now() > deadline {
+            bail!("the agent or node_exporter did not start");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let scrape =
+        || -> anyhow::Result<usize> { Ok(reqwest::blocking::get(&ne_url)?.bytes()?.len()) };
+    // Warm-up: one interval, both collecting once.
+    scrape()?;
+    std::thread::sleep(args.interval);
+    let (a_pid, n_pid) = (agent.0.id(), node_exporter.0.id());
+    let a0 = cpu_seconds(a_pid, ticks)?;
+    let n0 = cpu_seconds(n_pid, ticks)?;
+    let c0 = metric(&agent_metrics, "sightline_agent_host_collections_total").unwrap_or(0.0);
+    let start = Instant::now();
+    let mut next = start;
+    let mut scrapes = 0;
+    let mut body_bytes = 0;
+    while start.elapsed() < args.duration {
+        body_bytes = scrape()?;
+        scrapes += 1;
+        next += args.interval;
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d.min(args.duration.saturating_sub(start.elapsed())));
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let a_cpu = cpu_seconds(a_pid, ticks)? - a0;
+    let n_cpu = cpu_seconds(n_pid, ticks)? - n0;
+    let collections =
+        metric(&agent_metrics, "sightline_agent_host_collections_total").unwrap_or(0.0) - c0;
+    let samples = metric(&agent_metrics, "sightline_agent_host_samples_total").unwrap_or(0.0);
+    let pending = metric(&agent_metrics, "sightline_agent_buffer_pending_records").unwrap_or(-1.0);
+    let mib = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64 / (1 << 20) as f64);
+    println!(
+        "agent_footprint: {wall:.0} s, every {:?}; {collections:.0} agent collections \
+         ({samples:.0} samples in all, {pending:.0} pending at the end), {scrapes} node_exporter scrapes ({body_bytes} bytes each)",
+        args.interval
+    );
+    println!(
+        "agent:         CPU {a_cpu:.2} s = {:.3} % of a core; RSS {:.1} MiB (peak {:.1} MiB)",
+        100.0 * a_cpu / wall,
+        mib(memory_bytes(a_pid, "VmRSS")),
+        mib(memory_bytes(a_pid, "VmHWM")),
+    );
+    println!(
+        "node_exporter: CPU {n_cpu:.2} s = {:.3} % of a core; RSS {:.1} MiB (peak {:.1} MiB)",
+        100.0 * n_cpu / wall,
+        mib(memory_bytes(n_pid, "VmRSS")),
+        mib(memory_bytes(n_pid, "VmHWM")),
+    );
+    println!(
+        "agent / node_exporter CPU: {:.2}",
+        if n_cpu > 0.0 { a_cpu / n_cpu } else { f64::NAN }
+    );
+    drop(agent);
+    drop(node_exporter);
+    server.stop()?;
+    Ok(())
+}
