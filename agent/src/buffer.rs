@@ -37,6 +37,8 @@ pub enum Kind {
     RemoteWrite = 1,
     /// An OTLP `ExportLogsServiceRequest` (protobuf).
     OtlpLogs = 2,
+    /// A Loki push request (JSON).
+    LokiPush = 3,
 }
 
 impl Kind {
@@ -44,6 +46,7 @@ impl Kind {
         match b {
             1 => Some(Kind::RemoteWrite),
             2 => Some(Kind::OtlpLogs),
+            3 => Some(Kind::LokiPush),
             _ => None,
         }
     }

@@ -50,6 +50,8 @@ pub struct Config {
     pub resource: BTreeMap<String, String>,
     /// Where the agent serves its own `/metrics`.
     pub listen: SocketAddr,
+    /// Log files to tail (`[[logs]]`); default `/var/log/*.log`, none with `logs = []`.
+    pub logs: Vec<crate::tail::LogsConfig>,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             labels: BTreeMap::new(),
             resource: BTreeMap::new(),
             listen: ([127, 0, 0, 1], 9109).into(),
+            logs: vec![crate::tail::LogsConfig::default()],
         }
     }
 }
@@ -155,7 +158,7 @@ impl Host {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let s = String::deserialize(d)?;
     humantime::parse_duration(&s).map_err(|e| serde::de::Error::custom(format!("{s:?}: {e}")))
 }
@@ -199,6 +202,9 @@ impl Config {
             }
         }
         self.host.collectors()?;
+        for logs in &self.logs {
+            crate::tail::Tailer::new(logs.clone(), std::path::PathBuf::new())?;
+        }
         Ok(())
     }
 

@@ -143,6 +143,9 @@ fn send(client: &reqwest::blocking::Client, target: &Target, record: &Record) ->
         Kind::OtlpLogs => client
             .post(format!("{base}/v1/logs"))
             .header("Content-Type", "application/x-protobuf"),
+        Kind::LokiPush => client
+            .post(format!("{base}/loki/api/v1/push"))
+            .header("Content-Type", "application/json"),
     };
     let mut req = req.body(record.payload.clone());
     if let Some(t) = &target.tenant {

@@ -5,13 +5,16 @@
 //! - **host metrics** ([`host_metrics`]): every `host.interval`, node_exporter's collectors
 //!   (`sightline_collector::host`) become one remote-write request, labelled with the host's
 //!   resource attributes ([`resource`]), appended to the disk buffer;
+//! - **log files** ([`tail`]): every `poll`, new lines of the files the globs match become
+//!   Loki push requests labelled like the host metrics plus `filename`, buffered, then
+//!   checkpointed;
 //! - **sender** ([`forward`]): posts the buffer's records in order, retrying with backoff
 //!   while the server is away, so that an outage costs nothing but disk ([`buffer`]: a size
 //!   cap, the oldest dropped and counted beyond it);
 //! - **own metrics**: a small HTTP server for the agent's `/metrics` ([`metrics`]).
 //!
-//! Not yet here (issue 17's remaining scope): log files tailed with checkpoints, container
-//! (cgroup v2) and per-process metrics, local scraping, TLS client settings.
+//! Not yet here (issue 17's remaining scope): container (cgroup v2) and per-process metrics,
+//! local scraping, journald, TLS client settings.
 
 pub mod buffer;
 pub mod config;
@@ -20,6 +23,7 @@ pub mod host_metrics;
 pub mod metrics;
 pub mod resource;
 pub mod shutdown;
+pub mod tail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -78,6 +82,7 @@ impl Agent {
             &config.resource,
         );
         let labels = resource::series_labels(&attrs, &config.labels);
+        let labels_for_logs = labels.clone();
         tracing::info!(?attrs, "resource attributes");
 
         // Own /metrics first: a port in use is a configuration error to report at once.
@@ -128,6 +133,25 @@ impl Agent {
                     &metrics,
                     &shutdown,
                 )
+            }));
+        }
+        if !config.logs.is_empty() {
+            let data_dir = config
+                .buffer
+                .dir
+                .parent()
+                .map(std::path::Path::to_path_buf)
+                .unwrap_or_default();
+            let mut tailers = Vec::new();
+            for (i, logs) in config.logs.iter().enumerate() {
+                let positions = data_dir.join(format!("positions-{i}"));
+                tailers
+                    .push(tail::Tailer::new(logs.clone(), positions).map_err(AgentError::Config)?);
+            }
+            let labels = labels_for_logs.clone();
+            let (buffer, metrics, shutdown) = (buffer.clone(), metrics.clone(), shutdown.clone());
+            threads.push(spawn("agent-tail", move || {
+                tail_logs(tailers, &labels, &buffer, &metrics, &shutdown)
             }));
         }
         Ok(Agent {
@@ -204,6 +228,54 @@ fn collect_host(
             next = now; // behind (a suspended host): start again from now
         }
         if shutdown.wait(next - now) {
+            return;
+        }
+    }
+}
+
+/// The log loop: each tailer polled, each batch buffered then checkpointed.
+fn tail_logs(
+    mut tailers: Vec<tail::Tailer>,
+    labels: &std::collections::BTreeMap<String, String>,
+    buffer: &Buffer,
+    metrics: &AgentMetrics,
+    shutdown: &Shutdown,
+) {
+    let poll = tailers
+        .iter()
+        .map(|t| t.poll_interval())
+        .min()
+        .unwrap_or(Duration::from_millis(250));
+    loop {
+        for tailer in &mut tailers {
+            for (batch, positions) in tailer.poll() {
+                if batch.lines > 0 {
+                    let body = batch.to_loki_json(labels);
+                    if let Err(e) = buffer.push(buffer::Kind::LokiPush, &body) {
+                        tracing::warn!(error = %e, lines = batch.lines,
+                            "buffering log lines failed; they are dropped");
+                        metrics.write_failed();
+                    }
+                }
+                if let Err(e) = tailer.checkpoint(&positions) {
+                    tracing::warn!(error = %e, "writing the log positions");
+                }
+            }
+        }
+        let mut sum = tail::TailStats::default();
+        for t in &tailers {
+            let s = t.stats;
+            sum.files += s.files;
+            sum.lines += s.lines;
+            sum.bytes += s.bytes;
+            sum.truncated_lines += s.truncated_lines;
+            sum.invalid_utf8_lines += s.invalid_utf8_lines;
+            sum.skipped_binary_files += s.skipped_binary_files;
+            sum.unreadable_files += s.unreadable_files;
+            sum.rotations += s.rotations;
+        }
+        metrics.set_tail(sum);
+        if shutdown.wait(poll) {
             return;
         }
     }

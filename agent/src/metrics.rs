@@ -13,6 +13,7 @@ use prometheus_client::registry::Registry;
 
 use crate::buffer::{Kind, Stats};
 use crate::forward::Outcome;
+use crate::tail::TailStats;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -29,6 +30,13 @@ pub struct AgentMetrics {
     last_success: Gauge<f64, AtomicU64>,
     /// The buffer's cumulative drop counts already added to `dropped`.
     seen: Mutex<Stats>,
+    log_lines: Counter,
+    log_bytes: Counter,
+    log_files: Counter,
+    log_rotations: Counter,
+    log_problems: Family<Labels, Counter>,
+    /// The tailers' counts (summed), set by the tailing thread, and what was added so far.
+    tail: Mutex<(TailStats, TailStats)>,
 }
 
 impl Default for AgentMetrics {
@@ -51,6 +59,12 @@ impl AgentMetrics {
             requests: Family::default(),
             last_success: Gauge::default(),
             seen: Mutex::new(Stats::default()),
+            log_lines: Counter::default(),
+            log_bytes: Counter::default(),
+            log_files: Counter::default(),
+            log_rotations: Counter::default(),
+            log_problems: Family::default(),
+            tail: Mutex::new((TailStats::default(), TailStats::default())),
             registry: Registry::default(),
         };
         registry.register(
@@ -98,7 +112,37 @@ impl AgentMetrics {
             "When the server last accepted a batch",
             m.last_success.clone(),
         );
+        registry.register(
+            "log_lines",
+            "Log lines (or multi-line records) read from tailed files",
+            m.log_lines.clone(),
+        );
+        registry.register(
+            "log_bytes",
+            "Bytes of log lines read from tailed files",
+            m.log_bytes.clone(),
+        );
+        registry.register(
+            "log_files_opened",
+            "Log files opened for tailing",
+            m.log_files.clone(),
+        );
+        registry.register(
+            "log_rotations",
+            "Log files rotated (renamed away or truncated) while tailed",
+            m.log_rotations.clone(),
+        );
+        registry.register(
+            "log_problems",
+            "Log input problems, by kind: truncated_line (cut to max_line_bytes), invalid_utf8_line (dropped), binary_file and unreadable_file (skipped; the path is logged)",
+            m.log_problems.clone(),
+        );
         AgentMetrics { registry, ..m }
+    }
+
+    /// The tailers' cumulative counts, summed over `[[logs]]` entries.
+    pub fn set_tail(&self, now: TailStats) {
+        self.tail.lock().unwrap_or_else(|e| e.into_inner()).0 = now;
     }
 
     pub fn collected(&self, samples: u64, errors: &[&'static str], seconds: f64) {
@@ -122,6 +166,7 @@ impl AgentMetrics {
         let kind = match kind {
             Kind::RemoteWrite => "remote_write",
             Kind::OtlpLogs => "otlp_logs",
+            Kind::LokiPush => "loki_push",
         };
         let o = match outcome {
             Outcome::Delivered => "delivered",
@@ -165,6 +210,38 @@ impl AgentMetrics {
                 .get_or_create(&vec![("reason", "corrupt".into())])
                 .inc_by(corrupt);
             *seen = buffer;
+        }
+        {
+            let mut tail = self.tail.lock().unwrap_or_else(|e| e.into_inner());
+            let (now, seen) = *tail;
+            self.log_lines.inc_by(now.lines.saturating_sub(seen.lines));
+            self.log_bytes.inc_by(now.bytes.saturating_sub(seen.bytes));
+            self.log_files.inc_by(now.files.saturating_sub(seen.files));
+            self.log_rotations
+                .inc_by(now.rotations.saturating_sub(seen.rotations));
+            for (kind, n, s) in [
+                ("truncated_line", now.truncated_lines, seen.truncated_lines),
+                (
+                    "invalid_utf8_line",
+                    now.invalid_utf8_lines,
+                    seen.invalid_utf8_lines,
+                ),
+                (
+                    "binary_file",
+                    now.skipped_binary_files,
+                    seen.skipped_binary_files,
+                ),
+                (
+                    "unreadable_file",
+                    now.unreadable_files,
+                    seen.unreadable_files,
+                ),
+            ] {
+                self.log_problems
+                    .get_or_create(&vec![("kind", kind.into())])
+                    .inc_by(n.saturating_sub(s));
+            }
+            tail.1 = now;
         }
         let mut out = String::new();
         let _ = encode(&mut out, &self.registry);

@@ -1,5 +1,6 @@
 //! `sightline agent` through a server outage and its own `kill -9` (issue 17): the real
-//! binary as agent and as server, host metrics every 500 ms.
+//! binary as agent and as server, host metrics every 500 ms and a log file written at
+//! 50 lines a second (rotated by rename once) throughout.
 //!
 //! 1. The agent runs; the server is stopped (SIGTERM) for `SIGHTLINE_AGENT_OUTAGE_SECS`
 //!    (default 120: the issue's two minutes) and started again on the same port and data.
@@ -10,7 +11,9 @@
 //! be `interval` apart (± 200 ms of scheduling) from the first to the last, with none
 //! missing — including the ones taken while the server was down. (A repeat cannot be seen
 //! here: the same sample twice is one sample in the store. The buffer's own test bounds it
-//! at the one record in flight when the agent was killed.)
+//! at the one record in flight when the agent was killed.) Every log line written is in the
+//! server (distinct sequence numbers counted with LogQL), and lines are repeated at most by
+//! the documented bound (one batch, `tail::MAX_BATCH_LINES`).
 //! Built only with `--features interop` (it takes the outage's length).
 
 mod common;
@@ -19,6 +22,9 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use common::{PATIENCE, Server, free_port};
 
@@ -128,11 +134,45 @@ fn an_outage_and_a_kill_lose_no_sample() {
             "listen = \"127.0.0.1:{metrics_port}\"\n\
              [server]\nurl = \"http://{addr}\"\n\
              [buffer]\ndir = \"{}\"\n\
-             [host]\ninterval = \"{INTERVAL_MS}ms\"\n",
-            dir.path().join("buffer").display()
+             [host]\ninterval = \"{INTERVAL_MS}ms\"\n\
+             [[logs]]\ninclude = [\"{}/*.log\"]\npoll = \"100ms\"\n",
+            dir.path().join("buffer").display(),
+            dir.path().join("logs").display(),
         ),
     )
     .unwrap();
+    // The log writer: `seq=N` lines at 50 a second, the file renamed away once.
+    std::fs::create_dir_all(dir.path().join("logs")).unwrap();
+    let (stop, written) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let writer = {
+        let (stop, written) = (stop.clone(), written.clone());
+        let logs = dir.path().join("logs");
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let open = || {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(logs.join("app.log"))
+                    .unwrap()
+            };
+            let mut file = open();
+            let mut seq = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                writeln!(file, "seq={seq:06} level=info msg=\"payment accepted\"").unwrap();
+                seq += 1;
+                written.store(seq, Ordering::SeqCst);
+                if seq == 1_000 {
+                    std::fs::rename(logs.join("app.log"), logs.join("app.log.1")).unwrap();
+                    file = open();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let agent = Agent::start(&config, metrics_port);
     std::thread::sleep(Duration::from_secs(3));
 
@@ -162,12 +202,37 @@ fn an_outage_and_a_kill_lose_no_sample() {
     std::thread::sleep(Duration::from_secs(2));
     let agent = Agent::start(&config, metrics_port);
     std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, Ordering::SeqCst);
+    writer.join().unwrap();
+    let lines = written.load(Ordering::SeqCst);
+    let logql = |q: &str| -> u64 {
+        let v = server.query("default", q, common::now_ns());
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map_or(0, |s| s.parse::<f64>().unwrap() as u64)
+    };
+    let distinct = "count(sum by (seq) (count_over_time({filename=~\".*app.log\"} | logfmt [1h])))";
     let deadline = Instant::now() + PATIENCE;
+    while logql(distinct) < lines {
+        assert!(
+            Instant::now() < deadline,
+            "log lines missing: {} of {lines}",
+            logql(distinct)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     while agent.metric("sightline_agent_buffer_pending_records") > Some(1.0) {
         assert!(Instant::now() < deadline, "the agent never caught up");
         std::thread::sleep(Duration::from_millis(100));
     }
     agent.terminate();
+    let total = logql("sum(count_over_time({filename=~\".*app.log\"}[1h]))");
+    assert_eq!(logql(distinct), lines, "every line written, once at least");
+    assert!(
+        total - lines <= sightline_agent::tail::MAX_BATCH_LINES as u64,
+        "{} lines repeated, over the bound of one batch",
+        total - lines
+    );
 
     let ts = load1_timestamps(&server);
     // Two runs: split at the kill (the gap is the ~2 s the agent was dead).
@@ -191,9 +256,11 @@ fn an_outage_and_a_kill_lose_no_sample() {
         }
     }
     eprintln!(
-        "outage {outage:?}: {} samples of node_load1 before the kill, {} after, none missing",
+        "outage {outage:?}: {} samples of node_load1 before the kill, {} after, none missing; \
+         {lines} log lines written, all in the server, {} repeated",
         first.len(),
-        second.len()
+        second.len(),
+        total - lines
     );
     server.terminate();
 }
