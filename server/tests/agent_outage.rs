@@ -264,3 +264,63 @@ fn an_outage_and_a_kill_lose_no_sample() {
     );
     server.terminate();
 }
+
+/// A batch the server answers 400 to (a line over its 256 KiB limit, the agent's own limit
+/// set higher): logged and counted as rejected, the server keeps the batch's valid lines,
+/// and the agent goes on.
+#[test]
+fn a_batch_refused_with_400_is_dropped_and_counted_and_nothing_else_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("server"));
+    let metrics_port = free_port();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let config = dir.path().join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{metrics_port}\"\n\
+             [server]\nurl = \"http://{}\"\n\
+             [buffer]\ndir = \"{}\"\n\
+             [host]\nenabled = false\n\
+             [[logs]]\ninclude = [\"{}/*.log\"]\npoll = \"100ms\"\nmax_line_bytes = 1048576\n",
+            server.http,
+            dir.path().join("buffer").display(),
+            logs.display(),
+        ),
+    )
+    .unwrap();
+    let agent = Agent::start(&config, metrics_port);
+    let app = logs.join("app.log");
+    std::fs::write(&app, "first line\n").unwrap();
+    assert_eq!(
+        server.wait_for_count("default", r#"{filename=~".*app.log"}"#, 1),
+        1
+    );
+    // One write, so one batch: a good line, one too long for the server, another good one.
+    let huge = "x".repeat(300 << 10);
+    let mut f = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
+    use std::io::Write;
+    write!(f, "good before\n{huge}\ngood after\n").unwrap();
+    drop(f);
+    let deadline = Instant::now() + PATIENCE;
+    while agent.metric("sightline_agent_dropped_records_total{reason=\"rejected\"}") != Some(1.0) {
+        assert!(Instant::now() < deadline, "the 400 was never counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        server.wait_for_count("default", r#"{filename=~".*app.log"} |= "good""#, 2),
+        2,
+        "the valid lines are kept"
+    );
+    // The agent goes on.
+    let mut f = std::fs::OpenOptions::new().append(true).open(&app).unwrap();
+    writeln!(f, "later").unwrap();
+    drop(f);
+    assert_eq!(
+        server.wait_for_count("default", r#"{filename=~".*app.log"}"#, 4),
+        4
+    );
+    agent.terminate();
+    server.terminate();
+}

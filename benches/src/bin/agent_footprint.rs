@@ -9,7 +9,13 @@
 //! Both run for `--duration` (300 s) after one interval of warm-up; figures: CPU as a share of
 //! one core (user + system time over wall time), RSS at the end and at peak, collections and
 //! bytes sent. node_exporter collects when scraped, so this bench scrapes it every
-//! `--interval` (its scrape-side cost, reading the body, is ours, not its).
+//! `--interval` (its scrape-side cost, reading the body, is ours, not its). The agent tails
+//! no log file in this phase.
+//!
+//! Then log tailing: a second agent tails a file of `--log-lines` lines (~120 bytes each,
+//! written before it starts) and forwards them to the server; figures: lines per second
+//! read (until its `log_lines` counter has them all) and delivered (until its buffer is
+//! empty), and the agent's CPU-seconds per GB read.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -31,6 +37,9 @@ struct Args {
     duration: Duration,
     #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
     interval: Duration,
+    /// Lines of the log-tailing phase (0: skip it).
+    #[arg(long, default_value_t = 1_000_000)]
+    log_lines: u64,
 }
 
 struct Killed(Child);
@@ -71,7 +80,7 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{agent_port}\"\n[server]\nurl = \"http://{}\"\n\
+            "listen = \"127.0.0.1:{agent_port}\"\nlogs = []\n[server]\nurl = \"http://{}\"\n\
              [buffer]\ndir = \"{}\"\n[host]\ninterval = \"{}ms\"\n",
             server.http,
             args.work.join("buffer").display(),
@@ -167,6 +176,89 @@ fn main() -> anyhow::Result<()> {
     );
     drop(agent);
     drop(node_exporter);
+    if args.log_lines > 0 {
+        log_phase(&args, &server, ticks)?;
+    }
     server.stop()?;
+    Ok(())
+}
+
+fn log_phase(args: &Args, server: &ServerProcess, ticks: f64) -> anyhow::Result<()> {
+    use std::io::Write;
+    let logs = args.work.join("logs");
+    std::fs::create_dir_all(&logs)?;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(logs.join("app.log"))?);
+    let mut bytes = 0u64;
+    for i in 0..args.log_lines {
+        let line = format!(
+            "2026-12-07T10:00:00.{:06}Z level=info service=payments trace_id={:016x} msg=\"payment accepted\" amount={}\n",
+            i % 1_000_000,
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            i % 9973
+        );
+        bytes += line.len() as u64;
+        file.write_all(line.as_bytes())?;
+    }
+    file.flush()?;
+    drop(file);
+    let port = free_port()?;
+    let config = args.work.join("agent-logs.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\n[server]\nurl = \"http://{}\"\n\
+             [buffer]\ndir = \"{}\"\nmax_bytes = 4294967296\n[host]\nenabled = false\n\
+             [[logs]]\ninclude = [\"{}/*.log\"]\n",
+            server.http,
+            args.work.join("buffer-logs").display(),
+            logs.display()
+        ),
+    )?;
+    let started = Instant::now();
+    let agent = Killed(
+        Command::new(&args.bin)
+            .args(["agent", "--config"])
+            .arg(&config)
+            .env("SIGHTLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    let mut read_at = None;
+    loop {
+        let lines = metric(&url, "sightline_agent_log_lines_total").unwrap_or(0.0) as u64;
+        if read_at.is_none() && lines >= args.log_lines {
+            read_at = Some((started.elapsed(), cpu_seconds(agent.0.id(), ticks)?));
+        }
+        let pending = metric(&url, "sightline_agent_buffer_pending_records").unwrap_or(1.0);
+        if read_at.is_some() && pending == 0.0 {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("the log phase did not finish in an hour");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let delivered = started.elapsed();
+    let cpu = cpu_seconds(agent.0.id(), ticks)?;
+    let (read, read_cpu) = read_at.expect("read");
+    let gb = bytes as f64 / 1e9;
+    println!(
+        "log tailing: {} lines, {:.1} MB; read in {:.1} s = {:.0} lines/s (agent CPU {:.1} s = {:.1} CPU-s/GB); \
+         delivered to the server in {:.1} s = {:.0} lines/s (agent CPU {:.1} s = {:.1} CPU-s/GB); agent RSS peak {:.1} MiB",
+        args.log_lines,
+        bytes as f64 / 1e6,
+        read.as_secs_f64(),
+        args.log_lines as f64 / read.as_secs_f64(),
+        read_cpu,
+        read_cpu / gb,
+        delivered.as_secs_f64(),
+        args.log_lines as f64 / delivered.as_secs_f64(),
+        cpu,
+        cpu / gb,
+        memory_bytes(agent.0.id(), "VmHWM").unwrap_or(0) as f64 / (1 << 20) as f64,
+    );
     Ok(())
 }
