@@ -3,8 +3,8 @@
 //!
 //! A directory of segment files (`00000000000000000001.seg`, …) holding records
 //! (`len u32 LE | crc32 u32 LE | kind u8 | payload`, the CRC over kind and payload) and a
-//! `cursor` file naming the first record not yet acknowledged (segment and offset, replaced
-//! by rename). Collection appends; the sender reads the record at the cursor and
+//! `cursor` file naming the first record not yet acknowledged (segment and offset, with a
+//! CRC, overwritten in place). Collection appends; the sender reads the record at the cursor and
 //! acknowledges it once the server has answered 2xx (or refused it for good). So:
 //!
 //! - **The server down**: records accumulate on disk and are sent in order when it returns.
@@ -12,13 +12,15 @@
 //!   deleted, sent or not; its unsent records are counted as dropped (the newest data is
 //!   worth more to an operator than the oldest).
 //! - **`kill -9` of the agent**: appends reach the page cache before `push` returns and the
-//!   cursor is renamed into place after each acknowledgement, so a restart resends at most
+//!   cursor is rewritten after each acknowledgement, so a restart resends at most
 //!   the one record that was in flight (the server took it, the cursor had not moved). A
 //!   record torn by the kill (a partial tail) fails its CRC on open and is cut off.
 //!   Power loss is not covered: nothing is fsynced (what the page cache loses on power loss
 //!   is seconds of host metrics, which the next collection supersedes).
 //! - **A full disk**: a failed append is cut back to the last whole record and reported to
-//!   the caller, which counts the record as dropped; what is already buffered is untouched.
+//!   the caller, which counts the record as dropped; what is already buffered is untouched
+//!   and still sent (recording progress needs no new block), and sent segments are deleted,
+//!   so space comes back.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -27,6 +29,8 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 const HEADER: u64 = 9;
+/// A fully sent active segment at least this large is closed and deleted.
+const ROLL_WHEN_SENT: u64 = 64 << 10;
 /// A record's payload at most: a corrupt length must not make the reader allocate gigabytes.
 pub const MAX_RECORD: u64 = 64 << 20;
 
@@ -381,15 +385,25 @@ impl Inner {
             let seg_len = self.segments[pos].len;
             if offset >= seg_len {
                 if pos + 1 == self.segments.len() {
-                    return Ok(None); // everything sent
+                    // Everything sent. A sizeable active segment is rolled so that it can
+                    // be deleted: its space comes back (on a full disk, for new records).
+                    if seg_len >= ROLL_WHEN_SENT {
+                        self.roll()?;
+                        continue;
+                    }
+                    return Ok(None);
                 }
-                // This segment is done: move on and delete it.
+                // This segment is done: delete it (first: on a full disk that is the space
+                // the cursor may need; a crash before the cursor moves finds the cursor's
+                // segment gone and starts at the next one, as it should), then move on.
                 let done = self.segments.remove(pos);
                 self.reader = None;
+                let _ = fs::remove_file(segment_path(&self.dir, done.seq));
                 self.cursor = (self.segments[pos].seq, 0);
                 self.acked_in_segment = 0;
-                write_cursor(&self.dir, self.cursor)?;
-                let _ = fs::remove_file(segment_path(&self.dir, done.seq));
+                if let Err(e) = write_cursor(&self.dir, self.cursor) {
+                    tracing::warn!(error = %e, "recording the buffer's cursor");
+                }
                 self.refresh_stats();
                 continue;
             }
@@ -432,16 +446,30 @@ impl Inner {
     }
 }
 
+/// The cursor file: one fixed-width line `seq offset crc`, overwritten in place — no new
+/// block is needed to record progress, so acknowledging works on a full disk (a rename
+/// would need one). A torn or damaged line fails its CRC and the cursor falls back to the
+/// first segment's start: records are sent again, none is lost.
 fn read_cursor(dir: &Path) -> Option<(u64, u64)> {
     let text = fs::read_to_string(dir.join("cursor")).ok()?;
     let mut it = text.split_whitespace().map(|w| w.parse::<u64>().ok());
-    Some((it.next()??, it.next()??))
+    let (seq, offset, crc) = (it.next()??, it.next()??, it.next()??);
+    (u64::from(cursor_crc(seq, offset)) == crc).then_some((seq, offset))
+}
+
+fn cursor_crc(seq: u64, offset: u64) -> u32 {
+    crc32fast::hash(format!("{seq} {offset}").as_bytes())
 }
 
 fn write_cursor(dir: &Path, (seq, offset): (u64, u64)) -> io::Result<()> {
-    let tmp = dir.join("cursor.tmp");
-    fs::write(&tmp, format!("{seq} {offset}\n"))?;
-    fs::rename(&tmp, dir.join("cursor"))
+    use std::os::unix::fs::FileExt;
+    let line = format!("{seq:020} {offset:020} {:010}\n", cursor_crc(seq, offset));
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join("cursor"))?;
+    file.write_all_at(line.as_bytes(), 0)
 }
 
 #[cfg(test)]
