@@ -92,6 +92,14 @@ impl Agent {
     }
 }
 
+/// A failed test must not leave the agent running.
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `node_load1`'s sample timestamps (ms) in the server, oldest first.
 fn load1_timestamps(server: &Server) -> Vec<i64> {
     let v: serde_json::Value = server
