@@ -15,6 +15,12 @@ pub struct AgentArgs {
 /// Runs the agent until SIGTERM or Ctrl-C.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     crate::serve::init_tracing();
+    // The allocator (mimalloc, chosen for the server's ingest) asks for transparent huge
+    // pages on its arena: 18 of the agent's 35 MiB of RSS were 2 MiB pages mostly empty. An
+    // agent's heap is small and long-lived; 4 KiB pages keep its footprint what it uses.
+    if let Err(e) = rustix::thread::disable_transparent_huge_pages(true) {
+        tracing::debug!(error = %e, "cannot disable transparent huge pages");
+    }
     let config = match &args.config {
         Some(path) => sightline_agent::Config::from_file(path).map_err(anyhow::Error::msg)?,
         None => sightline_agent::Config::default(),
