@@ -22,7 +22,13 @@ pub const MAX_REPEAT: u32 = 1000;
 /// is read that way, as Go's RE2 reads it and as `promql-parser` compiles it: `x{{.{9999}`
 /// passed this check unread and cost 300 ms to compile (found by fuzzing).
 pub fn largest_repeat(re: &str) -> Option<u32> {
-    let parse = |re: &str| regex_syntax::ast::parse::Parser::new().parse(re).ok();
+    // Read as the callers compile it, inside a group (`^(?s:re)$`): `a){99999}(` is valid
+    // there and nowhere else (found by fuzzing).
+    let parse = |re: &str| {
+        regex_syntax::ast::parse::Parser::new()
+            .parse(&format!("(?:{re})"))
+            .ok()
+    };
     let ast = parse(re).or_else(|| parse(&escape_literal_braces(re)))?;
     struct Largest(u32);
     impl regex_syntax::ast::Visitor for Largest {
@@ -242,6 +248,8 @@ mod tests {
         assert_eq!(largest_repeat("a{b}c{,2}d{3,}"), Some(3));
         assert_eq!(largest_repeat(r"\{9999}"), Some(0));
         assert_eq!(largest_repeat("(unclosed"), None);
+        // Valid only inside the group the matcher compiles it in (found by fuzzing).
+        assert_eq!(largest_repeat("a)3{33333333}(b"), Some(33333333));
         assert_eq!(escape_literal_braces("a{1,2}{x}{"), r"a{1,2}\{x}\{");
     }
 

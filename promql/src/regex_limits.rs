@@ -85,6 +85,8 @@ mod tests {
         // And one whose literal braces (RE2 reads `{{` as text) kept it from parsing: the
         // parser escapes them and compiles the count (300 ms in release).
         assert!(check(r#"{ie__=~"66:6{{{{.{66666}{{{x"}"#).is_err());
+        // And one valid only inside the group the matcher compiles it in (fuzzing again).
+        assert!(check(r#"{me__=~"e)3{33333333}(x"}"#).is_err());
     }
 
     #[test]
