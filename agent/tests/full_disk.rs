@@ -47,6 +47,18 @@ impl Drop for SmallFs {
     }
 }
 
+/// Sends (reads and acknowledges) up to `n` records, returning their numbers.
+fn drain(buffer: &Buffer, n: usize) -> Vec<usize> {
+    let mut read = Vec::new();
+    while read.len() < n
+        && let Some(r) = buffer.peek(Duration::ZERO).unwrap()
+    {
+        read.push(String::from_utf8_lossy(&r.payload[..6]).parse().unwrap());
+        buffer.ack(&r).unwrap();
+    }
+    read
+}
+
 #[test]
 fn a_full_disk_refuses_new_records_and_keeps_the_buffered_ones() {
     let Some(fs) = SmallFs::mount(1 << 20) else {
@@ -73,31 +85,13 @@ fn a_full_disk_refuses_new_records_and_keeps_the_buffered_ones() {
         stored.len()
     );
     // Everything accepted before is read back whole, in order; reading frees the space.
-    let mut read = Vec::new();
-    while let Some(r) = buffer.peek(Duration::ZERO).unwrap() {
-        read.push(
-            String::from_utf8_lossy(&r.payload[..6])
-                .parse::<usize>()
-                .unwrap(),
-        );
-        buffer.ack(&r).unwrap();
-        if read.len() == stored.len() / 2 {
-            break;
-        }
-    }
+    let mut read = drain(&buffer, stored.len() / 2);
     assert_eq!(read, stored[..stored.len() / 2]);
     // A reopen (a restart on the full disk) finds no torn record either.
     drop(buffer);
     let buffer = Buffer::open(&dir, 1 << 30).unwrap();
     assert_eq!(buffer.stats().dropped_corrupt, 0);
-    while let Some(r) = buffer.peek(Duration::ZERO).unwrap() {
-        read.push(
-            String::from_utf8_lossy(&r.payload[..6])
-                .parse::<usize>()
-                .unwrap(),
-        );
-        buffer.ack(&r).unwrap();
-    }
+    read.extend(drain(&buffer, usize::MAX));
     assert_eq!(read, stored);
     // Space is back (sent segments deleted): appends work again.
     buffer.push(Kind::RemoteWrite, &record(999)).unwrap();

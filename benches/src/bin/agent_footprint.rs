@@ -51,6 +51,19 @@ impl Drop for Killed {
     }
 }
 
+fn start_agent(bin: &std::path::Path, config: &std::path::Path) -> anyhow::Result<Killed> {
+    Ok(Killed(
+        Command::new(bin)
+            .args(["agent", "--config"])
+            .arg(config)
+            .env("SIGHTLINE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting the agent")?,
+    ))
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
@@ -87,16 +100,7 @@ fn main() -> anyhow::Result<()> {
             args.interval.as_millis()
         ),
     )?;
-    let agent = Killed(
-        Command::new(&args.bin)
-            .args(["agent", "--config"])
-            .arg(&config)
-            .env("SIGHTLINE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting the agent")?,
-    );
+    let agent = start_agent(&args.bin, &config)?;
     let ne_port = free_port()?;
     let mut ne_args = vec![
         format!("--web.listen-address=127.0.0.1:{ne_port}"),
@@ -215,15 +219,7 @@ fn log_phase(args: &Args, server: &ServerProcess, ticks: f64) -> anyhow::Result<
         ),
     )?;
     let started = Instant::now();
-    let agent = Killed(
-        Command::new(&args.bin)
-            .args(["agent", "--config"])
-            .arg(&config)
-            .env("SIGHTLINE_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let agent = start_agent(&args.bin, &config)?;
     let url = format!("http://127.0.0.1:{port}/metrics");
     let deadline = Instant::now() + Duration::from_secs(3600);
     let mut read_at = None;
